@@ -1,0 +1,1 @@
+"""The node agent: runs on every node, supervises its daemons, runs steps."""

@@ -1,0 +1,227 @@
+"""The node agent: pulls its node's plan from the control plane and makes it true.
+
+Three threads: the plan poller (long-polls the plan), the reporter (sends a report on
+every change and a heartbeat every couple of seconds) and the main loop (deploys the
+runtime, writes config files, runs bootstrap actions, supervises daemons, runs steps).
+The control plane may be down at any time: the agent keeps its node running, retries,
+and re-attaches when it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from corral.agent.bootstrap import BootstrapFailed, run_bootstrap_actions
+from corral.agent.client import ControlPlaneClient
+from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
+from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
+from corral.agent.steps import StepRunner
+from corral.agent.supervisor import Supervisor
+
+log = logging.getLogger("corral.agent")
+HEARTBEAT_SECONDS = 2.0
+PLAN_WAIT_SECONDS = 20.0
+GONE_GRACE = 3  # consecutive "this node does not exist" answers before the agent stops
+
+
+class Agent:
+    def __init__(self, config_path: Path):
+        cfg = json.loads(config_path.read_text())
+        self.node_id: str = cfg["node_id"]
+        self.dir = Path(cfg["directory"])
+        self.runtime_dir = Path(cfg["runtime_dir"])
+        token = (self.dir / "run" / "agent.token").read_text().strip()
+        self.client = ControlPlaneClient(cfg["control_url"], cfg["cluster_id"], self.node_id, token)
+        self.plan: NodePlan | None = None
+        self.values: dict[str, str] | None = None  # runtime placeholders, once deployed
+        self.applied_version = 0
+        self.phase = "DEPLOYING"
+        self.error: str | None = None
+        self._events: list[AgentEvent] = []
+        self._events_lock = threading.Lock()
+        self._seq_file = self.dir / "run" / "event.seq"
+        self._seq = int(self._seq_file.read_text()) if self._seq_file.exists() else 0
+        self.supervisor = Supervisor(self.dir, self.emit)
+        self.steps = StepRunner(self.dir, self.client, self.emit)
+        self.stop_requested = threading.Event()
+        self._wake = threading.Event()
+        self._report_now = threading.Event()
+        self._snapshot: NodeReport | None = None
+        self._gone = 0
+
+    # -- events and reports -------------------------------------------------------------------
+
+    def emit(self, level: str, code: str, message: str, component: str | None) -> None:
+        with self._events_lock:
+            self._seq += 1
+            self._seq_file.write_text(str(self._seq))
+            self._events.append(AgentEvent(seq=self._seq, time=time.time(), level=level, code=code,  # type: ignore[arg-type]
+                                           message=message, component=component))
+        self._report_now.set()
+
+    def _take_snapshot(self) -> None:
+        snap = NodeReport(
+            node_id=self.node_id, agent_pid=os.getpid(), plan_version=self.applied_version,
+            phase=self.phase, error=self.error,  # type: ignore[arg-type]
+            runtime={k: v for k, v in (self.values or {}).items()},
+            components=self.supervisor.report(), steps=self.steps.report(),
+        )
+        if self._snapshot is None or snap.model_dump() != self._snapshot.model_dump():
+            self._report_now.set()
+        self._snapshot = snap
+
+    def _send_report(self) -> bool:
+        if self._snapshot is None:
+            return False
+        with self._events_lock:
+            events = list(self._events)
+        report = self._snapshot.model_copy(update={"events": events})
+        try:
+            ack = self.client.report(report)
+        except httpx.HTTPStatusError as exc:
+            self._note_gone(exc.response.status_code)
+            return False
+        except httpx.HTTPError:
+            return False
+        self._gone = 0
+        with self._events_lock:
+            self._events = [e for e in self._events if e.seq > ack.last_event_seq]
+        return True
+
+    def _note_gone(self, status: int) -> None:
+        """410: the node was terminated; 401/404: the control plane does not know it."""
+        if status in (401, 404):
+            self._gone += 1
+        if status == 410 or self._gone >= GONE_GRACE:
+            log.warning("control plane answered %s for this node: stopping", status)
+            self.stop_requested.set()
+            self._wake.set()
+
+    def _reporter(self) -> None:
+        while not self.stop_requested.is_set():
+            self._report_now.wait(HEARTBEAT_SECONDS)
+            self._report_now.clear()
+            if not self._send_report():
+                time.sleep(0.5)
+
+    def _plan_poller(self) -> None:
+        backoff = 0.2
+        while not self.stop_requested.is_set():
+            after = self.plan.version if self.plan else 0
+            try:
+                plan = self.client.fetch_plan(after, PLAN_WAIT_SECONDS)
+                backoff = 0.2
+                self._gone = 0
+            except httpx.HTTPStatusError as exc:
+                self._note_gone(exc.response.status_code)
+                time.sleep(backoff)
+                continue
+            except httpx.HTTPError:
+                time.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+                continue
+            if plan is not None:
+                self.plan = plan
+                self._wake.set()
+
+    # -- applying the plan ------------------------------------------------------------------
+
+    def _set_phase(self, phase: str) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self._take_snapshot()
+
+    def _write_files(self, plan: NodePlan) -> None:
+        assert self.values is not None
+        for spec in plan.files:
+            path = Path(spec.path)
+            content = substitute(spec.content, self.values)
+            if path.exists() and path.read_text() == content:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(content)
+            tmp.chmod(spec.mode)
+            tmp.replace(path)
+
+    def _env(self, plan: NodePlan) -> dict[str, str]:
+        assert self.values is not None
+        values = {**self.values, "PATH": os.environ.get("PATH", "")}
+        env = dict(os.environ)
+        env.update({k: v for k, v in self.values.items() if k in ("JAVA_HOME", "PYTHONPATH")})
+        env.update({k: substitute(v, values).replace("${PATH}", values["PATH"]) for k, v in plan.base_env.items()})
+        return env
+
+    def tick(self) -> None:
+        plan = self.plan
+        if plan is None or self.phase == "FAILED":
+            return
+        if plan.terminate:
+            self.stop_requested.set()
+            return
+        try:
+            if self.values is None:
+                self._set_phase("DEPLOYING")
+                self.values = deploy(plan.runtime, self.runtime_dir)
+            if plan.version != self.applied_version:
+                if self.phase == "DEPLOYING":
+                    self._set_phase("CONFIGURING")
+                self._write_files(plan)
+                self.applied_version = plan.version
+            env = self._env(plan)
+            if plan.bootstrap and self.phase in ("DEPLOYING", "CONFIGURING", "BOOTSTRAPPING"):
+                self._set_phase("BOOTSTRAPPING")
+                run_bootstrap_actions(plan.bootstrap, self.dir, self.client, env, self.stop_requested, self.emit)
+            components = [c.model_copy(update={"argv": substitute_all(c.argv, self.values),
+                                               "env": substitute_all(c.env, self.values)}) for c in plan.components]
+            self.supervisor.sync(components, env)
+            self._set_phase("RUNNING" if self.supervisor.all_running() else "STARTING")
+            steps = [s.model_copy(update={"argv": substitute_all(s.argv, self.values),
+                                          "env": substitute_all(s.env, self.values)}) for s in plan.steps]
+            self.steps.sync(steps, env)
+            self.steps.ship_logs()
+        except (DeployError, BootstrapFailed) as exc:
+            self.error = str(exc)
+            self.emit("ERROR", "NODE_FAILED", self.error, None)
+            self._set_phase("FAILED")
+        self._take_snapshot()
+
+    def shutdown(self) -> None:
+        self._set_phase("STOPPING")
+        self.steps.stop_all()
+        self.supervisor.stop_all()
+        self.steps.ship_logs()
+        self._set_phase("STOPPED")
+        self._take_snapshot()
+        for _ in range(3):
+            if self._send_report():
+                break
+            time.sleep(0.3)
+        self.client.close()
+
+    def run(self) -> None:
+        def _on_signal(signum: int, _frame: object) -> None:
+            self.stop_requested.set()
+            self._wake.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        self._take_snapshot()
+        for target in (self._plan_poller, self._reporter):
+            threading.Thread(target=target, daemon=True, name=target.__name__).start()
+        while not self.stop_requested.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the agent must outlive any single failure
+                log.exception("agent tick failed")
+            self._wake.wait(0.5)
+            self._wake.clear()
+        self.shutdown()

@@ -1,0 +1,87 @@
+"""A process the agent started or adopted after its own restart, in its own process group
+(so stopping it also stops what it spawned: executors, Python workers, drivers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+
+class ManagedProcess:
+    def __init__(self, pid: int, create_time: float, popen: subprocess.Popen[bytes] | None = None):
+        self.pid = pid
+        self.create_time = create_time
+        self._popen = popen
+        self._exit_code: int | None = None
+
+    @classmethod
+    def spawn(cls, argv: list[str], env: dict[str, str], cwd: str, stdout: Path, stderr: Path,
+              pidfile: Path | None = None) -> "ManagedProcess":
+        stdout.parent.mkdir(parents=True, exist_ok=True)
+        with open(stdout, "ab") as out, open(stderr, "ab") if stderr != stdout else open(os.devnull, "wb") as err:
+            popen = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=err if stderr != stdout else subprocess.STDOUT, start_new_session=True,
+            )
+        try:
+            create_time = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            create_time = time.time()
+        proc = cls(popen.pid, create_time, popen)
+        if pidfile is not None:
+            pidfile.write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
+        return proc
+
+    @classmethod
+    def adopt(cls, pidfile: Path) -> "ManagedProcess | None":
+        """The process recorded in ``pidfile`` if it still runs (same pid *and* start time)."""
+        try:
+            info = json.loads(pidfile.read_text())
+            proc = psutil.Process(info["pid"])
+            if abs(proc.create_time() - info["create_time"]) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
+                return cls(info["pid"], info["create_time"])
+        except (OSError, ValueError, KeyError, psutil.Error):
+            pass
+        return None
+
+    def poll(self) -> int | None:
+        """The exit code once the process has ended (-1 if it was adopted: unknown)."""
+        if self._exit_code is not None:
+            return self._exit_code
+        if self._popen is not None:
+            self._exit_code = self._popen.poll()
+            return self._exit_code
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
+                return None
+        except psutil.Error:
+            pass
+        self._exit_code = -1
+        return self._exit_code
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float) -> int | None:
+        """SIGTERM the group, SIGKILL it after ``timeout``; returns the exit code."""
+        if self.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        # Group members (executors, python workers) may outlive the leader.
+        self.signal_group(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.poll()

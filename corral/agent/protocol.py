@@ -1,0 +1,148 @@
+"""The wire contract between the control plane and node agents.
+
+The agent only ever calls the control plane (no inbound port on nodes):
+- it long-polls its ``NodePlan`` (the desired state of its node, versioned), and
+- it posts ``NodeReport``s (what is actually there) on every change and as a heartbeat.
+
+Strings in a plan may contain runtime placeholders such as ``${SPARK_HOME}``; only the
+agent knows where the release's runtime lives on its host, so it substitutes them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON")
+
+
+class Probe(BaseModel):
+    """A reachability check: a TCP connect, or an HTTP GET answering < 500."""
+
+    kind: Literal["tcp", "http"]
+    host: str
+    port: int
+    path: str = "/"
+
+    def describe(self) -> str:
+        return f"http://{self.host}:{self.port}{self.path}" if self.kind == "http" else f"tcp {self.host}:{self.port}"
+
+
+class RestartPolicy(BaseModel):
+    max_restarts: int = 5  # within window_seconds; beyond that the component is FAILED
+    window_seconds: int = 300
+    backoff_seconds: float = 1.0  # doubled after each restart, capped at 30 s
+
+
+class ComponentSpec(BaseModel):
+    name: str  # unique on the node, e.g. "spark-worker"
+    service: str
+    argv: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    health: Probe | None = None
+    wait_for: list[Probe] = Field(default_factory=list)  # must answer before the start
+    ports: list[int] = Field(default_factory=list)
+    directories: list[str] = Field(default_factory=list)  # created before the first start
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    stop_timeout: float = 10.0
+
+
+class FileSpec(BaseModel):
+    path: str  # absolute, on the node
+    content: str
+    mode: int = 0o644
+
+
+class ArtifactRef(BaseModel):
+    """A file the control plane stores by content hash; the agent fetches it once."""
+
+    sha256: str
+    name: str
+
+
+class BootstrapSpec(BaseModel):
+    name: str
+    artifact: ArtifactRef
+    args: list[str] = Field(default_factory=list)
+    timeout: float = 600.0
+
+
+class StepCommand(BaseModel):
+    """What the master's agent runs for a step. ``{artifact:<sha256>}`` in argv is the
+    node-local path of that artifact once fetched."""
+
+    id: str
+    argv: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    artifacts: list[ArtifactRef] = Field(default_factory=list)
+    cancel: bool = False
+
+
+class RuntimeSpec(BaseModel):
+    release: str
+    spark_version: str
+    java_major: int
+
+
+class NodePlan(BaseModel):
+    version: int
+    cluster_id: str
+    node_id: str
+    role: str
+    address: str
+    terminate: bool = False
+    runtime: RuntimeSpec
+    files: list[FileSpec] = Field(default_factory=list)
+    bootstrap: list[BootstrapSpec] = Field(default_factory=list)
+    components: list[ComponentSpec] = Field(default_factory=list)
+    steps: list[StepCommand] = Field(default_factory=list)
+    base_env: dict[str, str] = Field(default_factory=dict)  # for bootstrap actions and steps
+
+
+AgentPhase = Literal["DEPLOYING", "CONFIGURING", "BOOTSTRAPPING", "STARTING", "RUNNING", "FAILED", "STOPPING", "STOPPED"]
+ComponentStatus = Literal["WAITING", "STARTING", "RUNNING", "RESTARTING", "FAILED", "STOPPED"]
+StepStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+
+
+class ComponentReport(BaseModel):
+    status: ComponentStatus
+    pid: int | None = None
+    restarts: int = 0
+    message: str | None = None
+
+
+class StepReport(BaseModel):
+    status: StepStatus
+    pid: int | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    logs_flushed: bool = False  # every byte of stdout/stderr has reached the control plane
+
+
+class AgentEvent(BaseModel):
+    seq: int  # per agent incarnation-independent: persisted on the node, strictly increasing
+    time: float
+    level: Literal["INFO", "WARN", "ERROR"] = "INFO"
+    code: str
+    message: str
+    component: str | None = None
+
+
+class NodeReport(BaseModel):
+    node_id: str
+    agent_pid: int
+    plan_version: int  # the newest plan the agent has applied
+    phase: AgentPhase
+    error: str | None = None  # for phase FAILED: what failed, with the failing script's stderr tail
+    runtime: dict[str, str] = Field(default_factory=dict)
+    components: dict[str, ComponentReport] = Field(default_factory=dict)
+    steps: dict[str, StepReport] = Field(default_factory=dict)
+    events: list[AgentEvent] = Field(default_factory=list)
+
+
+class ReportAck(BaseModel):
+    plan_version: int  # the current plan version, so the agent knows whether to fetch
+    last_event_seq: int  # events up to here are stored; the agent can drop them

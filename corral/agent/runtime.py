@@ -1,0 +1,116 @@
+"""Environment deployment: make the release's runtime (Java, Spark) usable on this node.
+
+Spark comes from the pyspark distribution on PyPI. When the agent's own interpreter has
+the release's pyspark (the case for the local provider, whose agents share Corral's
+virtual environment) it is used in place; otherwise it is pip-installed once into the
+host's runtime cache, shared by every node of every cluster on that host.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from corral.agent.protocol import RuntimeSpec
+
+_PLACEHOLDER = re.compile(r"\$\{(SPARK_HOME|JAVA_HOME|PYTHON)\}")
+
+
+class DeployError(Exception):
+    """The runtime cannot be deployed (e.g. Java is missing); the message says what to do."""
+
+
+def java_major(java: str) -> int:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        raise DeployError(f"cannot read the Java version from {java}: {out.strip()[:200]}")
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def find_java() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home, "bin", "java").exists():
+        return str(Path(home, "bin", "java"))
+    found = shutil.which("java")
+    return str(Path(found).resolve()) if found else None
+
+
+def check_java(required: int) -> tuple[str, str]:
+    """(java binary, JAVA_HOME) of a Java ``required`` installation, or a clear error."""
+    java = find_java()
+    hint = f"install it, e.g. `apt-get install openjdk-{required}-jdk-headless`, or set JAVA_HOME"
+    if java is None:
+        raise DeployError(f"Java {required} is required but no `java` was found: {hint}")
+    major = java_major(java)
+    if major != required:
+        raise DeployError(f"Java {required} is required but {java} is Java {major}: {hint}")
+    return java, str(Path(java).resolve().parent.parent)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _installed_pyspark(version: str) -> str | None:
+    try:
+        if importlib.metadata.version("pyspark") != version:
+            return None
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    import pyspark  # noqa: PLC0415 - only when the version matches
+
+    return str(Path(pyspark.__file__).parent)
+
+
+def _cached_pyspark(cache: Path, version: str) -> str:
+    target = cache / "python"
+    home = target / "pyspark"
+    with _file_lock(cache / ".install.lock"):
+        if not (home / "bin" / "spark-class").exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                 f"pyspark=={version}", "py4j"],
+                check=True, timeout=1800,
+            )
+    return str(home)
+
+
+def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
+    """Deploy the runtime; returns the placeholder values for this node."""
+    java, java_home = check_java(spec.java_major)
+    values = {"JAVA_HOME": java_home, "PYTHON": sys.executable}
+    spark_home = _installed_pyspark(spec.spark_version)
+    if spark_home is None:
+        cache = runtime_dir / spec.release
+        spark_home = _cached_pyspark(cache, spec.spark_version)
+        values["PYTHONPATH"] = str(cache / "python")
+    values["SPARK_HOME"] = spark_home
+    return values
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """Replace ``${SPARK_HOME}``-style placeholders; anything else (shell variables) stays."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def substitute_all(items: dict[str, str] | list[str], values: dict[str, str]):  # type: ignore[no-untyped-def]
+    if isinstance(items, dict):
+        return {k: substitute(v, values) for k, v in items.items()}
+    return [substitute(v, values) for v in items]

@@ -1,0 +1,54 @@
+"""The FastAPI application: public API, agent API, error mapping, reconciler lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from corral import __version__
+from corral.api import routes_agent, routes_clusters, routes_steps
+from corral.control.context import ControlPlane
+from corral.errors import CorralError, ValidationFailed
+from corral.reconcile.loop import Reconciler
+from corral.settings import Settings
+
+
+def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        plane = cp or ControlPlane.from_settings(Settings.from_env())
+        app.state.cp = plane
+        reconciler = Reconciler(plane) if run_reconciler else None
+        if reconciler:
+            reconciler.start()
+        try:
+            yield
+        finally:
+            if reconciler:
+                reconciler.stop()
+
+    app = FastAPI(title="Corral", version=__version__, lifespan=lifespan,
+                  description="Self-hosted elastic MapReduce: clusters, steps, events.")
+
+    @app.exception_handler(ValidationFailed)
+    async def _invalid(_: Request, exc: ValidationFailed) -> JSONResponse:
+        detail = [{"loc": ["body", *e.loc], "msg": e.msg, "type": "value_error"} for e in exc.errors]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(CorralError)
+    async def _corral_error(_: Request, exc: CorralError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"detail": str(exc)})
+
+    @app.get("/api/v1/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(routes_clusters.router, prefix="/api/v1")
+    app.include_router(routes_steps.router, prefix="/api/v1")
+    app.include_router(routes_agent.router, prefix="/agent/v1")
+    logging.getLogger("corral").setLevel(logging.INFO)
+    return app

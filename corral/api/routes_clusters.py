@@ -1,0 +1,69 @@
+"""/api/v1/clusters: thin handlers over corral.control.clusters."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from corral.api.deps import plane
+from corral.api.schemas import ClusterDetail, ClusterSummary, EffectiveConfig, EventOut, OperationOut, effective_configs
+from corral.control import clusters
+from corral.control.context import ControlPlane
+from corral.domain.catalog import INSTANCE_TYPES, RELEASES
+from corral.domain.spec import ClusterSpec
+
+router = APIRouter(tags=["clusters"])
+
+
+@router.post("/clusters", response_model=ClusterDetail, status_code=201)
+def create_cluster(spec: ClusterSpec, response: Response, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+    cluster, created = clusters.create_cluster(cp, spec)
+    if not created:
+        response.status_code = 200
+    return ClusterDetail.of(clusters.get_cluster(cp, cluster.id))
+
+
+@router.get("/clusters", response_model=list[ClusterSummary])
+def list_clusters(state: list[str] | None = Query(default=None), cp: ControlPlane = Depends(plane)) -> list[ClusterSummary]:
+    return [ClusterSummary.of(c) for c in clusters.list_clusters(cp, state)]
+
+
+@router.get("/clusters/{cluster_id}", response_model=ClusterDetail)
+def describe_cluster(cluster_id: str, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+    return ClusterDetail.of(clusters.get_cluster(cp, cluster_id))
+
+
+@router.get("/clusters/{cluster_id}/configurations", response_model=list[EffectiveConfig])
+def cluster_configurations(cluster_id: str, cp: ControlPlane = Depends(plane)) -> list[EffectiveConfig]:
+    return effective_configs(clusters.get_cluster(cp, cluster_id))
+
+
+@router.post("/clusters/{cluster_id}/terminate", response_model=ClusterDetail, status_code=202)
+def terminate_cluster(cluster_id: str, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+    return ClusterDetail.of(clusters.terminate_cluster(cp, cluster_id))
+
+
+@router.delete("/clusters/{cluster_id}", response_model=ClusterDetail, status_code=202)
+def delete_cluster(cluster_id: str, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+    return ClusterDetail.of(clusters.terminate_cluster(cp, cluster_id))
+
+
+@router.get("/clusters/{cluster_id}/events", response_model=list[EventOut])
+def cluster_events(cluster_id: str, after: int = 0, limit: int = Query(default=1000, le=10000),
+                   cp: ControlPlane = Depends(plane)) -> list[EventOut]:
+    return [EventOut.of(e) for e in clusters.list_events(cp, cluster_id, after, limit)]
+
+
+@router.get("/clusters/{cluster_id}/operations", response_model=list[OperationOut])
+def cluster_operations(cluster_id: str, cp: ControlPlane = Depends(plane)) -> list[OperationOut]:
+    return [OperationOut.of(o) for o in clusters.list_operations(cp, cluster_id)]
+
+
+@router.get("/releases", tags=["catalog"])
+def releases() -> list[dict[str, object]]:
+    return [{"label": r.label, "spark_version": r.spark_version, "java": r.java_major, "services": list(r.services)}
+            for r in RELEASES.values()]
+
+
+@router.get("/instance-types", tags=["catalog"])
+def instance_types() -> list[dict[str, object]]:
+    return [{"name": t.name, "vcpus": t.vcpus, "memory_mib": t.memory_mib} for t in INSTANCE_TYPES.values()]

@@ -1,0 +1,188 @@
+"""Response models of the public API. Secrets (the agent token) have no field here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from corral.control.views import cluster_view, effective_properties
+from corral.services.registry import get_service
+from corral.store.models import Cluster, Event, Operation, Step
+
+
+def ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
+
+
+class StateChangeReason(BaseModel):
+    code: str | None
+    message: str | None
+
+
+class Timeline(BaseModel):
+    created_at: datetime
+    ready_at: datetime | None
+    ended_at: datetime | None
+
+
+class NodeGroupOut(BaseModel):
+    id: str
+    role: str
+    instance_type: str
+    requested_count: int
+    running_count: int
+
+
+class ComponentOut(BaseModel):
+    status: str
+    pid: int | None = None
+    restarts: int = 0
+    message: str | None = None
+
+
+class NodeOut(BaseModel):
+    id: str
+    role: str
+    instance_type: str
+    status: str
+    address: str | None
+    phase: str | None
+    error: str | None
+    components: dict[str, ComponentOut]
+    last_heartbeat: datetime | None
+    ready_at: datetime | None
+
+
+class ClusterSummary(BaseModel):
+    id: str
+    name: str
+    status: str
+    state_change_reason: StateChangeReason
+    timeline: Timeline
+    node_count: int
+
+    @classmethod
+    def of(cls, c: Cluster) -> "ClusterSummary":
+        return cls(id=c.id, name=c.name, status=c.status, node_count=len(c.nodes),
+                   state_change_reason=StateChangeReason(code=c.state_code, message=c.state_message),
+                   timeline=Timeline(created_at=ts(c.created_at), ready_at=ts(c.ready_at), ended_at=ts(c.ended_at)))  # type: ignore[arg-type]
+
+
+class ClusterDetail(ClusterSummary):
+    release: str
+    services: list[str]
+    target: str
+    auto_terminate: bool
+    master_address: str | None
+    node_groups: list[NodeGroupOut]
+    nodes: list[NodeOut]
+    configurations: list[dict[str, Any]]
+    bootstrap_actions: list[dict[str, Any]]
+    web_uis: dict[str, str]
+    ready_check: str | None
+
+    @classmethod
+    def of(cls, c: Cluster) -> "ClusterDetail":
+        view = cluster_view(c)
+        master = next((n for n in c.nodes if n.role == "MASTER"), None)
+        up = c.status in ("WAITING", "RUNNING")
+        uis: dict[str, str] = {}
+        if master is not None and master.address and up:
+            for name in c.services:
+                uis.update(get_service(name).web_uis(view))
+        groups = [NodeGroupOut(id=g.id, role=g.role, instance_type=g.instance_type, requested_count=g.target_count,
+                               running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"))
+                  for g in c.groups]
+        nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
+                         phase=n.phase, error=n.error, last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
+                 for n in c.nodes]
+        base = ClusterSummary.of(c).model_dump()
+        return cls(**base, release=c.release, services=list(c.services), target=c.target,
+                   auto_terminate=c.auto_terminate, master_address=master.address if master else None,
+                   node_groups=groups, nodes=nodes, configurations=list(c.configurations),
+                   bootstrap_actions=[{"name": b["name"], "file": b["file_name"], "args": b["args"]}
+                                      for b in c.bootstrap_actions],
+                   web_uis=uis, ready_check=c.ready_check)
+
+
+class EffectiveConfig(BaseModel):
+    classification: str
+    properties: dict[str, str]
+    user_set: list[str]
+
+
+def effective_configs(c: Cluster) -> list[EffectiveConfig]:
+    props, user = effective_properties(cluster_view(c))
+    return [EffectiveConfig(classification=k, properties=v, user_set=sorted(user.get(k, {})))
+            for k, v in sorted(props.items())]
+
+
+class StepOut(BaseModel):
+    id: str
+    cluster_id: str
+    name: str
+    type: str
+    args: list[str]
+    action_on_failure: str
+    status: str
+    state_message: str | None
+    exit_code: int | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, s: Step) -> "StepOut":
+        return cls(id=s.id, cluster_id=s.cluster_id, name=s.name, type=s.type, args=list(s.args),
+                   action_on_failure=s.action_on_failure, status=s.status, state_message=s.state_message,
+                   exit_code=s.exit_code, created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
+                   ended_at=ts(s.ended_at))
+
+
+class StepsOut(BaseModel):
+    steps: list[StepOut]
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    level: str
+    code: str
+    message: str
+    node_id: str | None
+    step_id: str | None
+    component: str | None
+
+    @classmethod
+    def of(cls, e: Event) -> "EventOut":
+        return cls(id=e.id, time=ts(e.time), level=e.level, code=e.code, message=e.message,  # type: ignore[arg-type]
+                   node_id=e.node_id, step_id=e.step_id, component=e.component)
+
+
+class OperationStepOut(BaseModel):
+    name: str
+    status: str
+    detail: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class OperationOut(BaseModel):
+    id: str
+    cluster_id: str
+    kind: str
+    status: str
+    message: str | None
+    created_at: datetime
+    ended_at: datetime | None
+    steps: list[OperationStepOut]
+
+    @classmethod
+    def of(cls, o: Operation) -> "OperationOut":
+        return cls(id=o.id, cluster_id=o.cluster_id, kind=o.kind, status=o.status, message=o.message,
+                   created_at=ts(o.created_at), ended_at=ts(o.ended_at),  # type: ignore[arg-type]
+                   steps=[OperationStepOut(name=s.name, status=s.status, detail=s.detail,
+                                           started_at=ts(s.started_at), ended_at=ts(s.ended_at)) for s in o.steps])

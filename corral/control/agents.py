@@ -1,0 +1,128 @@
+"""What agents send and fetch: authentication, reports, plans, step logs, artifacts."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from sqlalchemy.orm import Session
+
+from corral.agent.protocol import NodePlan, NodeReport, ReportAck
+from corral.control import events
+from corral.control.clusters import cluster_steps, load_cluster
+from corral.control.context import ControlPlane
+from corral.control.plans import build_plan
+from corral.domain.states import NodeState, StepState
+from corral.errors import CorralError, NotFound
+from corral.reconcile.steps import on_step_finished, set_step_state
+from corral.store.models import Cluster, Node, Step
+
+
+class Unauthorized(CorralError):
+    status_code = 401
+
+
+class Gone(CorralError):
+    status_code = 410
+
+
+# Agent phase -> node status while the node is being brought up.
+_PHASE_TO_STATUS = {
+    "DEPLOYING": NodeState.BOOTSTRAPPING,
+    "CONFIGURING": NodeState.BOOTSTRAPPING,
+    "BOOTSTRAPPING": NodeState.BOOTSTRAPPING,
+    "STARTING": NodeState.STARTING,
+    "RUNNING": NodeState.RUNNING,
+}
+_REPORTED_FINAL = {"COMPLETED": StepState.COMPLETED, "FAILED": StepState.FAILED, "CANCELLED": StepState.CANCELLED}
+
+
+def authorize(session: Session, node_id: str, token: str) -> tuple[Node, Cluster]:
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound("node", node_id)
+    cluster = session.get(Cluster, node.cluster_id)
+    assert cluster is not None
+    if not hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
+        raise Unauthorized("bad agent token")
+    if node.status == NodeState.TERMINATED.value:
+        raise Gone(f"node {node_id} is terminated")
+    return node, cluster
+
+
+def authorize_cluster(session: Session, token: str, cluster_id: str) -> Cluster:
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None or not hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
+        raise Unauthorized("bad agent token")
+    return cluster
+
+
+def _apply_steps(session: Session, cluster: Cluster, report: NodeReport) -> bool:
+    changed = False
+    for step_id, rep in report.steps.items():
+        step = session.get(Step, step_id)
+        if step is None or step.cluster_id != cluster.id or StepState(step.status).is_terminal():
+            continue
+        if step.status == StepState.PENDING.value and rep.status in ("RUNNING", *_REPORTED_FINAL):
+            set_step_state(session, step, StepState.RUNNING)
+            step.started_at = rep.started_at or step.started_at
+            changed = True
+        final = _REPORTED_FINAL.get(rep.status)
+        if final is not None and rep.logs_flushed:
+            step.exit_code = rep.exit_code
+            set_step_state(session, step, final, rep.message)
+            step.ended_at = rep.ended_at or step.ended_at
+            on_step_finished(session, cluster, step)
+            cluster.plan_version += 1  # the step leaves the master's plan
+            changed = True
+    return changed
+
+
+def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport) -> ReportAck:
+    now = time.time()
+    bump = False
+    with cp.store.session() as s:
+        node, cluster = authorize(s, node_id, token)
+        previous_phase = node.phase
+        node.last_heartbeat, node.agent_pid = now, report.agent_pid
+        node.phase, node.error = report.phase, report.error
+        node.plan_version = report.plan_version
+        node.components = {k: v.model_dump() for k, v in report.components.items()}
+        for event in report.events:
+            if event.seq > node.last_event_seq:
+                events.record(s, cluster.id, event.code, event.message, level=event.level, node_id=node.id,
+                              component=event.component, at=event.time)
+        node.last_event_seq = max([node.last_event_seq, *(e.seq for e in report.events)])
+        target = _PHASE_TO_STATUS.get(report.phase)
+        if target is not None and node.status != NodeState.TERMINATING.value and node.status != target.value:
+            if NodeState(node.status).can_become(target):
+                node.status = target.value
+                if target is NodeState.RUNNING and node.ready_at is None:
+                    node.ready_at = now
+        bump = _apply_steps(s, cluster, report)
+        ack = ReportAck(plan_version=cluster.plan_version, last_event_seq=node.last_event_seq)
+        phase_changed = previous_phase != report.phase
+    if bump:
+        cp.notifier.bump(node.cluster_id)
+    elif phase_changed or report.events:
+        cp.notifier.poke_reconciler()
+    return ack
+
+
+def current_plan(cp: ControlPlane, node_id: str, token: str) -> tuple[str, NodePlan | None]:
+    """(cluster id, the node's plan or None while there is nothing to render yet)."""
+    with cp.store.session() as s:
+        node, _ = authorize(s, node_id, token)
+        cluster = load_cluster(s, node.cluster_id)
+        node = next(n for n in cluster.nodes if n.id == node_id)
+        return cluster.id, build_plan(cluster, node, cluster_steps(s, cluster.id))
+
+
+def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: int, data: bytes) -> int:
+    with cp.store.session() as s:
+        step = s.get(Step, step_id)
+        if step is None:
+            raise NotFound("step", step_id)
+        authorize_cluster(s, token, step.cluster_id)
+        cluster_id = step.cluster_id
+    return cp.logs.append(cluster_id, step_id, stream, offset, data)

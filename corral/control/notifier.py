@@ -1,0 +1,41 @@
+"""Wakes long-polling agents (and the reconciler) when a cluster's plan changes.
+
+Writers call ``bump`` from any thread after their transaction commits; waiters are
+asyncio futures on the server's event loop, or the reconciler's threading event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self.reconcile_now = threading.Event()
+
+    def bump(self, cluster_id: str) -> None:
+        with self._lock:
+            waiters = self._waiters.pop(cluster_id, set())
+        for fut in waiters:
+            loop = fut.get_loop()
+            loop.call_soon_threadsafe(lambda f=fut: f.done() or f.set_result(None))
+        self.reconcile_now.set()
+
+    def poke_reconciler(self) -> None:
+        self.reconcile_now.set()
+
+    async def wait(self, cluster_id: str, timeout: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._waiters[cluster_id].add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.get(cluster_id, set()).discard(fut)

@@ -1,0 +1,77 @@
+"""A node's plan: its desired state, computed from the store and the cluster's services.
+
+Plans are derived, never stored: the cluster's ``plan_version`` is bumped whenever
+something a plan depends on changes, and agents long-poll for a newer version.
+"""
+
+from __future__ import annotations
+
+from corral.agent.protocol import ArtifactRef, BootstrapSpec, NodePlan, RuntimeSpec, StepCommand
+from corral.control.views import cluster_view, effective_properties, has_master
+from corral.domain.catalog import RELEASES
+from corral.domain.states import ClusterTarget, NodeTarget, StepState, StepType
+from corral.jobs.registry import STEP_KINDS
+from corral.services.base import ClusterView
+from corral.services.registry import get_service
+from corral.store.models import Cluster, Node, Step
+
+ACTIVE_STEP_STATES = (StepState.RUNNING.value, StepState.CANCEL_PENDING.value)
+
+
+def artifact_placeholder(sha256: str) -> str:
+    return "{artifact:" + sha256 + "}"
+
+
+def step_command(step: Step, view: ClusterView) -> StepCommand:
+    cmd = STEP_KINDS[StepType(step.type)].command(list(step.args), view)
+    argv = list(cmd.argv)
+    refs: dict[str, ArtifactRef] = {}
+    for art in step.artifacts:
+        refs[art["sha256"]] = ArtifactRef(sha256=art["sha256"], name=art["name"])
+        # The local path is replaced wherever it stands (alone or inside a comma list).
+        argv = [a.replace(art["path"], artifact_placeholder(art["sha256"])) for a in argv]
+    return StepCommand(id=step.id, argv=argv, env=cmd.env, artifacts=list(refs.values()),
+                       cancel=step.status == StepState.CANCEL_PENDING.value)
+
+
+def base_env(cluster: Cluster, view: ClusterView) -> dict[str, str]:
+    env: dict[str, str] = {"CORRAL_CLUSTER_ID": cluster.id}
+    paths: list[str] = []
+    for name in view.services:
+        service_env = dict(get_service(name).step_env(view))
+        if "PATH" in service_env:
+            paths.append(service_env.pop("PATH"))
+        env.update(service_env)
+    env["PATH"] = ":".join([*paths, "${JAVA_HOME}/bin", "${PATH}"])
+    return env
+
+
+def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | None:
+    """The node's plan, or None while the master has no address yet (nothing to render)."""
+    view = cluster_view(cluster)
+    release = RELEASES[cluster.release]
+    terminate = cluster.target == ClusterTarget.TERMINATED.value or node.target == NodeTarget.TERMINATED.value
+    plan = NodePlan(
+        version=cluster.plan_version, cluster_id=cluster.id, node_id=node.id, role=node.role,
+        address=node.address or "", terminate=terminate,
+        runtime=RuntimeSpec(release=release.label, spark_version=release.spark_version, java_major=release.java_major),
+    )
+    if terminate or not has_master(view) or not node.address:
+        return plan if terminate else None
+    me = next(n for n in view.nodes if n.node_id == node.id)
+    props, _ = effective_properties(view)
+    for name in view.services:
+        service = get_service(name)
+        plan.files += service.config_files(view, me, props)
+        plan.components += service.components(view, me, props)
+    plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role}
+    plan.bootstrap = [
+        BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))
+        for b in cluster.bootstrap_actions
+    ]
+    if node.role == "MASTER":
+        plan.steps = [
+            step_command(s, view) for s in steps
+            if s.status in ACTIVE_STEP_STATES or (s.status == StepState.PENDING.value and s.dispatched)
+        ]
+    return plan

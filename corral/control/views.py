@@ -1,0 +1,41 @@
+"""Build the service-facing view of a cluster and its effective configuration."""
+
+from __future__ import annotations
+
+from corral.domain.states import NodeRole, NodeState
+from corral.services.base import ClusterView, NodeView
+from corral.services.registry import get_service
+from corral.store.models import Cluster
+
+Properties = dict[str, dict[str, str]]
+
+
+def cluster_view(cluster: Cluster) -> ClusterView:
+    """Nodes that have an address and are not gone; the MASTER is always among them once
+    provisioned."""
+    nodes = tuple(
+        NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address, directory=n.directory or "",
+                 instance_type=n.instance_type)
+        for n in cluster.nodes
+        if n.address and n.status != NodeState.TERMINATED.value
+    )
+    user: Properties = {}
+    for conf in cluster.configurations:
+        user.setdefault(conf["classification"], {}).update(conf.get("properties", {}))
+    return ClusterView(cluster_id=cluster.id, release=cluster.release, services=tuple(cluster.services),
+                       nodes=nodes, user_configurations=user)
+
+
+def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:
+    """(effective properties, the user-set subset) per classification: user over defaults."""
+    merged: Properties = {}
+    for name in view.services:
+        for classification, props in get_service(name).default_properties(view).items():
+            merged.setdefault(classification, {}).update(props)
+    for classification, props in view.user_configurations.items():
+        merged.setdefault(classification, {}).update(props)
+    return merged, view.user_configurations
+
+
+def has_master(view: ClusterView) -> bool:
+    return any(n.role is NodeRole.MASTER for n in view.nodes)

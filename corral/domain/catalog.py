@@ -1,0 +1,46 @@
+"""Releases (what software a cluster runs) and instance types (what a node is sized as)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Release:
+    label: str
+    spark_version: str
+    java_major: int
+    services: tuple[str, ...]  # services a cluster of this release may run
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    vcpus: int
+    memory_mib: int
+
+    @property
+    def reserved_mib(self) -> int:
+        """Memory kept back for the OS, the agent and the node's own daemons."""
+        return max(512, self.memory_mib // 4)
+
+    @property
+    def usable_mib(self) -> int:
+        """Memory a compute daemon (Spark Worker, later a NodeManager) may hand out."""
+        return self.memory_mib - self.reserved_mib
+
+
+RELEASES: dict[str, Release] = {
+    r.label: r for r in (Release(label="corral-1.0", spark_version="4.3.0", java_major=17, services=("spark",)),)
+}
+DEFAULT_RELEASE = "corral-1.0"
+
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    t.name: t
+    for t in (
+        InstanceType("local.small", vcpus=1, memory_mib=2048),
+        InstanceType("local.medium", vcpus=2, memory_mib=4096),
+        InstanceType("local.large", vcpus=4, memory_mib=8192),
+        InstanceType("local.xlarge", vcpus=8, memory_mib=16384),
+    )
+}

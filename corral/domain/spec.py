@@ -1,0 +1,131 @@
+"""The cluster spec users write (YAML or JSON) and the step requests they add.
+
+Pydantic checks shapes and single fields; ``validate_cluster_spec`` checks what needs the
+whole spec (group roles and counts, service requirements, files on disk). Both report
+the exact field at fault.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
+from corral.domain.states import ActionOnFailure, NodeRole, StepType
+from corral.errors import FieldError, ValidationFailed
+
+
+def _stringify(value: Any) -> Any:
+    """Config properties are strings in every Hadoop/Spark file; accept YAML scalars too."""
+    if isinstance(value, dict):
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class NodeGroupSpec(_Model):
+    role: NodeRole
+    instance_type: str = "local.medium"
+    count: int = Field(default=1, ge=0, le=64)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in INSTANCE_TYPES:
+            raise ValueError(f"unknown instance type {value!r} (known: {', '.join(INSTANCE_TYPES)})")
+        return value
+
+
+class Configuration(_Model):
+    classification: str
+    properties: Annotated[dict[str, str], BeforeValidator(_stringify)] = Field(default_factory=dict)
+
+
+class BootstrapAction(_Model):
+    name: str | None = None
+    path: str
+    args: list[str] = Field(default_factory=list)
+
+
+class StepRequest(_Model):
+    name: str | None = Field(default=None, max_length=256)
+    type: StepType
+    args: list[str] = Field(default_factory=list)
+    action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ClusterSpec(_Model):
+    name: str = Field(min_length=1, max_length=128)
+    release: str = DEFAULT_RELEASE
+    services: list[str] = Field(default_factory=lambda: ["spark"])
+    node_groups: list[NodeGroupSpec]
+    configurations: list[Configuration] = Field(default_factory=list)
+    bootstrap_actions: list[BootstrapAction] = Field(default_factory=list)
+    steps: list[StepRequest] = Field(default_factory=list)
+    auto_terminate: bool = False
+    client_token: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("release")
+    @classmethod
+    def _known_release(cls, value: str) -> str:
+        if value not in RELEASES:
+            raise ValueError(f"unknown release {value!r} (known: {', '.join(RELEASES)})")
+        return value
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    def group(self, role: NodeRole) -> NodeGroupSpec | None:
+        return next((g for g in self.node_groups if g.role is role), None)
+
+    def count(self, role: NodeRole) -> int:
+        return sum(g.count for g in self.node_groups if g.role is role)
+
+
+def validate_cluster_spec(spec: ClusterSpec) -> None:
+    """Whole-spec checks; raises ValidationFailed listing every problem found."""
+    from corral.services.registry import validate_services  # services depend on the domain, not back
+
+    errors: list[FieldError] = []
+    roles = [g.role for g in spec.node_groups]
+    for role in NodeRole:
+        if roles.count(role) > 1:
+            errors.append(FieldError(("node_groups",), f"more than one {role.value} group"))
+    master = spec.group(NodeRole.MASTER)
+    if master is None:
+        errors.append(FieldError(("node_groups",), "a MASTER group is required"))
+    elif master.count != 1:
+        idx = spec.node_groups.index(master)
+        errors.append(FieldError(("node_groups", idx, "count"), f"MASTER count must be 1, got {master.count}"))
+    release = RELEASES[spec.release]
+    for i, name in enumerate(spec.services):
+        if name not in release.services:
+            errors.append(
+                FieldError(("services", i), f"unknown service {name!r} for {release.label} (known: {', '.join(release.services)})")
+            )
+    if len(set(spec.services)) != len(spec.services):
+        errors.append(FieldError(("services",), "a service is listed twice"))
+    if not spec.services:
+        errors.append(FieldError(("services",), "at least one service is required"))
+    if not errors:
+        errors.extend(validate_services(spec))
+    for i, action in enumerate(spec.bootstrap_actions):
+        path = Path(action.path)
+        if not path.is_absolute():
+            errors.append(FieldError(("bootstrap_actions", i, "path"), f"path must be absolute, got {action.path!r}"))
+        elif not path.is_file():
+            errors.append(FieldError(("bootstrap_actions", i, "path"), f"file not found: {action.path}"))
+    if errors:
+        raise ValidationFailed(errors)

@@ -1,0 +1,162 @@
+"""Lifecycle states of clusters, nodes and steps, with their allowed transitions.
+
+Names follow AWS EMR where users know them (cluster and step states, ActionOnFailure).
+Every non-terminal state has a way out: the reconciler applies a deadline to each one
+(see ``corral.reconcile.deadlines``), so nothing can stay in it forever.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+class _State(str, Enum):
+    """A state enum whose members know their successors."""
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def is_terminal(self) -> bool:
+        return not self._transitions()[self.value]
+
+    def can_become(self, other: "_State") -> bool:
+        return other.value in self._transitions()[self.value]
+
+    def check_transition(self, other: "_State") -> None:
+        if self is not other and not self.can_become(other):
+            raise InvalidTransition(f"{type(self).__name__} {self.value} -> {other.value} is not allowed")
+
+
+class ClusterState(_State):
+    STARTING = "STARTING"  # nodes are being provisioned, agents are starting
+    BOOTSTRAPPING = "BOOTSTRAPPING"  # runtime deploy, configuration, bootstrap actions, daemons
+    RUNNING = "RUNNING"  # up, and a step is running
+    WAITING = "WAITING"  # up and idle
+    TERMINATING = "TERMINATING"  # stopping daemons and releasing nodes
+    TERMINATED = "TERMINATED"  # ended on request or after the last step of a transient cluster
+    TERMINATED_WITH_ERRORS = "TERMINATED_WITH_ERRORS"  # ended by a failure
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _CLUSTER_TRANSITIONS
+
+    def is_up(self) -> bool:
+        return self in (ClusterState.RUNNING, ClusterState.WAITING)
+
+
+_CLUSTER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "STARTING": frozenset({"BOOTSTRAPPING", "TERMINATING"}),
+    "BOOTSTRAPPING": frozenset({"WAITING", "RUNNING", "TERMINATING"}),
+    "RUNNING": frozenset({"WAITING", "TERMINATING"}),
+    "WAITING": frozenset({"RUNNING", "TERMINATING"}),
+    "TERMINATING": frozenset({"TERMINATED", "TERMINATED_WITH_ERRORS"}),
+    "TERMINATED": frozenset(),
+    "TERMINATED_WITH_ERRORS": frozenset(),
+}
+
+
+class ClusterTarget(str, Enum):
+    """What the user (or autoscaling, later) wants; the reconciler moves status toward it."""
+
+    ACTIVE = "ACTIVE"
+    TERMINATED = "TERMINATED"
+
+
+class NodeState(_State):
+    REQUESTED = "REQUESTED"  # row exists, the provider has not been asked yet
+    PROVISIONING = "PROVISIONING"  # the provider created the node and started its agent
+    BOOTSTRAPPING = "BOOTSTRAPPING"  # the agent registered; deploying, configuring, bootstrap actions
+    STARTING = "STARTING"  # daemons are starting
+    RUNNING = "RUNNING"  # all daemons of the node are healthy
+    TERMINATING = "TERMINATING"
+    TERMINATED = "TERMINATED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _NODE_TRANSITIONS
+
+
+_NODE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "REQUESTED": frozenset({"PROVISIONING", "TERMINATING", "TERMINATED"}),
+    "PROVISIONING": frozenset({"BOOTSTRAPPING", "STARTING", "RUNNING", "TERMINATING"}),
+    "BOOTSTRAPPING": frozenset({"STARTING", "RUNNING", "TERMINATING"}),
+    "STARTING": frozenset({"RUNNING", "TERMINATING"}),
+    "RUNNING": frozenset({"STARTING", "TERMINATING"}),
+    "TERMINATING": frozenset({"TERMINATED"}),
+    "TERMINATED": frozenset(),
+}
+
+
+class NodeTarget(str, Enum):
+    RUNNING = "RUNNING"
+    TERMINATED = "TERMINATED"
+
+
+class StepState(_State):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    CANCEL_PENDING = "CANCEL_PENDING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"  # the cluster or the master node went away while it ran
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _STEP_TRANSITIONS
+
+
+_STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    "PENDING": frozenset({"RUNNING", "CANCEL_PENDING", "CANCELLED", "COMPLETED", "FAILED", "INTERRUPTED"}),
+    "RUNNING": frozenset({"CANCEL_PENDING", "COMPLETED", "FAILED", "INTERRUPTED"}),
+    "CANCEL_PENDING": frozenset({"CANCELLED", "COMPLETED", "FAILED", "INTERRUPTED"}),
+    "COMPLETED": frozenset(),
+    "CANCELLED": frozenset(),
+    "FAILED": frozenset(),
+    "INTERRUPTED": frozenset(),
+}
+
+
+class ActionOnFailure(str, Enum):
+    CONTINUE = "CONTINUE"  # go on with the next step
+    CANCEL_AND_WAIT = "CANCEL_AND_WAIT"  # cancel the steps queued behind it, keep the cluster
+    TERMINATE_CLUSTER = "TERMINATE_CLUSTER"  # cancel the queue and terminate with errors
+
+
+class StepType(str, Enum):
+    SPARK = "SPARK"
+    SHELL = "SHELL"
+
+
+class NodeRole(str, Enum):
+    MASTER = "MASTER"
+    CORE = "CORE"
+    TASK = "TASK"
+
+
+class OperationState(_State):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return {"RUNNING": frozenset({"SUCCEEDED", "FAILED"}), "SUCCEEDED": frozenset(), "FAILED": frozenset()}
+
+
+class StateChangeCode(str, Enum):
+    """Reason codes carried with a cluster state change (EMR's StateChangeReason)."""
+
+    USER_REQUEST = "USER_REQUEST"
+    ALL_STEPS_COMPLETED = "ALL_STEPS_COMPLETED"
+    STEP_FAILURE = "STEP_FAILURE"
+    BOOTSTRAP_FAILURE = "BOOTSTRAP_FAILURE"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    INSTANCE_FAILURE = "INSTANCE_FAILURE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    TIMEOUT = "TIMEOUT"

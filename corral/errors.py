@@ -1,0 +1,52 @@
+"""Errors the control layer raises; the API and CLI turn them into 4xx / exit code 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    """('node_groups', 1, 'count') -> 'node_groups[1].count'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+@dataclass(frozen=True)
+class FieldError:
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def __str__(self) -> str:
+        return f"{format_loc(self.loc)}: {self.msg}" if self.loc else self.msg
+
+
+class CorralError(Exception):
+    status_code = 400
+
+
+class ValidationFailed(CorralError):
+    """Bad input; nothing was created."""
+
+    status_code = 422
+
+    def __init__(self, errors: Sequence[FieldError]):
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
+class NotFound(CorralError):
+    status_code = 404
+
+    def __init__(self, kind: str, ident: str):
+        self.kind, self.ident = kind, ident
+        super().__init__(f"{kind} {ident} not found")
+
+
+class Conflict(CorralError):
+    status_code = 409

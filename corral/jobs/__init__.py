@@ -1,0 +1,1 @@
+"""Step types: one module each (SPARK, SHELL; HADOOP_JAR, STREAMING, SQL next)."""

@@ -1,0 +1,69 @@
+"""SPARK steps: ``spark-submit`` on the master against the cluster, in client mode.
+
+Arguments are spark-submit's own (options, then the application .py/.jar, then its
+arguments). The master URL and defaults come from the cluster's spark-defaults.conf.
+Local files (the application, --py-files, --files, --jars) are shipped with the step.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from corral.errors import FieldError
+from corral.jobs.base import Command, LocalFile, require_file
+from corral.services.base import ClusterView
+
+# spark-submit options that take a value; the first argument that is neither an option
+# nor an option's value is the application.
+_VALUE_OPTIONS = {
+    "--class", "--conf", "-c", "--name", "--jars", "--py-files", "--files", "--archives",
+    "--driver-memory", "--driver-cores", "--driver-java-options", "--driver-library-path",
+    "--driver-class-path", "--executor-memory", "--executor-cores", "--num-executors",
+    "--total-executor-cores", "--properties-file", "--packages", "--exclude-packages",
+    "--repositories", "--queue", "--principal", "--keytab", "--proxy-user", "--deploy-mode",
+}
+_FILE_LIST_OPTIONS = {"--py-files", "--files", "--jars"}
+_REFUSED = {"--master": "the cluster's master is set by Corral"}
+
+
+def _is_local(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return scheme in ("", "file") and not path.startswith("local:")
+
+
+class SparkStep:
+    def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
+        files: list[LocalFile] = []
+        errors: list[FieldError] = []
+        i, app = 0, None
+        while i < len(args):
+            arg = args[i]
+            name = arg.split("=", 1)[0]
+            if name in _REFUSED:
+                errors.append(FieldError(("args", i), f"{name} is not allowed: {_REFUSED[name]}"))
+            if not arg.startswith("-"):
+                app = i
+                break
+            if name in _VALUE_OPTIONS and "=" not in arg:
+                if i + 1 >= len(args):
+                    errors.append(FieldError(("args", i), f"{arg} needs a value"))
+                    break
+                if name in _FILE_LIST_OPTIONS:
+                    for item in args[i + 1].split(","):
+                        if item and _is_local(item):
+                            found, errs = require_file(i + 1, urlparse(item).path, f"{name} file")
+                            files += found
+                            errors += errs
+                i += 2
+                continue
+            i += 1
+        if app is None:
+            errors.append(FieldError(("args",), "no application given (a .py file or a .jar after the options)"))
+        elif _is_local(args[app]):
+            found, errs = require_file(app, urlparse(args[app]).path, "application")
+            files += found
+            errors += errs
+        return files, errors
+
+    def command(self, args: list[str], cluster: ClusterView) -> Command:
+        return Command(argv=["${SPARK_HOME}/bin/spark-submit", "--deploy-mode", "client", *args], env={})

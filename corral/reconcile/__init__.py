@@ -1,0 +1,1 @@
+"""The reconciler: moves every cluster, node and step from its status toward its target."""

@@ -1,0 +1,321 @@
+"""One reconcile pass over one cluster: move its status toward its target.
+
+STARTING       provider creates nodes (idempotently), agents register
+BOOTSTRAPPING  agents deploy, configure, bootstrap and start daemons; services confirm readiness
+WAITING/RUNNING  steps are dispatched one at a time; lost agents are restarted
+TERMINATING    agents stop their daemons; the provider releases every node
+
+Provider calls and HTTP checks run outside database transactions; each write is a short
+transaction of its own, so a kill at any point leaves a state the next pass continues from.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy.orm import Session
+
+from corral.control import events
+from corral.control.clusters import load_cluster, request_termination
+from corral.control.context import ControlPlane
+from corral.control.views import cluster_view
+from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
+from corral.providers.base import Liveness, NodeRequest
+from corral.reconcile import deadlines
+from corral.reconcile import steps as step_queue
+from corral.services.registry import get_service
+from corral.store.models import Cluster, Node
+
+log = logging.getLogger("corral.reconcile")
+STATE_DEADLINES = {
+    ClusterState.STARTING: deadlines.STARTING_SECONDS,
+    ClusterState.BOOTSTRAPPING: deadlines.BOOTSTRAPPING_SECONDS,
+    ClusterState.TERMINATING: deadlines.TERMINATING_SECONDS,
+}
+
+
+def transition(session: Session, cluster: Cluster, state: ClusterState, message: str | None = None) -> None:
+    current = ClusterState(cluster.status)
+    if current is state:
+        return
+    current.check_transition(state)
+    now = time.time()
+    cluster.status, cluster.status_changed_at = state.value, now
+    limit = STATE_DEADLINES.get(state)
+    cluster.deadline_at = now + limit if limit else None
+    if message is not None:
+        cluster.state_message = message
+    if state.is_up() and cluster.ready_at is None:
+        cluster.ready_at = now
+    if state.is_terminal():
+        cluster.ended_at = now
+    events.record(session, cluster.id, "CLUSTER_STATE_CHANGED", f"{current.value} -> {state.value}"
+                  + (f": {message}" if message else ""), level="ERROR" if state is ClusterState.TERMINATED_WITH_ERRORS else "INFO")
+
+
+class ClusterReconciler:
+    def __init__(self, cp: ControlPlane, cluster_id: str):
+        self.cp = cp
+        self.cluster_id = cluster_id
+        self.now = time.time()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _load(self) -> Cluster:
+        with self.cp.store.session() as s:
+            return load_cluster(s, self.cluster_id)
+
+    def _request(self, cluster: Cluster, node: Node) -> NodeRequest:
+        return NodeRequest(node_id=node.id, cluster_id=cluster.id, role=node.role, instance_type=node.instance_type,
+                           agent_token=cluster.agent_token, control_url=self.cp.settings.api_url)
+
+    def _fail(self, code: StateChangeCode, message: str) -> None:
+        with self.cp.store.session() as s:
+            cluster = load_cluster(s, self.cluster_id)
+            request_termination(s, cluster, code, message, failure=True)
+            events.finish_operation(s, cluster.id, "CREATE_CLUSTER", ok=False, message=message)
+        self.cp.notifier.bump(self.cluster_id)
+
+    def _node_failed(self, node: Node, message: str) -> None:
+        with self.cp.store.session() as s:
+            row = s.get(Node, node.id)
+            assert row is not None
+            row.attempts += 1
+            row.next_attempt_at = self.now + deadlines.backoff(row.attempts)
+            events.record(s, node.cluster_id, "NODE_ERROR", message, level="WARN", node_id=node.id)
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        cluster = self._load()
+        state = ClusterState(cluster.status)
+        if state.is_terminal():
+            return
+        if cluster.target == ClusterTarget.TERMINATED.value and state is not ClusterState.TERMINATING:
+            self._begin_terminating(cluster)
+            return
+        if cluster.deadline_at is not None and self.now > cluster.deadline_at and state is not ClusterState.TERMINATING:
+            self._fail(StateChangeCode.TIMEOUT, self._timeout_message(cluster))
+            return
+        {
+            ClusterState.STARTING: self._starting,
+            ClusterState.BOOTSTRAPPING: self._bootstrapping,
+            ClusterState.RUNNING: self._up,
+            ClusterState.WAITING: self._up,
+            ClusterState.TERMINATING: self._terminating,
+        }[state](cluster)
+
+    def _timeout_message(self, cluster: Cluster) -> str:
+        late = [f"{n.id} ({n.role}) {n.status}" for n in cluster.nodes if n.status != NodeState.RUNNING.value]
+        return f"cluster stayed {cluster.status} past its deadline; nodes not ready: {', '.join(late) or 'none'}" + (
+            f"; last readiness check: {cluster.ready_check}" if cluster.ready_check else "")
+
+    # -- STARTING ------------------------------------------------------------------------------------
+
+    def _starting(self, cluster: Cluster) -> None:
+        provider = self.cp.provider(cluster.provider)
+        created = 0
+        for node in cluster.nodes:
+            needs_agent = node.status == NodeState.REQUESTED.value or (
+                node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
+                and self.now - (node.provider_data.get("started_at") or 0) > 15
+                and provider.query_node(node.id) is not Liveness.RUNNING)
+            if not needs_agent or node.next_attempt_at > self.now:
+                continue
+            if node.attempts >= deadlines.MAX_PROVIDER_ATTEMPTS:
+                self._fail(StateChangeCode.INSTANCE_FAILURE,
+                           f"node {node.id} could not be provisioned after {node.attempts} attempts; "
+                           f"see {node.directory or 'its directory'}/logs/agent.log")
+                return
+            try:
+                handle = provider.create_node(self._request(cluster, node))
+            except Exception as exc:  # noqa: BLE001 - any provider failure is retried with backoff
+                log.exception("create_node %s failed", node.id)
+                self._node_failed(node, f"provisioning failed: {exc}")
+                continue
+            with self.cp.store.session() as s:
+                row = s.get(Node, node.id)
+                c = s.get(Cluster, cluster.id)
+                assert row is not None and c is not None
+                if row.status == NodeState.PROVISIONING.value:
+                    row.attempts += 1  # a re-created agent: counts toward the limit
+                row.address, row.directory = handle.address, handle.directory
+                row.provider_data = {**handle.data, "started_at": self.now}
+                row.agent_pid = handle.data.get("agent_pid")
+                if row.status == NodeState.REQUESTED.value:
+                    NodeState(row.status).check_transition(NodeState.PROVISIONING)
+                    row.status = NodeState.PROVISIONING.value
+                    events.record(s, cluster.id, "NODE_PROVISIONED", f"{row.role} node {row.id} at {row.address}",
+                                  node_id=row.id)
+                c.plan_version += 1
+            created += 1
+        if created:
+            self.cp.notifier.bump(cluster.id)
+            cluster = self._load()
+        provisioned = sum(1 for n in cluster.nodes if n.status != NodeState.REQUESTED.value)
+        registered = sum(1 for n in cluster.nodes if n.last_heartbeat is not None)
+        total = len(cluster.nodes)
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            if registered == total:
+                events.progress(s, c.id, "CREATE_CLUSTER", "PROVISION_NODES", "DONE", f"{total}/{total} agents registered")
+                events.progress(s, c.id, "CREATE_CLUSTER", "DEPLOY_AND_BOOTSTRAP", "RUNNING")
+                transition(s, c, ClusterState.BOOTSTRAPPING, "Deploying the runtime, configuring, running bootstrap actions")
+            else:
+                events.progress(s, c.id, "CREATE_CLUSTER", "PROVISION_NODES", "RUNNING",
+                                f"{provisioned}/{total} nodes provisioned, {registered}/{total} agents registered")
+
+    # -- BOOTSTRAPPING -------------------------------------------------------------------------------
+
+    def _node_problem(self, cluster: Cluster) -> tuple[StateChangeCode, str] | None:
+        for node in cluster.nodes:
+            if node.phase == "FAILED":
+                code = StateChangeCode.BOOTSTRAP_FAILURE if "bootstrap action" in (node.error or "") else StateChangeCode.INSTANCE_FAILURE
+                return code, f"node {node.id} ({node.role}, {node.address}) failed: {node.error}"
+            for name, comp in (node.components or {}).items():
+                if comp.get("status") == "FAILED":
+                    return StateChangeCode.INSTANCE_FAILURE, f"{name} on node {node.id} ({node.address}) failed: {comp.get('message')}"
+        return None
+
+    def _bootstrapping(self, cluster: Cluster) -> None:
+        problem = self._node_problem(cluster)
+        if problem:
+            self._fail(*problem)
+            return
+        self._watch_agents(cluster)
+        nodes = cluster.nodes
+        started = sum(1 for n in nodes if n.phase in ("STARTING", "RUNNING"))
+        comps = [c for n in nodes for c in (n.components or {}).values()]
+        running = sum(1 for c in comps if c.get("status") == "RUNNING")
+        with self.cp.store.session() as s:
+            if started < len(nodes):
+                phases = ", ".join(sorted({n.phase or "?" for n in nodes}))
+                events.progress(s, cluster.id, "CREATE_CLUSTER", "DEPLOY_AND_BOOTSTRAP", "RUNNING",
+                                f"{started}/{len(nodes)} nodes done (phases: {phases})")
+                return
+            events.progress(s, cluster.id, "CREATE_CLUSTER", "DEPLOY_AND_BOOTSTRAP", "DONE",
+                            f"{len(nodes)}/{len(nodes)} nodes deployed, configured and bootstrapped")
+            events.progress(s, cluster.id, "CREATE_CLUSTER", "START_SERVICES", "RUNNING",
+                            f"{running}/{len(comps)} daemons running")
+        if not all(n.status == NodeState.RUNNING.value for n in nodes):
+            return
+        view = cluster_view(cluster)
+        checks = [get_service(name).check_ready(view, timeout=1.0) for name in cluster.services]
+        detail = "; ".join(c.detail for c in checks)
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            c.ready_check = detail
+            events.progress(s, c.id, "CREATE_CLUSTER", "CHECK_READY", "RUNNING", detail)
+            if all(ch.ready for ch in checks):
+                events.finish_operation(s, c.id, "CREATE_CLUSTER", ok=True, message=detail)
+                transition(s, c, ClusterState.WAITING, "Cluster ready after "
+                           f"{self.now - c.created_at:.1f}s: {detail}")
+        self.cp.notifier.poke_reconciler()
+
+    # -- WAITING / RUNNING ---------------------------------------------------------------------------
+
+    def _watch_agents(self, cluster: Cluster) -> None:
+        """Restart an agent that stopped reporting and whose process is gone."""
+        provider = self.cp.provider(cluster.provider)
+        for node in cluster.nodes:
+            if node.status in (NodeState.REQUESTED.value, NodeState.TERMINATED.value) or node.last_heartbeat is None:
+                continue
+            if self.now - node.last_heartbeat < deadlines.AGENT_LOST_SECONDS or node.next_attempt_at > self.now:
+                continue
+            liveness = provider.query_node(node.id)
+            if liveness is Liveness.RUNNING:
+                continue  # alive but slow to report (e.g. the control plane was down): wait
+            if liveness is Liveness.MISSING:
+                if node.role == "MASTER":
+                    self._fail(StateChangeCode.INSTANCE_FAILURE, f"master node {node.id} is gone")
+                else:
+                    self._node_failed(node, f"node {node.id} is gone")
+                continue
+            try:
+                provider.start_node(self._request(cluster, node))
+            except Exception as exc:  # noqa: BLE001
+                self._node_failed(node, f"agent restart failed: {exc}")
+                continue
+            with self.cp.store.session() as s:
+                row = s.get(Node, node.id)
+                assert row is not None
+                row.attempts += 1
+                row.next_attempt_at = self.now + deadlines.AGENT_LOST_SECONDS
+                events.record(s, cluster.id, "AGENT_RESTARTED",
+                              f"agent of node {node.id} stopped reporting and was not running; restarted",
+                              level="WARN", node_id=node.id)
+
+    def _up(self, cluster: Cluster) -> None:
+        self._watch_agents(cluster)
+        bumped = False
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            version = c.plan_version
+            active = step_queue.schedule(s, c)
+            bumped = c.plan_version != version
+            if not active and c.auto_terminate and step_queue.all_steps_done(s, c):
+                request_termination(s, c, StateChangeCode.ALL_STEPS_COMPLETED, "Steps completed", failure=False)
+                bumped = True
+            elif c.target == ClusterTarget.ACTIVE.value:
+                transition(s, c, ClusterState.RUNNING if active else ClusterState.WAITING,
+                           "Running step" if active else "Cluster ready to run steps")
+        if bumped:
+            self.cp.notifier.bump(cluster.id)
+
+    # -- TERMINATING ---------------------------------------------------------------------------------
+
+    def _begin_terminating(self, cluster: Cluster) -> None:
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            step_queue.interrupt_all(s, c, f"cluster terminating: {c.state_message}")
+            for node in c.nodes:
+                node.target = NodeTarget.TERMINATED.value
+                if node.status != NodeState.TERMINATED.value:
+                    node.status = NodeState.TERMINATING.value
+            c.plan_version += 1
+            events.progress(s, c.id, "TERMINATE_CLUSTER", "STOP_SERVICES", "RUNNING")
+            events.finish_operation(s, c.id, "CREATE_CLUSTER", ok=False, message=c.state_message)
+            transition(s, c, ClusterState.TERMINATING, c.state_message)
+        self.cp.notifier.bump(cluster.id)
+
+    def _terminating(self, cluster: Cluster) -> None:
+        provider = self.cp.provider(cluster.provider)
+        grace_over = self.now - cluster.status_changed_at > deadlines.STOP_GRACE_SECONDS
+        overdue = cluster.deadline_at is not None and self.now > cluster.deadline_at
+        stuck: list[str] = []
+        for node in cluster.nodes:
+            if node.status == NodeState.TERMINATED.value:
+                continue
+            stale = node.last_heartbeat is None or self.now - node.last_heartbeat > 5
+            if not (node.phase == "STOPPED" or stale or grace_over):
+                continue
+            if node.next_attempt_at > self.now and not overdue:
+                continue
+            try:
+                provider.terminate_node(node.id, timeout=5.0)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("terminate_node %s failed", node.id)
+                self._node_failed(node, f"terminate failed: {exc}")
+                stuck.append(f"{node.id}: {exc}")
+                continue
+            with self.cp.store.session() as s:
+                row = s.get(Node, node.id)
+                assert row is not None
+                row.status, row.ended_at = NodeState.TERMINATED.value, self.now
+                events.record(s, cluster.id, "NODE_TERMINATED", f"{row.role} node {row.id} released", node_id=row.id)
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            remaining = [n for n in c.nodes if n.status != NodeState.TERMINATED.value]
+            events.progress(s, c.id, "TERMINATE_CLUSTER", "RELEASE_NODES", "RUNNING",
+                            f"{len(c.nodes) - len(remaining)}/{len(c.nodes)} nodes released")
+            if remaining and not overdue:
+                return
+            if remaining:  # past the deadline: end the cluster anyway, and say what is left
+                c.failure_code = c.failure_code or StateChangeCode.INTERNAL_ERROR.value
+                c.failure_message = "could not release nodes: " + "; ".join(stuck or [n.id for n in remaining])
+                c.state_message = c.failure_message
+            failed = c.failure_code is not None
+            events.finish_operation(s, c.id, "TERMINATE_CLUSTER", ok=not remaining)
+            transition(s, c, ClusterState.TERMINATED_WITH_ERRORS if failed else ClusterState.TERMINATED,
+                       c.failure_message if failed else c.state_message)

@@ -1,0 +1,83 @@
+"""The reconcile loop: a thread that runs a pass over every live cluster, twice a second
+or as soon as something changes, with at most one pass per cluster in flight."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+
+from corral.control import events
+from corral.control.context import ControlPlane
+from corral.domain.states import ClusterState
+from corral.reconcile import deadlines
+from corral.reconcile.clusters import ClusterReconciler
+from corral.store.models import Cluster
+
+log = logging.getLogger("corral.reconcile")
+TERMINAL = [s.value for s in ClusterState if s.is_terminal()]
+INTERVAL = 0.5
+
+
+class Reconciler:
+    def __init__(self, cp: ControlPlane, workers: int = 8):
+        self.cp = cp
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.cp.notifier.poke_reconciler()
+        self._thread.join(10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive e.g. a database hiccup
+                log.exception("reconcile tick failed")
+            self.cp.notifier.reconcile_now.wait(INTERVAL)
+            self.cp.notifier.reconcile_now.clear()
+
+    def tick(self) -> None:
+        now = time.time()
+        with self.cp.store.session() as s:
+            ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))
+        for cluster_id in ids:
+            with self._lock:
+                if cluster_id in self._busy:
+                    continue
+                self._busy.add(cluster_id)
+            self._pool.submit(self._pass, cluster_id)
+
+    def _pass(self, cluster_id: str) -> None:
+        try:
+            ClusterReconciler(self.cp, cluster_id).run()
+            with self.cp.store.session() as s:
+                cluster = s.get(Cluster, cluster_id)
+                if cluster is not None and cluster.attempts:
+                    cluster.attempts = 0
+        except Exception as exc:  # noqa: BLE001 - retried with backoff, recorded as an event
+            log.exception("reconcile pass for %s failed", cluster_id)
+            try:
+                with self.cp.store.session() as s:
+                    cluster = s.get(Cluster, cluster_id)
+                    if cluster is not None:
+                        cluster.attempts += 1
+                        cluster.next_attempt_at = time.time() + deadlines.backoff(cluster.attempts)
+                        events.record(s, cluster_id, "RECONCILE_ERROR", f"{type(exc).__name__}: {exc}", level="WARN")
+            except Exception:  # noqa: BLE001
+                log.exception("could not record the failure of %s", cluster_id)
+        finally:
+            with self._lock:
+                self._busy.discard(cluster_id)

@@ -1,0 +1,34 @@
+"""The services Corral knows, by name, and checks across them."""
+
+from __future__ import annotations
+
+from corral.domain.spec import ClusterSpec
+from corral.errors import FieldError
+from corral.services.base import Service
+from corral.services.spark import SparkService
+
+SERVICES: dict[str, Service] = {s.name: s for s in (SparkService(),)}
+
+
+def get_service(name: str) -> Service:
+    return SERVICES[name]
+
+
+def validate_services(spec: ClusterSpec) -> list[FieldError]:
+    errors: list[FieldError] = []
+    chosen = set(spec.services)
+    for i, name in enumerate(spec.services):
+        service = SERVICES[name]
+        for needed in service.requires:
+            if needed not in chosen:
+                errors.append(FieldError(("services", i), f"{name} requires {needed}"))
+        errors.extend(service.validate(spec))
+    owned = {c: s for s in spec.services for c in SERVICES[s].classifications}
+    for i, conf in enumerate(spec.configurations):
+        if conf.classification not in owned:
+            known = ", ".join(sorted(owned)) or "none"
+            errors.append(
+                FieldError(("configurations", i, "classification"),
+                           f"unknown classification {conf.classification!r} for services {', '.join(spec.services)} (known: {known})")
+            )
+    return errors

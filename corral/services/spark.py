@@ -1,0 +1,191 @@
+"""SPARK in standalone mode: a Master and a History Server on MASTER, a Worker on each
+CORE and TASK node. Daemons are started with Spark's own ``bin/spark-class`` from the
+release runtime (the pyspark distribution), bound to the node's address on Spark's
+standard ports.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.domain.spec import ClusterSpec
+from corral.domain.states import NodeRole
+from corral.errors import FieldError
+from corral.services.base import ClusterView, NodeView, ReadyCheck
+
+MASTER_PORT = 7077
+MASTER_UI_PORT = 8080
+WORKER_UI_PORT = 8081
+HISTORY_UI_PORT = 18080
+
+# Control daemons do little computing: C1-only JIT and the serial collector roughly halve
+# their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
+DAEMON_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true"
+
+
+def _mib(value: int) -> str:
+    return f"{value}m"
+
+
+class SparkService:
+    name = "spark"
+    requires: tuple[str, ...] = ()
+    classifications = ("spark-defaults", "spark-env")
+
+    def validate(self, spec: ClusterSpec) -> list[FieldError]:
+        if spec.count(NodeRole.CORE) < 1:
+            group = spec.group(NodeRole.CORE)
+            loc: tuple[str | int, ...] = ("node_groups", spec.node_groups.index(group), "count") if group else ("node_groups",)
+            return [FieldError(loc, "Spark needs at least 1 CORE node")]
+        return []
+
+    # -- configuration -----------------------------------------------------------------
+
+    def _workers(self, cluster: ClusterView) -> list[NodeView]:
+        return cluster.with_roles(NodeRole.CORE, NodeRole.TASK)
+
+    def master_url(self, cluster: ClusterView) -> str:
+        return f"spark://{cluster.master.address}:{MASTER_PORT}"
+
+    def _event_dir(self, cluster: ClusterView) -> str:
+        return "file://" + cluster.master.path("data", "spark-events")
+
+    def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
+        master = cluster.master
+        workers = self._workers(cluster)
+        # One executor per worker, as large as the smallest worker allows, so a job spreads
+        # over every node (EMR's maximizeResourceAllocation).
+        executor_mib = min((w.itype.usable_mib for w in workers), default=1024)
+        executor_cores = min((w.itype.vcpus for w in workers), default=1)
+        driver_mib = max(512, min(2048, master.itype.usable_mib // 2))
+        defaults = {
+            "spark.master": self.master_url(cluster),
+            "spark.driver.host": master.address,
+            "spark.driver.bindAddress": master.address,
+            "spark.driver.memory": _mib(driver_mib),
+            "spark.executor.memory": _mib(executor_mib),
+            "spark.executor.cores": str(executor_cores),
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": self._event_dir(cluster),
+            "spark.history.fs.logDirectory": self._event_dir(cluster),
+            "spark.history.ui.port": str(HISTORY_UI_PORT),
+            "spark.history.fs.update.interval": "5s",
+            "spark.pyspark.python": "${PYTHON}",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.master.rest.enabled": "false",
+        }
+        # spark-env has no derived defaults: daemon heaps are set per daemon below, and a
+        # user's SPARK_DAEMON_MEMORY (or any other variable) applies to every daemon.
+        return {"spark-defaults": defaults, "spark-env": {}}
+
+    def _conf_dir(self, node: NodeView) -> str:
+        return node.path("conf", "spark")
+
+    def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
+        lines = [f"{k} {v}" for k, v in sorted(props.get("spark-defaults", {}).items())]
+        return [FileSpec(path=self._conf_dir(node) + "/spark-defaults.conf", content="\n".join(lines) + "\n")]
+
+    # -- daemons -------------------------------------------------------------------------
+
+    def _daemon_env(self, node: NodeView, props: dict[str, dict[str, str]], memory: str) -> dict[str, str]:
+        env = dict(props.get("spark-env", {}))
+        env.setdefault("SPARK_DAEMON_MEMORY", memory)
+        env.update(
+            {
+                "SPARK_HOME": "${SPARK_HOME}",
+                "SPARK_CONF_DIR": self._conf_dir(node),
+                "SPARK_LOCAL_IP": node.address,
+                "SPARK_LOCAL_DIRS": node.path("data", "spark-local"),
+                "SPARK_DAEMON_JAVA_OPTS": (DAEMON_JAVA_OPTS + " " + env.get("SPARK_DAEMON_JAVA_OPTS", "")).strip(),
+                "SPARK_NO_DAEMONIZE": "1",
+                "PYSPARK_PYTHON": "${PYTHON}",
+            }
+        )
+        return env
+
+    def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
+        spark_class = "${SPARK_HOME}/bin/spark-class"
+        props_file = self._conf_dir(node) + "/spark-defaults.conf"
+        out: list[ComponentSpec] = []
+        if node.role is NodeRole.MASTER:
+            out.append(
+                ComponentSpec(
+                    name="spark-master",
+                    service=self.name,
+                    argv=[spark_class, "org.apache.spark.deploy.master.Master", "--host", node.address,
+                          "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT), "--properties-file", props_file],
+                    env=self._daemon_env(node, props, "512m"),
+                    health=Probe(kind="http", host=node.address, port=MASTER_UI_PORT, path="/json/"),
+                    ports=[MASTER_PORT, MASTER_UI_PORT],
+                    # Drivers run on the master and write their event logs here.
+                    directories=[node.path("data", "spark-events"), node.path("data", "spark-local")],
+                )
+            )
+            out.append(
+                ComponentSpec(
+                    name="spark-history-server",
+                    service=self.name,
+                    argv=[spark_class, "org.apache.spark.deploy.history.HistoryServer", "--properties-file", props_file],
+                    env=self._daemon_env(node, props, "512m"),
+                    health=Probe(kind="http", host=node.address, port=HISTORY_UI_PORT, path="/api/v1/version"),
+                    ports=[HISTORY_UI_PORT],
+                    directories=[node.path("data", "spark-events")],
+                )
+            )
+        else:
+            itype = node.itype
+            out.append(
+                ComponentSpec(
+                    name="spark-worker",
+                    service=self.name,
+                    argv=[spark_class, "org.apache.spark.deploy.worker.Worker", self.master_url(cluster),
+                          "--host", node.address, "--cores", str(itype.vcpus), "--memory", _mib(itype.usable_mib),
+                          "--webui-port", str(WORKER_UI_PORT), "--work-dir", node.path("data", "spark-work"),
+                          "--properties-file", props_file],
+                    env=self._daemon_env(node, props, "384m"),
+                    health=Probe(kind="http", host=node.address, port=WORKER_UI_PORT, path="/json/"),
+                    # A Worker that starts before the Master listens backs off 5-15 s before
+                    # retrying its registration; waiting for the port avoids that stall.
+                    wait_for=[Probe(kind="tcp", host=cluster.master.address, port=MASTER_PORT)],
+                    ports=[WORKER_UI_PORT],
+                    directories=[node.path("data", "spark-work"), node.path("data", "spark-local")],
+                )
+            )
+        return out
+
+    def step_env(self, cluster: ClusterView) -> dict[str, str]:
+        master = cluster.master
+        return {
+            "SPARK_HOME": "${SPARK_HOME}",
+            "SPARK_CONF_DIR": self._conf_dir(master),
+            "SPARK_LOCAL_IP": master.address,
+            "SPARK_LOCAL_DIRS": master.path("data", "spark-local"),
+            "PYSPARK_PYTHON": "${PYTHON}",
+            "SPARK_MASTER_URL": self.master_url(cluster),
+            "PATH": "${SPARK_HOME}/bin",
+        }
+
+    # -- readiness and UIs ---------------------------------------------------------------
+
+    def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
+        url = f"http://{cluster.master.address}:{MASTER_UI_PORT}/json/"
+        try:
+            state = httpx.get(url, timeout=timeout).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return ReadyCheck(False, f"Spark Master not answering at {url}: {exc}")
+        expected = {w.address for w in self._workers(cluster)}
+        alive = {w["host"] for w in state.get("workers", []) if w.get("state") == "ALIVE"}
+        if state.get("status") != "ALIVE":
+            return ReadyCheck(False, f"Spark Master is {state.get('status')}")
+        missing = expected - alive
+        if missing:
+            return ReadyCheck(False, f"{len(alive & expected)}/{len(expected)} Spark workers registered")
+        return ReadyCheck(True, f"Spark Master ALIVE with {len(expected)} workers")
+
+    def web_uis(self, cluster: ClusterView) -> dict[str, str]:
+        master = cluster.master.address
+        return {
+            "spark-master": f"http://{master}:{MASTER_UI_PORT}",
+            "spark-history-server": f"http://{master}:{HISTORY_UI_PORT}",
+        }

@@ -1,0 +1,64 @@
+"""Process-wide settings, read once from the environment.
+
+Everything Corral writes lives under one home directory (``CORRAL_HOME``, default
+``~/.corral``): the SQLite database, the server's pid and log, step logs, artifacts,
+node directories of the local provider and the runtime cache.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+DEFAULT_PORT = 7420
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    host: str
+    port: int
+    local_subnet: ipaddress.IPv4Network
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = Path(os.environ.get("CORRAL_HOME") or Path.home() / ".corral").expanduser().resolve()
+        db_url = os.environ.get("CORRAL_DATABASE_URL") or f"sqlite:///{home / 'corral.db'}"
+        subnet = ipaddress.IPv4Network(os.environ.get("CORRAL_LOCAL_SUBNET", "127.42.0.0/16"))
+        if not subnet.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+            raise ValueError(f"CORRAL_LOCAL_SUBNET must be inside 127.0.0.0/8, got {subnet}")
+        return cls(
+            home=home,
+            database_url=db_url,
+            host=os.environ.get("CORRAL_HOST", "127.0.0.1"),
+            port=int(os.environ.get("CORRAL_PORT", DEFAULT_PORT)),
+            local_subnet=subnet,
+        )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @cached_property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @cached_property
+    def nodes_dir(self) -> Path:
+        return self.home / "nodes"
+
+    @cached_property
+    def runtime_dir(self) -> Path:
+        return self.home / "runtime"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.logs_dir, self.artifacts_dir, self.nodes_dir, self.runtime_dir):
+            d.mkdir(parents=True, exist_ok=True)

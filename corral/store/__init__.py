@@ -1,0 +1,1 @@
+"""Persistent state: SQLAlchemy models, Alembic migrations, sessions."""

@@ -1,0 +1,172 @@
+"""Tables of the control plane's state. Times are epoch seconds (float) in every backend.
+
+Every cluster and node row keeps a ``status`` and a ``target``; the reconciler moves the
+first toward the second. ``attempts``/``next_attempt_at`` implement retry with backoff.
+Schema changes go through Alembic migrations (``corral/store/migrations``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    client_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    release: Mapped[str] = mapped_column(String(32))
+    services: Mapped[list[Any]] = mapped_column(JSON)
+    configurations: Mapped[list[Any]] = mapped_column(JSON)
+    bootstrap_actions: Mapped[list[Any]] = mapped_column(JSON)  # with artifact refs
+    auto_terminate: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider: Mapped[str] = mapped_column(String(32))
+    agent_token: Mapped[str] = mapped_column(String(128))  # secret: never leaves the store via the API
+
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(32))
+    state_code: Mapped[str | None] = mapped_column(String(64))
+    state_message: Mapped[str | None] = mapped_column(Text)
+    failure_code: Mapped[str | None] = mapped_column(String(64))  # set => ends TERMINATED_WITH_ERRORS
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    deadline_at: Mapped[float | None] = mapped_column(Float)  # when the current state times out
+    ready_check: Mapped[str | None] = mapped_column(Text)  # last readiness detail, for progress display
+
+    created_at: Mapped[float] = mapped_column(Float)
+    status_changed_at: Mapped[float] = mapped_column(Float)
+    ready_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+    groups: Mapped[list["NodeGroup"]] = relationship(back_populates="cluster", order_by="NodeGroup.id")
+    nodes: Mapped[list["Node"]] = relationship(back_populates="cluster", order_by="Node.created_at")
+
+
+class NodeGroup(Base):
+    __tablename__ = "node_groups"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    instance_type: Mapped[str] = mapped_column(String(32))
+    target_count: Mapped[int] = mapped_column(Integer)
+
+    cluster: Mapped[Cluster] = relationship(back_populates="groups")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), index=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("node_groups.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    instance_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(32))
+
+    address: Mapped[str | None] = mapped_column(String(64))
+    directory: Mapped[str | None] = mapped_column(Text)
+    provider_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    agent_pid: Mapped[int | None] = mapped_column(Integer)
+    phase: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    components: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    plan_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_heartbeat: Mapped[float | None] = mapped_column(Float)
+    last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+    created_at: Mapped[float] = mapped_column(Float)
+    ready_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+    cluster: Mapped[Cluster] = relationship(back_populates="nodes")
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (Index("ix_steps_cluster_seq", "cluster_id", "seq", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(16))
+    args: Mapped[list[Any]] = mapped_column(JSON)
+    artifacts: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{index, sha256, name}]
+    action_on_failure: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    dispatched: Mapped[bool] = mapped_column(Boolean, default=False)  # in the master's plan
+    state_message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), index=True)
+    node_id: Mapped[str | None] = mapped_column(String(16))
+    step_id: Mapped[str | None] = mapped_column(String(16))
+    component: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[float] = mapped_column(Float)
+    level: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Operation(Base):
+    """A long-running request (create, terminate) with its recorded progress steps."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+    steps: Mapped[list["OperationStep"]] = relationship(order_by="OperationStep.seq", cascade="all, delete-orphan")
+
+
+class OperationStep(Base):
+    __tablename__ = "operation_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    operation_id: Mapped[str] = mapped_column(ForeignKey("operations.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # PENDING, RUNNING, DONE, FAILED, SKIPPED
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class AddressLease(Base):
+    """A node address handed out by a provider; the primary key makes it unique in use."""
+
+    __tablename__ = "address_leases"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(16), unique=True)  # node id
+    provider: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float)
