@@ -1,0 +1,141 @@
+"""``corral cluster create|list|describe|terminate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from corral.cli.client import Client
+from corral.cli.progress import ENDED, UP, print_ready, watch_cluster
+from corral.cli.render import Output, component_summary, console, duration, print_json, styled, table, when
+from corral.cli.specfile import SpecFlags, load_spec_file, merge_flags
+
+app = typer.Typer(help="Create, list, describe and terminate clusters.", no_args_is_help=True)
+OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
+
+
+def create_and_wait(client: Client, spec: dict[str, Any], wait: bool, show: bool = True) -> dict[str, Any]:
+    cluster = client.post("/clusters", json=spec)
+    if not wait:
+        return cluster
+    return watch_cluster(client, cluster["id"], UP, "CREATE_CLUSTER", show=show)
+
+
+@app.command()
+def create(
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Cluster spec, YAML or JSON."),
+    name: Optional[str] = typer.Option(None, "--name"),
+    release: Optional[str] = typer.Option(None, "--release"),
+    services: list[str] = typer.Option([], "--services", help="Comma-separated, e.g. spark."),
+    master_type: Optional[str] = typer.Option(None, "--master-type"),
+    core_count: Optional[int] = typer.Option(None, "--core-count"),
+    core_type: Optional[str] = typer.Option(None, "--core-type"),
+    task_count: Optional[int] = typer.Option(None, "--task-count"),
+    task_type: Optional[str] = typer.Option(None, "--task-type"),
+    bootstrap: list[Path] = typer.Option([], "--bootstrap", help="A script run on every node before services start."),
+    prop: list[str] = typer.Option([], "--property", "-p", help="CLASSIFICATION:KEY=VALUE, e.g. spark-defaults:spark.executor.memory=2g"),
+    auto_terminate: bool = typer.Option(False, "--auto-terminate", help="Terminate after the last step."),
+    client_token: Optional[str] = typer.Option(None, "--client-token", help="Idempotency token."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Return once the cluster is requested."),
+    output: Output = OutputOpt,
+) -> None:
+    """Create a cluster and show its progress until it is WAITING."""
+    base = load_spec_file(file) if file else None
+    flags = SpecFlags(name=name, release=release, services=services, master_type=master_type, core_count=core_count,
+                      core_type=core_type, task_count=task_count, task_type=task_type, bootstrap=bootstrap,
+                      properties=prop, auto_terminate=auto_terminate, client_token=client_token)
+    spec = merge_flags(base, flags)
+    client = Client()
+    cluster = create_and_wait(client, spec, wait=not no_wait, show=output is Output.table)
+    if output is Output.json:
+        print_json(cluster)
+        return
+    if cluster["status"] in UP:
+        print_ready(cluster)
+    elif cluster["status"] in ENDED:
+        console.print(f"[red]Cluster {cluster['id']} {cluster['status']}[/red]: {cluster['state_change_reason']['message']}")
+        raise typer.Exit(1)
+    else:
+        console.print(f"Cluster {cluster['id']} requested ({cluster['status']}); follow it with `corral cluster describe {cluster['id']}`")
+
+
+@app.command("list")
+def list_(state: list[str] = typer.Option([], "--state", help="Only clusters in this state (repeatable)."),
+          all_: bool = typer.Option(False, "--all", help="Include terminated clusters."),
+          output: Output = OutputOpt) -> None:
+    """List clusters (active ones unless --all or --state)."""
+    params = [("state", s.upper()) for s in state]
+    clusters = Client().get("/clusters", params=params)
+    if not state and not all_:
+        clusters = [c for c in clusters if c["status"] not in ENDED]
+    if output is Output.json:
+        print_json(clusters)
+        return
+    t = table("id", "name", "status", "nodes", "created", "uptime")
+    for c in clusters:
+        tl = c["timeline"]
+        t.add_row(c["id"], c["name"], styled(c["status"]), str(c["node_count"]), when(tl["created_at"]),
+                  duration(tl["ready_at"], tl["ended_at"]) if tl["ready_at"] else "-")
+    console.print(t)
+
+
+def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> None:
+    tl = c["timeline"]
+    reason = c["state_change_reason"]
+    console.print(f"[bold]{c['id']}[/bold] '{c['name']}'  {styled(c['status'])}  release {c['release']}  "
+                  f"services {', '.join(c['services'])}" + ("  auto-terminate" if c["auto_terminate"] else ""))
+    console.print(f"  reason: {reason['code'] or '-'}: {reason['message'] or '-'}")
+    console.print(f"  created {when(tl['created_at'])}  ready {when(tl['ready_at'])}  ended {when(tl['ended_at'])}")
+    for name, url in c["web_uis"].items():
+        console.print(f"  {name:<22} {url}")
+    groups = table("group", "role", "instance type", "requested", "running")
+    for g in c["node_groups"]:
+        groups.add_row(g["id"], g["role"], g["instance_type"], str(g["requested_count"]), str(g["running_count"]))
+    console.print(groups)
+    nodes = table("node", "role", "address", "status", "daemons")
+    for n in c["nodes"]:
+        nodes.add_row(n["id"], n["role"], n["address"] or "-", styled(n["status"]), component_summary(n["components"]))
+    console.print(nodes)
+    for conf in configs or []:
+        t = table("property", "value", "source", title=conf["classification"])
+        for key, value in sorted(conf["properties"].items()):
+            t.add_row(key, value, "[bold]user[/bold]" if key in conf["user_set"] else "default")
+        console.print(t)
+
+
+@app.command()
+def describe(cluster_id: str, configs: bool = typer.Option(False, "--configs", help="Show effective configuration."),
+             events: bool = typer.Option(False, "--events", help="Show the cluster's events."),
+             output: Output = OutputOpt) -> None:
+    """Show a cluster: state and reason, timeline, nodes and daemons, web UIs."""
+    client = Client()
+    cluster = client.get(f"/clusters/{cluster_id}")
+    conf = client.get(f"/clusters/{cluster_id}/configurations") if configs else None
+    evs = client.get(f"/clusters/{cluster_id}/events") if events else None
+    if output is Output.json:
+        print_json({**cluster, **({"effective_configurations": conf} if conf is not None else {}),
+                    **({"events": evs} if evs is not None else {})})
+        return
+    _print_cluster(cluster, conf)
+    if evs:
+        t = table("time", "level", "code", "node", "message")
+        for e in evs:
+            t.add_row(when(e["time"]), e["level"], e["code"], e["node_id"] or "", e["message"])
+        console.print(t)
+
+
+@app.command()
+def terminate(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until it is TERMINATED."),
+              output: Output = OutputOpt) -> None:
+    """Terminate a cluster: stop its daemons and steps and release its nodes."""
+    client = Client()
+    cluster = client.post(f"/clusters/{cluster_id}/terminate")
+    if wait:
+        cluster = watch_cluster(client, cluster_id, ENDED, "TERMINATE_CLUSTER", show=output is Output.table)
+    if output is Output.json:
+        print_json(cluster)
+        return
+    console.print(f"Cluster {cluster_id} is {styled(cluster['status'])}")
+

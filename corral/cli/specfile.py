@@ -1,0 +1,109 @@
+"""Reading a cluster spec file (YAML or JSON) and merging command-line flags over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SpecFileError(Exception):
+    pass
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecFileError(f"{path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecFileError(f"{path}: a cluster spec must be a mapping (name, node_groups, ...), got {type(data).__name__}")
+    # Relative script paths are relative to the spec file, wherever the command runs.
+    for action in data.get("bootstrap_actions") or []:
+        if isinstance(action, dict) and isinstance(action.get("path"), str) and not Path(action["path"]).is_absolute():
+            action["path"] = str((path.parent / action["path"]).resolve())
+    return data
+
+
+@dataclass
+class SpecFlags:
+    name: str | None = None
+    release: str | None = None
+    services: list[str] = field(default_factory=list)
+    master_type: str | None = None
+    core_count: int | None = None
+    core_type: str | None = None
+    task_count: int | None = None
+    task_type: str | None = None
+    bootstrap: list[Path] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)  # classification:key=value
+    auto_terminate: bool = False
+    client_token: str | None = None
+
+
+DEFAULT_GROUPS = [
+    {"role": "MASTER", "instance_type": "local.small", "count": 1},
+    {"role": "CORE", "instance_type": "local.medium", "count": 2},
+]
+
+
+def _group(spec: dict[str, Any], role: str) -> dict[str, Any]:
+    for group in spec["node_groups"]:
+        if isinstance(group, dict) and str(group.get("role", "")).upper() == role:
+            return group
+    group = {"role": role, "count": 0}
+    spec["node_groups"].append(group)
+    return group
+
+
+def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]:
+    spec: dict[str, Any] = dict(base or {})
+    if "node_groups" not in spec:
+        spec["node_groups"] = [dict(g) for g in DEFAULT_GROUPS]
+    if not isinstance(spec["node_groups"], list):
+        raise SpecFileError("node_groups must be a list")
+    if flags.name:
+        spec["name"] = flags.name
+    spec.setdefault("name", "corral-cluster")
+    if flags.release:
+        spec["release"] = flags.release
+    if flags.services:
+        spec["services"] = [s.strip() for item in flags.services for s in item.split(",") if s.strip()]
+    for role, itype, count in (("MASTER", flags.master_type, None), ("CORE", flags.core_type, flags.core_count),
+                               ("TASK", flags.task_type, flags.task_count)):
+        if itype is None and count is None:
+            continue
+        group = _group(spec, role)
+        if itype is not None:
+            group["instance_type"] = itype
+        if count is not None:
+            group["count"] = count
+        elif "count" not in group or group.get("count") == 0:
+            group["count"] = 1
+    for path in flags.bootstrap:
+        spec.setdefault("bootstrap_actions", []).append({"path": str(path.expanduser().resolve())})
+    for prop in flags.properties:
+        classification, sep, assignment = prop.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not sep or not eq or not key:
+            raise SpecFileError(f"--property {prop!r}: expected CLASSIFICATION:KEY=VALUE, e.g. spark-defaults:spark.executor.memory=2g")
+        configs = spec.setdefault("configurations", [])
+        target = next((c for c in configs if c.get("classification") == classification), None)
+        if target is None:
+            target = {"classification": classification, "properties": {}}
+            configs.append(target)
+        target.setdefault("properties", {})[key] = value
+    if flags.auto_terminate:
+        spec["auto_terminate"] = True
+    if flags.client_token:
+        spec["client_token"] = flags.client_token
+    return spec

@@ -1,0 +1,136 @@
+"""``corral step add|list|describe|cancel|logs``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from corral.cli.client import Client
+from corral.cli.render import Output, console, duration, print_json, styled, table, when
+from corral.domain.states import ActionOnFailure, StepState, StepType
+
+app = typer.Typer(help="Add, follow and cancel steps.", no_args_is_help=True)
+OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
+FINAL = {s.value for s in StepState if s.is_terminal()}
+
+
+def absolutize(args: list[str]) -> list[str]:
+    """Arguments naming an existing relative file become absolute: the server reads them."""
+    out = []
+    for arg in args:
+        path = Path(arg)
+        out.append(str(path.resolve()) if not arg.startswith("-") and not path.is_absolute() and "://" not in arg
+                   and path.is_file() else arg)
+    return out
+
+
+def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) -> dict[str, Any]:
+    started = time.monotonic()
+    with console.status(f"step {step_id}") if show else _Quiet() as status:
+        while True:
+            step = client.get(f"/clusters/{cluster_id}/steps/{step_id}")
+            if status is not None:
+                status.update(f"step {step_id} '{step['name']}' {styled(step['status'])} {time.monotonic() - started:.0f}s")
+            if step["status"] in FINAL:
+                return step
+            time.sleep(0.5)
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command()
+def add(
+    cluster_id: str,
+    args: list[str] = typer.Argument(None, help="After --: spark-submit arguments (SPARK) or a command (SHELL)."),
+    type_: StepType = typer.Option(..., "--type", "-t", case_sensitive=False, help="spark or shell"),
+    name: Optional[str] = typer.Option(None, "--name"),
+    action_on_failure: ActionOnFailure = typer.Option(ActionOnFailure.CONTINUE, "--action-on-failure", case_sensitive=False),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the step; exit 1 unless it COMPLETED."),
+    output: Output = OutputOpt,
+) -> None:
+    """Queue a step on a cluster."""
+    client = Client()
+    body = {"steps": [{"type": type_.value, "name": name, "args": absolutize(args or []),
+                       "action_on_failure": action_on_failure.value}]}
+    step = client.post(f"/clusters/{cluster_id}/steps", json=body)["steps"][0]
+    if wait:
+        step = wait_step(client, cluster_id, step["id"], show=output is Output.table)
+    if output is Output.json:
+        print_json(step)
+    else:
+        console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}")
+        if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
+            console.print(step["state_message"], markup=False, highlight=False)
+    if wait and step["status"] != StepState.COMPLETED.value:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(cluster_id: str, output: Output = OutputOpt) -> None:
+    """List a cluster's steps in queue order."""
+    steps = Client().get(f"/clusters/{cluster_id}/steps")["steps"]
+    if output is Output.json:
+        print_json(steps)
+        return
+    t = table("id", "name", "type", "status", "on failure", "started", "duration")
+    for s in steps:
+        t.add_row(s["id"], s["name"], s["type"], styled(s["status"]), s["action_on_failure"], when(s["started_at"]),
+                  duration(s["started_at"], s["ended_at"]))
+    console.print(t)
+
+
+@app.command()
+def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
+    """Show one step: arguments, state, times, failure reason."""
+    s = Client().get(f"/clusters/{cluster_id}/steps/{step_id}")
+    if output is Output.json:
+        print_json(s)
+        return
+    console.print(f"[bold]{s['id']}[/bold] '{s['name']}' {s['type']} {styled(s['status'])}  on failure: {s['action_on_failure']}")
+    console.print("  args: " + " ".join(s["args"]), markup=False)
+    console.print(f"  created {when(s['created_at'])}  started {when(s['started_at'])}  ended {when(s['ended_at'])}"
+                  f"  duration {duration(s['started_at'], s['ended_at'])}  exit code {s['exit_code'] if s['exit_code'] is not None else '-'}")
+    if s.get("state_message"):
+        console.print(s["state_message"], markup=False, highlight=False)
+
+
+@app.command()
+def cancel(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
+    """Cancel a PENDING or RUNNING step (its driver and application are stopped)."""
+    s = Client().post(f"/clusters/{cluster_id}/steps/{step_id}/cancel")
+    if output is Output.json:
+        print_json(s)
+    else:
+        console.print(f"step {s['id']} {styled(s['status'])}")
+
+
+def stream_log(client: Client, cluster_id: str, step_id: str, stream: str, follow: bool) -> None:
+    offset = 0
+    out = sys.stdout.buffer
+    while True:
+        resp = client.request("GET", f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}", params={"offset": offset})
+        if resp.content:
+            out.write(resp.content)
+            out.flush()
+        offset = int(resp.headers["X-Corral-Next-Offset"])
+        if not follow or (not resp.content and resp.headers["X-Corral-Step-State"] in FINAL):
+            return
+        if not resp.content:
+            time.sleep(0.5)
+
+
+@app.command()
+def logs(cluster_id: str, step_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the step ends."),
+         stderr: bool = typer.Option(False, "--stderr", help="The step's stderr instead of its stdout.")) -> None:
+    """Print a step's stdout (or stderr)."""
+    stream_log(Client(), cluster_id, step_id, "stderr" if stderr else "stdout", follow)
