@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from corral import ids
@@ -59,18 +60,31 @@ def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], 
     steps, errors = prepare_steps(cp, requests, loc_prefix)
     if errors:
         raise ValidationFailed(errors)
+    for attempt in range(5):
+        try:
+            _enqueue(cp, cluster_id, steps)
+            break
+        except (IntegrityError, OperationalError):
+            # Another request took the same queue position (or SQLite's snapshot moved): retry.
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    cp.notifier.poke_reconciler()
+    return steps
+
+
+def _enqueue(cp: "ControlPlane", cluster_id: str, steps: list[Step]) -> None:
     with cp.store.session() as s:
         cluster = s.get(Cluster, cluster_id, with_for_update=True)
         assert cluster is not None
         if cluster.target == ClusterTarget.TERMINATED.value:
             raise Conflict(f"cluster {cluster_id} is terminating and takes no more steps")
-        next_seq = (s.scalar(select(func.max(Step.seq)).where(Step.cluster_id == cluster_id)) or -1) + 1
+        last = s.scalar(select(func.max(Step.seq)).where(Step.cluster_id == cluster_id))
+        next_seq = 0 if last is None else last + 1
         for offset, step in enumerate(steps):
             step.cluster_id, step.seq = cluster_id, next_seq + offset
             s.add(step)
             events.record(s, cluster_id, "STEP_ADDED", f"step {step.id} '{step.name}' ({step.type}) queued", step_id=step.id)
-    cp.notifier.poke_reconciler()
-    return steps
 
 
 def list_steps(cp: "ControlPlane", cluster_id: str, states: list[str] | None = None) -> list[Step]:

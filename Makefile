@@ -1,0 +1,15 @@
+# The two commands of the README: `make quickstart` (the main job) and `make test`.
+.PHONY: quickstart test setup bench
+
+setup:
+	@scripts/setup.sh
+
+quickstart: setup
+	.venv/bin/corral quickstart
+
+test: setup
+	@scripts/ensure-postgres.sh
+	.venv/bin/python -m pytest tests
+
+bench: setup
+	.venv/bin/python bench/run.py

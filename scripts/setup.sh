@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine for Corral: checks Python 3.11 and Java 17, creates .venv and
+# installs Corral with its pinned dependencies and the Spark runtime (pyspark 4.3.0).
+# Idempotent: a stamp file skips the install when pyproject.toml has not changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      PYTHON=$(command -v "$candidate"); break
+    fi
+  done
+fi
+[ -n "$PYTHON" ] || die "Python 3.11 is required: install it (e.g. apt-get install -y python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"
+
+if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+  die "Java 17 is required and no 'java' was found: install it with 'apt-get install -y openjdk-17-jdk-headless' (or set JAVA_HOME)"
+fi
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+major=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+[ "$major" = "17" ] || die "Java 17 is required but '$JAVA' is Java ${major:-unknown}: install openjdk-17-jdk-headless and put it first on PATH (or set JAVA_HOME)"
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv || die "could not create .venv (on Debian: apt-get install -y python3-venv)"
+fi
+stamp=.venv/.corral-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Corral, its pinned dependencies and pyspark 4.3.0 into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install --quiet --upgrade pip==25.3
+  .venv/bin/python -m pip install --quiet -e ".[runtime,test]"
+  touch "$stamp"
+fi

@@ -1,0 +1,212 @@
+"""Integration fixtures: a real control-plane server process (uvicorn), with its own home,
+port and loopback subnet, that real agents and real Spark daemons talk to."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+_subnets = itertools.count(0)
+ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
+STEP_FINAL = ("COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
+SMALL_SPEC: dict[str, Any] = {
+    "name": "it",
+    "services": ["spark"],
+    "node_groups": [
+        {"role": "MASTER", "instance_type": "local.small", "count": 1},
+        {"role": "CORE", "instance_type": "local.medium", "count": 2},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cluster_processes(cluster_id: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes that carry the cluster's id in their environment."""
+    found = []
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if proc.environ().get("CORRAL_CLUSTER_ID") == cluster_id:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def listening_on(addresses: set[str]) -> list[tuple[str, int]]:
+    return sorted({(c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
+                   if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in addresses})
+
+
+class ControlPlaneProcess:
+    """``python -m corral.server`` in its own CORRAL_HOME; can be killed and restarted."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.port = free_port()
+        self.env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_PORT": str(self.port),
+                    "CORRAL_LOCAL_SUBNET": f"127.{60 + next(_subnets)}.0.0/16"}
+        self.env.pop("CORRAL_URL", None)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30)
+
+    def start(self) -> None:
+        log = open(self.home / "server-test.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "corral.server"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.proc.poll() is None, (self.home / "server-test.log").read_text()[-3000:]
+            time.sleep(0.1)
+        raise AssertionError("control plane did not start")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+    # -- API helpers --------------------------------------------------------------------------
+
+    def create(self, spec: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+        resp = self.http.post("/clusters", json={**(spec or SMALL_SPEC), **overrides})
+        assert resp.status_code in (200, 201), resp.text
+        return resp.json()
+
+    def cluster(self, cluster_id: str) -> dict[str, Any]:
+        resp = self.http.get(f"/clusters/{cluster_id}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait_cluster(self, cluster_id: str, states: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            cluster = self.cluster(cluster_id)
+            if cluster["status"] in states:
+                return cluster
+            if cluster["status"] in ENDED or time.monotonic() > deadline:
+                raise AssertionError(f"cluster {cluster_id} is {cluster['status']}, wanted {states}: "
+                                     f"{cluster['state_change_reason']}\nevents: {self.events(cluster_id)[-15:]}")
+            time.sleep(0.25)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def add_step(self, cluster_id: str, type_: str, args: list[str], **extra: Any) -> dict[str, Any]:
+        resp = self.http.post(f"/clusters/{cluster_id}/steps", json={"steps": [{"type": type_, "args": args, **extra}]})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["steps"][0]
+
+    def step(self, cluster_id: str, step_id: str) -> dict[str, Any]:
+        return self.http.get(f"/clusters/{cluster_id}/steps/{step_id}").json()
+
+    def wait_step(self, cluster_id: str, step_id: str, timeout: float = 180) -> dict[str, Any]:
+        return self.wait_for(lambda: (s := self.step(cluster_id, step_id))["status"] in STEP_FINAL and s,
+                             timeout, f"step {step_id} to end")
+
+    def log(self, cluster_id: str, step_id: str, stream: str = "stdout") -> str:
+        return self.http.get(f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").text
+
+    def events(self, cluster_id: str) -> list[dict[str, Any]]:
+        return self.http.get(f"/clusters/{cluster_id}/events").json()
+
+    def terminate(self, cluster_id: str, wait: bool = True) -> dict[str, Any]:
+        self.http.post(f"/clusters/{cluster_id}/terminate")
+        return self.wait_cluster(cluster_id, ENDED, timeout=120) if wait else self.cluster(cluster_id)
+
+    def cleanup(self) -> None:
+        """Terminate every cluster of this home; kill anything that would still be left."""
+        ids: list[str] = []
+        if self.proc is not None:
+            try:
+                clusters = self.http.get("/clusters").json()
+                ids = [c["id"] for c in clusters]
+                for c in clusters:
+                    if c["status"] not in ENDED:
+                        self.http.post(f"/clusters/{c['id']}/terminate")
+                for cid in ids:
+                    self.wait_for(lambda cid=cid: self.cluster(cid)["status"] in ENDED, 120, f"{cid} to end")
+            except (httpx.HTTPError, AssertionError):
+                pass
+        self.stop()
+        for proc in psutil.process_iter():
+            try:
+                if proc.environ().get("CORRAL_NODE_ID") and str(self.home) in " ".join(proc.cmdline() + [proc.cwd()]):
+                    proc.kill()
+            except (psutil.Error, OSError):
+                continue
+        self.http.close()
+
+
+@pytest.fixture
+def control_plane(tmp_path: Path) -> Iterator[ControlPlaneProcess]:
+    """A control plane of the test's own (for tests that kill or restart it)."""
+    cp = ControlPlaneProcess(tmp_path / "home")
+    cp.home.mkdir()
+    cp.start()
+    yield cp
+    cp.cleanup()
+
+
+@pytest.fixture(scope="session")
+def shared_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneProcess]:
+    cp = ControlPlaneProcess(tmp_path_factory.mktemp("shared") / "home")
+    cp.home.mkdir()
+    cp.start()
+    yield cp
+    cp.cleanup()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
+    """One WAITING 1 MASTER + 2 CORE Spark cluster that step tests share."""
+    cluster = shared_cp.create(name="shared")
+    return shared_cp.wait_cluster(cluster["id"], ("WAITING",))
+
+
+@pytest.fixture(scope="session")
+def pyspark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent

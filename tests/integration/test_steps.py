@@ -1,0 +1,154 @@
+"""Steps on a shared real cluster: queue order, ActionOnFailure, logs, cancel, a Worker crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.integration.conftest import ControlPlaneProcess, cluster_processes
+
+pytestmark = pytest.mark.integration
+
+
+def _master_json(cluster: dict[str, Any]) -> dict[str, Any]:
+    return httpx.get(cluster["web_uis"]["spark-master"] + "/json/", timeout=5).json()  # type: ignore[no-any-return]
+
+
+def test_steps_run_in_order_with_action_on_failure(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
+    cid = spark_cluster["id"]
+    failing = shared_cp.add_step(cid, "SHELL", ["echo hello; echo oops >&2; exit 3"], name="fails")
+    after = shared_cp.add_step(cid, "SHELL", ["/bin/echo", "after", "the failure"], name="continues")
+    env = shared_cp.add_step(cid, "SHELL", ['echo "$SPARK_HOME|$SPARK_CONF_DIR|$(command -v spark-submit)"'])
+    stop = shared_cp.add_step(cid, "SHELL", ["exit 1"], action_on_failure="CANCEL_AND_WAIT")
+    never = shared_cp.add_step(cid, "SHELL", ["echo never"])
+
+    failing = shared_cp.wait_step(cid, failing["id"])
+    assert failing["status"] == "FAILED" and failing["exit_code"] == 3
+    assert "exit code 3" in failing["state_message"] and "oops" in failing["state_message"]
+    assert shared_cp.log(cid, failing["id"]) == "hello\n"
+    assert shared_cp.log(cid, failing["id"], "stderr") == "oops\n"
+
+    after = shared_cp.wait_step(cid, after["id"])
+    assert after["status"] == "COMPLETED"
+    assert shared_cp.log(cid, after["id"]) == "after the failure\n"
+    assert after["started_at"] >= failing["ended_at"]
+
+    env = shared_cp.wait_step(cid, env["id"])
+    spark_home, conf_dir, submit = shared_cp.log(cid, env["id"]).strip().split("|")
+    assert Path(spark_home, "bin", "spark-class").exists()
+    assert Path(conf_dir, "spark-defaults.conf").exists()
+    assert submit == f"{spark_home}/bin/spark-submit"
+
+    assert shared_cp.wait_step(cid, stop["id"])["status"] == "FAILED"
+    never = shared_cp.wait_step(cid, never["id"])
+    assert never["status"] == "CANCELLED" and "CANCEL_AND_WAIT" in never["state_message"]
+    assert never["started_at"] is None
+    assert shared_cp.wait_cluster(cid, ("WAITING",))["status"] == "WAITING"
+
+
+def test_follow_logs_while_a_step_runs(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
+    cid = spark_cluster["id"]
+    step = shared_cp.add_step(cid, "SHELL", ["for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.5; done"])
+    seen, offset, states = b"", 0, set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        resp = shared_cp.http.get(f"/clusters/{cid}/steps/{step['id']}/logs/stdout", params={"offset": offset})
+        seen += resp.content
+        offset = int(resp.headers["X-Corral-Next-Offset"])
+        states.add(resp.headers["X-Corral-Step-State"])
+        if resp.headers["X-Corral-Step-State"] == "COMPLETED" and not resp.content:
+            break
+        time.sleep(0.2)
+    assert seen.decode() == "".join(f"line-{i}\n" for i in range(1, 7))
+    assert "RUNNING" in states, "lines should be readable while the step runs"
+
+
+SLEEPY_JOB = textwrap.dedent("""
+    import time
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.appName("sleepy-cancel-me").getOrCreate()
+    print("started", flush=True)
+    spark.sparkContext.parallelize(range(4), 4).map(lambda x: time.sleep(600) or x).collect()
+""")
+
+
+def test_cancel_running_spark_step_stops_driver_and_application(shared_cp: ControlPlaneProcess,
+                                                                spark_cluster: dict[str, Any], tmp_path: Path) -> None:
+    cid = spark_cluster["id"]
+    job = tmp_path / "sleepy.py"
+    job.write_text(SLEEPY_JOB)
+    step = shared_cp.add_step(cid, "SPARK", [str(job)], name="sleepy")
+    shared_cp.wait_for(lambda: any(a["name"] == "sleepy-cancel-me" and a["state"] == "RUNNING"
+                                   for a in _master_json(spark_cluster)["activeapps"]), 90, "the application to run")
+    shared_cp.wait_for(lambda: any("CoarseGrainedExecutorBackend" in " ".join(p.cmdline())
+                                   for p in cluster_processes(cid)), 60, "executors to start")
+    resp = shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
+    assert resp.status_code == 200 and resp.json()["status"] == "CANCEL_PENDING"
+    step = shared_cp.wait_step(cid, step["id"], timeout=60)
+    assert step["status"] == "CANCELLED"
+    shared_cp.wait_for(lambda: not _master_json(spark_cluster)["activeapps"], 30, "the application to leave the Master")
+    assert any(a["name"] == "sleepy-cancel-me" for a in _master_json(spark_cluster)["completedapps"])
+
+    def leftovers() -> list[str]:
+        return [" ".join(p.cmdline())[:120] for p in cluster_processes(cid)
+                if any(k in " ".join(p.cmdline()) for k in ("CoarseGrainedExecutorBackend", "SparkSubmit", "sleepy.py"))]
+    shared_cp.wait_for(lambda: not leftovers(), 30, "driver and executors to exit")
+    assert shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel").status_code == 409
+
+
+def test_cancel_pending_step(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
+    cid = spark_cluster["id"]
+    blocker = shared_cp.add_step(cid, "SHELL", ["sleep 3"])
+    queued = shared_cp.add_step(cid, "SHELL", ["echo should-not-run"])
+    resp = shared_cp.http.post(f"/clusters/{cid}/steps/{queued['id']}/cancel")
+    assert resp.json()["status"] == "CANCELLED"
+    assert shared_cp.wait_step(cid, blocker["id"])["status"] == "COMPLETED"
+    assert shared_cp.step(cid, queued["id"])["status"] == "CANCELLED"
+    assert shared_cp.log(cid, queued["id"]) == ""
+
+
+LONG_JOB = textwrap.dedent("""
+    import time
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.appName("survives-worker-loss").getOrCreate()
+    total = spark.sparkContext.parallelize(range(400), 80).map(lambda x: time.sleep(0.25) or x).sum()
+    print(f"total={total}", flush=True)
+""")
+
+
+def test_worker_killed_during_step_is_restarted_and_step_completes(shared_cp: ControlPlaneProcess,
+                                                                    spark_cluster: dict[str, Any], tmp_path: Path) -> None:
+    cid = spark_cluster["id"]
+    job = tmp_path / "long.py"
+    job.write_text(LONG_JOB)
+    step = shared_cp.add_step(cid, "SPARK", [str(job)])
+    shared_cp.wait_for(lambda: any(a["name"] == "survives-worker-loss" and a["state"] == "RUNNING"
+                                   for a in _master_json(spark_cluster)["activeapps"]), 90, "the application to run")
+    time.sleep(4)  # let tasks run on both workers
+    victim = next(n for n in shared_cp.cluster(cid)["nodes"] if n["role"] == "CORE")
+    pid = victim["components"]["spark-worker"]["pid"]
+    assert "org.apache.spark.deploy.worker.Worker" in " ".join(psutil.Process(pid).cmdline())
+    os.kill(pid, signal.SIGKILL)
+
+    step = shared_cp.wait_step(cid, step["id"], timeout=300)
+    assert step["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    assert f"total={sum(range(400))}" in shared_cp.log(cid, step["id"])
+
+    def worker_back() -> bool:
+        node = next(n for n in shared_cp.cluster(cid)["nodes"] if n["id"] == victim["id"])
+        worker = node["components"]["spark-worker"]
+        return worker["status"] == "RUNNING" and worker["restarts"] >= 1 and worker["pid"] != pid
+    shared_cp.wait_for(worker_back, 60, "the agent to restart the Worker")
+    shared_cp.wait_for(lambda: sum(w["state"] == "ALIVE" for w in _master_json(spark_cluster)["workers"]) >= 2
+                       and victim["address"] in {w["host"] for w in _master_json(spark_cluster)["workers"]
+                                                 if w["state"] == "ALIVE"}, 60, "the Worker to re-register")
+    crashes = [e for e in shared_cp.events(cid) if e["code"] == "COMPONENT_CRASHED" and e["node_id"] == victim["id"]]
+    assert crashes and crashes[0]["component"] == "spark-worker"
