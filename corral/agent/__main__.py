@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import logging
+import time
 from pathlib import Path
+
+import psutil
 
 from corral.agent.agent import Agent
 
@@ -14,6 +19,21 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_dir = Path(json.loads(args.config.read_text())["directory"]) / "run"
+    # One agent per node, whatever happens: a control plane killed between spawning an
+    # agent and recording it may spawn a second one, which must step aside.
+    lock = open(run_dir / "agent.lock", "a")
+    for _ in range(20):  # the provider's liveness probe holds the lock for an instant
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.1)
+    else:
+        logging.warning("another agent already runs for this node; exiting")
+        return
+    me = psutil.Process()
+    (run_dir / "agent.pid").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
     Agent(args.config).run()
 
 

@@ -26,15 +26,18 @@ if TYPE_CHECKING:
 def prepare_steps(cp: "ControlPlane", requests: list[StepRequest],
                   loc_prefix: tuple[str | int, ...] = ()) -> tuple[list[Step], list[FieldError]]:
     """Check every request and store its local files; rows are returned unsaved."""
-    steps: list[Step] = []
     errors: list[FieldError] = []
-    now = time.time()
+    checked = []
     for i, req in enumerate(requests):
         prefix = (*loc_prefix, i) if loc_prefix else ()
         files, problems = STEP_KINDS[req.type].check(list(req.args))
         errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems]
-        if problems:
-            continue
+        checked.append((req, files))
+    if errors:
+        return [], errors  # nothing stored: bad input creates nothing
+    now = time.time()
+    steps: list[Step] = []
+    for i, (req, files) in enumerate(checked):
         artifacts = [{"index": f.index, "path": f.path, "name": Path(f.path).name, "sha256": cp.artifacts.put(Path(f.path))}
                      for f in files]
         steps.append(Step(

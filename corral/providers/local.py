@@ -9,6 +9,7 @@ daemons, executors and steps), which is how terminate finds all of them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -93,6 +94,19 @@ class LocalProvider:
         token.write_text(request.agent_token)
         return root
 
+    def _agent_alive(self, root: Path) -> bool:
+        """An agent holds ``run/agent.lock`` for as long as it lives (see corral.agent)."""
+        try:
+            with open(root / "run" / "agent.lock", "a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return False
+        except FileNotFoundError:
+            return False
+
     def _agent_process(self, root: Path) -> psutil.Process | None:
         try:
             info = json.loads((root / "run" / "agent.pid").read_text())
@@ -116,8 +130,7 @@ class LocalProvider:
         finally:
             log.close()
         self._children[request.node_id] = proc
-        create_time = psutil.Process(proc.pid).create_time()
-        (root / "run" / "agent.pid").write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
+        # The agent writes run/agent.pid itself once it holds the node's lock.
         return NodeHandle(request.node_id, address, str(root), {"agent_pid": proc.pid})
 
     # -- the provider contract -------------------------------------------------------------
@@ -125,9 +138,9 @@ class LocalProvider:
     def create_node(self, request: NodeRequest) -> NodeHandle:
         address = self._lease_address(request.node_id)
         root = self.node_dir(request.cluster_id, request.node_id)
-        running = self._agent_process(root) if root.exists() else None
-        if running is not None:
-            return NodeHandle(request.node_id, address, str(root), {"agent_pid": running.pid})
+        if root.exists() and self._agent_alive(root):
+            running = self._agent_process(root)
+            return NodeHandle(request.node_id, address, str(root), {"agent_pid": running.pid if running else None})
         self._prepare(request, address)
         return self._spawn_agent(request, root, address)
 
@@ -139,7 +152,7 @@ class LocalProvider:
         root = self._find_dir(node_id)
         if root is None:
             return Liveness.MISSING
-        return Liveness.RUNNING if self._agent_process(root) else Liveness.STOPPED
+        return Liveness.RUNNING if self._agent_alive(root) else Liveness.STOPPED
 
     def leftover_processes(self, node_id: str) -> list[int]:
         self._reap()
