@@ -222,6 +222,8 @@ class Agent:
                 self.tick()
             except Exception:  # noqa: BLE001 - the agent must outlive any single failure
                 log.exception("agent tick failed")
-            self._wake.wait(0.5)
+            # Tight while something changes (daemons starting, steps running), lazy when idle.
+            busy = self.phase != "RUNNING" or bool(self.steps.procs)
+            self._wake.wait(0.1 if busy else 0.5)
             self._wake.clear()
         self.shutdown()

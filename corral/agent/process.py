@@ -35,7 +35,11 @@ class ManagedProcess:
             create_time = time.time()
         proc = cls(popen.pid, create_time, popen)
         if pidfile is not None:
-            pidfile.write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
+            try:
+                pidfile.write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
+            except OSError:
+                proc.stop(0)  # an untracked process is worse than none
+                raise
         return proc
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def _group(spec: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]:
-    spec: dict[str, Any] = dict(base or {})
+    spec: dict[str, Any] = copy.deepcopy(base or {})  # never change the caller's spec
     if "node_groups" not in spec:
         spec["node_groups"] = [dict(g) for g in DEFAULT_GROUPS]
     if not isinstance(spec["node_groups"], list):

@@ -22,14 +22,26 @@ def artifact_placeholder(sha256: str) -> str:
     return "{artifact:" + sha256 + "}"
 
 
+def _ship(arg: str, path: str, placeholder: str) -> str:
+    """Point ``arg`` (a path, a comma list of them, or ``--opt=list``) at the shipped copy of ``path``."""
+    if arg.startswith("-") and "=" in arg:
+        option, value = arg.split("=", 1)
+        return option + "=" + _ship(value, path, placeholder)
+    items = arg.split(",")
+    return ",".join(placeholder if item in (path, "file://" + path) else item for item in items)
+
+
 def step_command(step: Step, view: ClusterView) -> StepCommand:
-    cmd = STEP_KINDS[StepType(step.type)].command(list(step.args), view)
+    args = list(step.args)
+    cmd = STEP_KINDS[StepType(step.type)].command(args, view)
     argv = list(cmd.argv)
+    offset = len(argv) - len(args)  # step kinds keep the user's arguments as the command's tail
+    assert offset >= 0 and argv[offset:] == args, "a step kind must end its command with the step's arguments"
     refs: dict[str, ArtifactRef] = {}
     for art in step.artifacts:
         refs[art["sha256"]] = ArtifactRef(sha256=art["sha256"], name=art["name"])
-        # The local path is replaced wherever it stands (alone or inside a comma list).
-        argv = [a.replace(art["path"], artifact_placeholder(art["sha256"])) for a in argv]
+        at = offset + art["index"]
+        argv[at] = _ship(argv[at], art["path"], artifact_placeholder(art["sha256"]))
     return StepCommand(id=step.id, argv=argv, env=cmd.env, artifacts=list(refs.values()),
                        cancel=step.status == StepState.CANCEL_PENDING.value)
 

@@ -99,10 +99,11 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
     from corral.services.registry import validate_services  # services depend on the domain, not back
 
     errors: list[FieldError] = []
-    roles = [g.role for g in spec.node_groups]
-    for role in NodeRole:
-        if roles.count(role) > 1:
-            errors.append(FieldError(("node_groups",), f"more than one {role.value} group"))
+    seen: set[NodeRole] = set()
+    for i, group in enumerate(spec.node_groups):
+        if group.role in seen:
+            errors.append(FieldError(("node_groups", i, "role"), f"more than one {group.role.value} group"))
+        seen.add(group.role)
     master = spec.group(NodeRole.MASTER)
     if master is None:
         errors.append(FieldError(("node_groups",), "a MASTER group is required"))
@@ -119,8 +120,7 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
         errors.append(FieldError(("services",), "a service is listed twice"))
     if not spec.services:
         errors.append(FieldError(("services",), "at least one service is required"))
-    if not errors:
-        errors.extend(validate_services(spec))
+    errors.extend(validate_services(spec, shape_ok=not errors))
     for i, action in enumerate(spec.bootstrap_actions):
         path = Path(action.path)
         if not path.is_absolute():

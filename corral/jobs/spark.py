@@ -44,17 +44,20 @@ class SparkStep:
             if not arg.startswith("-"):
                 app = i
                 break
-            if name in _VALUE_OPTIONS and "=" not in arg:
-                if i + 1 >= len(args):
+            if name in _VALUE_OPTIONS:
+                inline = "=" in arg  # --py-files=a.py,b.py
+                if not inline and i + 1 >= len(args):
                     errors.append(FieldError(("args", i), f"{arg} needs a value"))
                     break
+                value_index = i if inline else i + 1
                 if name in _FILE_LIST_OPTIONS:
-                    for item in args[i + 1].split(","):
+                    value = arg.split("=", 1)[1] if inline else args[i + 1]
+                    for item in value.split(","):
                         if item and _is_local(item):
-                            found, errs = require_file(i + 1, urlparse(item).path, f"{name} file")
+                            found, errs = require_file(value_index, urlparse(item).path, f"{name} file")
                             files += found
                             errors += errs
-                i += 2
+                i = value_index + 1
                 continue
             i += 1
         if app is None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-STARTING_SECONDS = 180.0  # every agent must register (includes a cold runtime cache check)
-BOOTSTRAPPING_SECONDS = 1800.0  # runtime deploy (a pip install on a fresh host), bootstrap actions, daemons
-TERMINATING_SECONDS = 120.0  # beyond it, remaining nodes are force-terminated and the cluster ends with errors
+import os
+
+
+def _seconds(name: str, default: float) -> float:
+    """Operators (and tests) may shorten or lengthen a deadline, e.g. CORRAL_BOOTSTRAPPING_TIMEOUT=600."""
+    return float(os.environ.get(f"CORRAL_{name}_TIMEOUT", default))
+
+
+STARTING_SECONDS = _seconds("STARTING", 180.0)  # every agent must register
+BOOTSTRAPPING_SECONDS = _seconds("BOOTSTRAPPING", 1800.0)  # runtime deploy (pip on a fresh host), bootstrap, daemons
+TERMINATING_SECONDS = _seconds("TERMINATING", 120.0)  # then remaining nodes are reported and the cluster ends with errors
 AGENT_LOST_SECONDS = 20.0  # no report for this long: the agent is checked and restarted
 STOP_GRACE_SECONDS = 15.0  # agents get this long to stop their daemons before the provider kills them
 MAX_PROVIDER_ATTEMPTS = 5

@@ -14,16 +14,21 @@ def get_service(name: str) -> Service:
     return SERVICES[name]
 
 
-def validate_services(spec: ClusterSpec) -> list[FieldError]:
+def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldError]:
+    """Service requirements (only once groups and service names are valid: they rely on
+    them) and configuration classifications (always)."""
     errors: list[FieldError] = []
-    chosen = set(spec.services)
+    known = [name for name in spec.services if name in SERVICES]
+    chosen = set(known)
     for i, name in enumerate(spec.services):
+        if name not in SERVICES or not shape_ok:
+            continue
         service = SERVICES[name]
         for needed in service.requires:
             if needed not in chosen:
                 errors.append(FieldError(("services", i), f"{name} requires {needed}"))
         errors.extend(service.validate(spec))
-    owned = {c: s for s in spec.services for c in SERVICES[s].classifications}
+    owned = {c: s for s in known for c in SERVICES[s].classifications}
     for i, conf in enumerate(spec.configurations):
         if conf.classification not in owned:
             known = ", ".join(sorted(owned)) or "none"

@@ -114,3 +114,21 @@ def test_same_client_token_returns_the_same_cluster(shared_cp: ControlPlaneProce
     ids = [c["id"] for c in shared_cp.http.get("/clusters").json() if c["name"] in ("token", "different")]
     assert ids == [first.json()["id"]]
     shared_cp.terminate(first.json()["id"])
+
+
+def test_stuck_bootstrap_times_out_with_a_reason(tmp_path: Path) -> None:
+    """No state is forever: a bootstrap that hangs ends the cluster at its deadline."""
+    cp = ControlPlaneProcess(tmp_path / "home")
+    cp.home.mkdir()
+    cp.env["CORRAL_BOOTSTRAPPING_TIMEOUT"] = "6"
+    cp.start()
+    try:
+        script = tmp_path / "hang.sh"
+        script.write_text("sleep 600\n")
+        cluster = cp.create(name="hangs", bootstrap_actions=[{"path": str(script)}])
+        ended = cp.wait_cluster(cluster["id"], ("TERMINATED_WITH_ERRORS",), timeout=90)
+        assert ended["state_change_reason"]["code"] == "TIMEOUT"
+        assert "BOOTSTRAPPING past its deadline" in ended["state_change_reason"]["message"]
+        assert cluster_processes(cluster["id"]) == []
+    finally:
+        cp.cleanup()

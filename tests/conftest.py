@@ -1,0 +1,50 @@
+"""Session-wide fixtures: a real PostgreSQL server for the store tests.
+
+``postgres_url`` starts one server per test session (only when a test asks for it) and
+yields the SQLAlchemy URL of an empty database; ``fresh_pg_url`` gives each test a new
+database of its own on that server, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.postgres import PostgresServer, PostgresUnavailable, find_bindir
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session, started on first use."""
+    problem: str | None = None
+    try:
+        server = PostgresServer(bindir=find_bindir())
+    except PostgresUnavailable as exc:
+        problem = str(exc)
+    if problem is not None:  # fail, never skip: these tests are what proves PostgreSQL support
+        pytest.fail(problem, pytrace=False)
+    try:
+        try:
+            server.start()
+        except PostgresUnavailable as exc:
+            problem = f"could not start the test PostgreSQL server: {exc}"
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """``postgresql+psycopg://USER:PASSWORD@127.0.0.1:PORT/DBNAME`` of a real server."""
+    return postgres_server.url()
+
+
+@pytest.fixture
+def fresh_pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database for this test only (dropped afterwards)."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)

@@ -1,0 +1,185 @@
+"""Cluster specs: pydantic shape checks and whole-spec checks, each naming the exact field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from corral.domain.spec import ClusterSpec, StepRequest, validate_cluster_spec
+from corral.domain.states import ActionOnFailure, NodeRole, StepType
+from corral.errors import FieldError, ValidationFailed, format_loc
+from tests.unit.helpers import spec_dict
+
+
+def shape_errors(data: dict[str, Any]) -> list[dict[str, Any]]:
+    with pytest.raises(ValidationError) as info:
+        ClusterSpec.model_validate(data)
+    return info.value.errors()
+
+
+def spec_errors(data: dict[str, Any]) -> list[FieldError]:
+    spec = ClusterSpec.model_validate(data)
+    with pytest.raises(ValidationFailed) as info:
+        validate_cluster_spec(spec)
+    return info.value.errors
+
+
+def only(errors: list[FieldError]) -> FieldError:
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# -- pydantic: shapes and single fields ----------------------------------------------------------
+
+
+def test_a_valid_spec_passes_both_checks() -> None:
+    spec = ClusterSpec.model_validate(spec_dict())
+    validate_cluster_spec(spec)
+    assert spec.release == "corral-1.0"
+    assert spec.count(NodeRole.CORE) == 2
+    assert spec.group(NodeRole.TASK) is None
+
+
+def test_unknown_instance_type_names_the_group_field() -> None:
+    data = spec_dict(node_groups=[{"role": "MASTER"}, {"role": "CORE", "instance_type": "local.huge", "count": 2}])
+    errors = shape_errors(data)
+    assert [e["loc"] for e in errors] == [("node_groups", 1, "instance_type")]
+    assert "local.huge" in errors[0]["msg"]
+
+
+def test_unknown_role_names_the_group_field() -> None:
+    errors = shape_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "WORKER"}]))
+    assert [e["loc"] for e in errors] == [("node_groups", 1, "role")]
+
+
+def test_unknown_release_is_rejected() -> None:
+    errors = shape_errors(spec_dict(release="emr-6.0"))
+    assert [e["loc"] for e in errors] == [("release",)]
+
+
+def test_unknown_keys_are_rejected_where_they_are() -> None:
+    errors = shape_errors(spec_dict(node_groups=[{"role": "MASTER", "size": 3}, {"role": "CORE"}]))
+    assert [(e["loc"], e["type"]) for e in errors] == [(("node_groups", 0, "size"), "extra_forbidden")]
+
+
+def test_group_count_is_bounded() -> None:
+    errors = shape_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "CORE", "count": 65}]))
+    assert [e["loc"] for e in errors] == [("node_groups", 1, "count")]
+    errors = shape_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "CORE", "count": -1}]))
+    assert [e["loc"] for e in errors] == [("node_groups", 1, "count")]
+
+
+def test_bad_step_in_spec_names_the_step() -> None:
+    errors = shape_errors(spec_dict(steps=[{"type": "shell", "args": ["true"]}, {"type": "hive", "args": []}]))
+    assert [e["loc"] for e in errors] == [("steps", 1, "type")]
+
+
+def test_property_values_from_yaml_scalars_are_stringified() -> None:
+    spec = ClusterSpec.model_validate(spec_dict(configurations=[{
+        "classification": "spark-defaults",
+        "properties": {"spark.executor.cores": 2, "spark.eventLog.enabled": True, "spark.speculation": False,
+                       "spark.memory.fraction": 0.6, "spark.app.name": "x"},
+    }]))
+    assert spec.configurations[0].properties == {
+        "spark.executor.cores": "2", "spark.eventLog.enabled": "true", "spark.speculation": "false",
+        "spark.memory.fraction": "0.6", "spark.app.name": "x",
+    }
+
+
+def test_services_and_step_types_are_case_insensitive() -> None:
+    spec = ClusterSpec.model_validate(spec_dict(services=["Spark"], steps=[{"type": "shell", "args": ["true"]}]))
+    assert spec.services == ["spark"]
+    assert spec.steps[0].type is StepType.SHELL
+    assert spec.steps[0].action_on_failure is ActionOnFailure.CONTINUE
+    assert StepRequest.model_validate({"type": "Spark"}).type is StepType.SPARK
+
+
+# -- validate_cluster_spec: the whole spec --------------------------------------------------------
+
+
+def test_unknown_service_names_its_index() -> None:
+    err = only(spec_errors(spec_dict(services=["spark", "hive"])))
+    assert err.loc == ("services", 1)
+    assert "hive" in err.msg
+
+
+def test_no_master_group() -> None:
+    err = only(spec_errors(spec_dict(node_groups=[{"role": "CORE", "count": 2}])))
+    assert err.loc == ("node_groups",)
+    assert "MASTER" in err.msg
+
+
+@pytest.mark.parametrize("count", [0, 2, 3])
+def test_master_count_must_be_one_and_names_the_master_group(count: int) -> None:
+    # The MASTER group is second here: the index must be the group's, not 0.
+    err = only(spec_errors(spec_dict(node_groups=[{"role": "CORE", "count": 2}, {"role": "MASTER", "count": count}])))
+    assert err.loc == ("node_groups", 1, "count")
+    assert f"got {count}" in err.msg
+
+
+def test_spark_needs_a_core_node() -> None:
+    err = only(spec_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "TASK", "count": 2},
+                                                  {"role": "CORE", "count": 0}])))
+    assert err.loc == ("node_groups", 2, "count")
+    assert "CORE" in err.msg
+
+
+def test_spark_without_any_core_group() -> None:
+    err = only(spec_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "TASK", "count": 2}])))
+    assert err.loc == ("node_groups",)
+    assert "CORE" in err.msg
+
+
+def test_duplicated_group_roles() -> None:
+    errors = spec_errors(spec_dict(node_groups=[{"role": "MASTER"}, {"role": "CORE", "count": 1},
+                                                {"role": "CORE", "count": 1}]))
+    err = only(errors)
+    assert err.loc == ("node_groups", 2, "role")  # the second CORE group is the one at fault
+    assert "more than one CORE group" in err.msg
+
+
+def test_unknown_configuration_classification_names_it() -> None:
+    err = only(spec_errors(spec_dict(configurations=[
+        {"classification": "spark-defaults", "properties": {"spark.executor.cores": "1"}},
+        {"classification": "hive-site", "properties": {}},
+    ])))
+    assert err.loc == ("configurations", 1, "classification")
+    assert "hive-site" in err.msg and "spark-defaults" in err.msg  # says what is known
+
+
+def test_bootstrap_file_missing_and_relative(tmp_path: Path) -> None:
+    present = tmp_path / "ok.sh"
+    present.write_text("#!/bin/sh\n")
+    errors = spec_errors(spec_dict(bootstrap_actions=[
+        {"path": str(present)},
+        {"path": str(tmp_path / "missing.sh")},
+        {"path": "relative/boot.sh"},
+    ]))
+    by_loc = {e.loc: e.msg for e in errors}
+    assert set(by_loc) == {("bootstrap_actions", 1, "path"), ("bootstrap_actions", 2, "path")}
+    assert "not found" in by_loc[("bootstrap_actions", 1, "path")]
+    assert "absolute" in by_loc[("bootstrap_actions", 2, "path")]
+
+
+def test_a_directory_is_not_a_bootstrap_file(tmp_path: Path) -> None:
+    err = only(spec_errors(spec_dict(bootstrap_actions=[{"path": str(tmp_path)}])))
+    assert err.loc == ("bootstrap_actions", 0, "path")
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    errors = spec_errors(spec_dict(
+        node_groups=[{"role": "MASTER", "count": 2}, {"role": "CORE"}],
+        bootstrap_actions=[{"path": str(tmp_path / "nope.sh")}],
+    ))
+    assert {e.loc for e in errors} == {("node_groups", 0, "count"), ("bootstrap_actions", 0, "path")}
+
+
+def test_validation_failed_message_uses_dotted_locations() -> None:
+    spec = ClusterSpec.model_validate(spec_dict(node_groups=[{"role": "CORE"}, {"role": "MASTER", "count": 2}]))
+    with pytest.raises(ValidationFailed, match=r"node_groups\[1\]\.count: MASTER count must be 1"):
+        validate_cluster_spec(spec)
+    assert format_loc(("configurations", 0, "properties", "a.b")) == "configurations[0].properties.a.b"
+    assert str(FieldError((), "whole thing")) == "whole thing"
