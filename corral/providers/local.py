@@ -29,6 +29,7 @@ from corral.store.db import Store
 from corral.store.models import AddressLease
 
 NODE_ENV_MARKER = "CORRAL_NODE_ID"
+CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL"})
 NODE_SUBDIRS = ("conf", "data", "logs", "run", "steps", "artifacts")
 
 
@@ -118,7 +119,9 @@ class LocalProvider:
         return None
 
     def _spawn_agent(self, request: NodeRequest, root: Path, address: str) -> NodeHandle:
-        env = dict(os.environ)
+        # Agents pass their environment to daemons and steps: the control plane's own
+        # settings (a database URL may hold a password) stay behind.
+        env = {k: v for k, v in os.environ.items() if k not in CONTROL_PLANE_ONLY_ENV}
         env.update({NODE_ENV_MARKER: request.node_id, "CORRAL_CLUSTER_ID": request.cluster_id})
         log = open(root / "logs" / "agent.log", "ab")
         try:

@@ -13,7 +13,7 @@ def _seconds(name: str, default: float) -> float:
 STARTING_SECONDS = _seconds("STARTING", 180.0)  # every agent must register
 BOOTSTRAPPING_SECONDS = _seconds("BOOTSTRAPPING", 1800.0)  # runtime deploy (pip on a fresh host), bootstrap, daemons
 TERMINATING_SECONDS = _seconds("TERMINATING", 120.0)  # then remaining nodes are reported and the cluster ends with errors
-AGENT_LOST_SECONDS = 20.0  # no report for this long: the agent is checked and restarted
+AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)  # no report for this long: the agent is checked, restarted
 STOP_GRACE_SECONDS = 15.0  # agents get this long to stop their daemons before the provider kills them
 MAX_PROVIDER_ATTEMPTS = 5
 BACKOFF_BASE = 0.5

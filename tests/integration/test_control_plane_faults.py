@@ -83,3 +83,31 @@ def test_kill9_during_create_resumes_without_duplicates(control_plane: ControlPl
     assert ids == [cid]
     cp.terminate(cid)
     assert cluster_processes(cid) == []
+
+
+def test_killed_agent_is_restarted_and_adopts_its_daemons(control_plane: ControlPlaneProcess) -> None:
+    cp = control_plane
+    cp.stop()
+    cp.env["CORRAL_AGENT_LOST_TIMEOUT"] = "4"
+    cp.start()
+    cid = cp.create(name="agent-loss")["id"]
+    cluster = cp.wait_cluster(cid, ("WAITING",))
+    node = next(n for n in cluster["nodes"] if n["role"] == "CORE")
+    worker_pid = node["components"]["spark-worker"]["pid"]
+    agent = next(p for p in _agents(cid) if p.environ().get("CORRAL_NODE_ID") == node["id"])
+    agent.kill()
+    agent.wait(10)
+
+    restarted = cp.wait_for(lambda: [e for e in cp.events(cid) if e["code"] == "AGENT_RESTARTED"
+                                     and e["node_id"] == node["id"]], 60, "the agent to be restarted")
+    assert restarted
+    cp.wait_for(lambda: any(e["code"] == "COMPONENT_ADOPTED" and e["node_id"] == node["id"] for e in cp.events(cid)),
+                30, "the new agent to adopt the Worker")
+    after = next(n for n in cp.cluster(cid)["nodes"] if n["id"] == node["id"])
+    assert after["components"]["spark-worker"]["pid"] == worker_pid, "the Worker kept running through the agent restart"
+    assert len(_agents(cid)) == 3
+    assert _daemons(cid) == {"deploy.master.Master": 1, "deploy.worker.Worker": 2, "deploy.history.HistoryServer": 1}
+    step = cp.add_step(cid, "SHELL", ["echo still-works"])
+    assert cp.wait_step(cid, step["id"])["status"] == "COMPLETED"
+    cp.terminate(cid)
+    assert cluster_processes(cid) == []

@@ -22,6 +22,10 @@ def test_control_plane_on_postgresql(tmp_path: Path, fresh_pg_url: str) -> None:
             {"role": "MASTER", "instance_type": "local.small", "count": 1},
             {"role": "CORE", "instance_type": "local.small", "count": 1}])["id"]
         cp.wait_cluster(cid, ("WAITING",))
+        password = fresh_pg_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        env_step = cp.wait_step(cid, cp.add_step(cid, "SHELL", ["env"])["id"])
+        assert "PATH=" in cp.log(cid, env_step["id"])
+        assert password not in cp.log(cid, env_step["id"]), "the database password leaked into a step"
         step = cp.add_step(cid, "SHELL", ["sleep 2; echo from-postgres"])
         cp.wait_for(lambda: cp.step(cid, step["id"])["status"] == "RUNNING", 30, "the step to run")
         cp.kill9()
