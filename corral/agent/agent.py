@@ -45,6 +45,7 @@ class Agent:
         self.applied_version = 0
         self.phase = "DEPLOYING"
         self.error: str | None = None
+        self.error_code: str | None = None
         self._events: list[AgentEvent] = []
         self._events_lock = threading.Lock()
         self._seq_file = self.dir / "run" / "event.seq"
@@ -70,7 +71,7 @@ class Agent:
     def _take_snapshot(self) -> None:
         snap = NodeReport(
             node_id=self.node_id, agent_pid=os.getpid(), plan_version=self.applied_version,
-            phase=self.phase, error=self.error,  # type: ignore[arg-type]
+            phase=self.phase, error=self.error, error_code=self.error_code,  # type: ignore[arg-type]
             runtime={k: v for k, v in (self.values or {}).items()},
             components=self.supervisor.report(), steps=self.steps.report(),
         )
@@ -190,6 +191,7 @@ class Agent:
             self.steps.ship_logs()
         except (DeployError, BootstrapFailed) as exc:
             self.error = str(exc)
+            self.error_code = "BOOTSTRAP_FAILURE" if isinstance(exc, BootstrapFailed) else "DEPLOY_FAILURE"
             self.emit("ERROR", "NODE_FAILED", self.error, None)
             self._set_phase("FAILED")
         self._take_snapshot()

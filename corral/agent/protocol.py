@@ -137,6 +137,7 @@ class NodeReport(BaseModel):
     plan_version: int  # the newest plan the agent has applied
     phase: AgentPhase
     error: str | None = None  # for phase FAILED: what failed, with the failing script's stderr tail
+    error_code: Literal["DEPLOY_FAILURE", "BOOTSTRAP_FAILURE"] | None = None
     runtime: dict[str, str] = Field(default_factory=dict)
     components: dict[str, ComponentReport] = Field(default_factory=dict)
     steps: dict[str, StepReport] = Field(default_factory=dict)

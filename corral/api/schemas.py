@@ -50,6 +50,7 @@ class NodeOut(BaseModel):
     address: str | None
     phase: str | None
     error: str | None
+    error_code: str | None
     components: dict[str, ComponentOut]
     last_heartbeat: datetime | None
     ready_at: datetime | None
@@ -96,7 +97,7 @@ class ClusterDetail(ClusterSummary):
                                running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"))
                   for g in c.groups]
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
-                         phase=n.phase, error=n.error, last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         phase=n.phase, error=n.error, error_code=n.error_code, last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
                          components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
                  for n in c.nodes]
         base = ClusterSummary.of(c).model_dump()

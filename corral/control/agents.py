@@ -85,7 +85,7 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
         node, cluster = authorize(s, node_id, token)
         previous_phase = node.phase
         node.last_heartbeat, node.agent_pid = now, report.agent_pid
-        node.phase, node.error = report.phase, report.error
+        node.phase, node.error, node.error_code = report.phase, report.error, report.error_code
         node.plan_version = report.plan_version
         node.components = {k: v.model_dump() for k, v in report.components.items()}
         for event in report.events:

@@ -171,7 +171,8 @@ class ClusterReconciler:
     def _node_problem(self, cluster: Cluster) -> tuple[StateChangeCode, str] | None:
         for node in cluster.nodes:
             if node.phase == "FAILED":
-                code = StateChangeCode.BOOTSTRAP_FAILURE if "bootstrap action" in (node.error or "") else StateChangeCode.INSTANCE_FAILURE
+                code = (StateChangeCode.BOOTSTRAP_FAILURE if node.error_code == "BOOTSTRAP_FAILURE"
+                        else StateChangeCode.INSTANCE_FAILURE)
                 return code, f"node {node.id} ({node.role}, {node.address}) failed: {node.error}"
             for name, comp in (node.components or {}).items():
                 if comp.get("status") == "FAILED":

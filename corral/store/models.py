@@ -83,6 +83,7 @@ class Node(Base):
     agent_pid: Mapped[int | None] = mapped_column(Integer)
     phase: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))  # e.g. BOOTSTRAP_FAILURE, DEPLOY_FAILURE
     components: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     plan_version: Mapped[int] = mapped_column(Integer, default=0)
     last_heartbeat: Mapped[float | None] = mapped_column(Float)

@@ -132,3 +132,23 @@ def test_stuck_bootstrap_times_out_with_a_reason(tmp_path: Path) -> None:
         assert cluster_processes(cluster["id"]) == []
     finally:
         cp.cleanup()
+
+
+def test_wrong_java_fails_the_cluster_saying_what_to_install(tmp_path: Path) -> None:
+    java_home = tmp_path / "jdk11"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "bin" / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.21" 2023-10-17\' >&2\n')
+    (java_home / "bin" / "java").chmod(0o755)
+    cp = ControlPlaneProcess(tmp_path / "home")
+    cp.home.mkdir()
+    cp.env["JAVA_HOME"] = str(java_home)
+    cp.start()
+    try:
+        cluster = cp.create(name="old-java")
+        ended = cp.wait_cluster(cluster["id"], ("TERMINATED_WITH_ERRORS",), timeout=90)
+        message = ended["state_change_reason"]["message"]
+        assert ended["state_change_reason"]["code"] == "INSTANCE_FAILURE"
+        assert "Java 17 is required" in message and "is Java 11" in message and "openjdk-17" in message
+        assert cluster_processes(cluster["id"]) == []
+    finally:
+        cp.cleanup()

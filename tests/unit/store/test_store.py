@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +19,7 @@ from corral.control.context import ControlPlane
 from corral.domain.spec import StepRequest
 from corral.errors import Conflict
 from corral.providers.local import LocalProvider
-from corral.store.db import Store
+from corral.store.db import Store, alembic_config
 from corral.store.models import AddressLease, Cluster, Event, Node, NodeGroup, Step
 from tests.unit.helpers import count_rows, make_spec
 
@@ -43,7 +44,10 @@ def test_migrate_creates_the_schema_and_is_idempotent(db_url: str) -> None:
         tables = set(inspect(store.engine).get_table_names())
         assert TABLES | {"alembic_version"} == tables
         with store.engine.connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalars().all() == ["0001"]
+            head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
+            assert head is not None and head != "0001"  # 0002 added nodes.error_code
+            assert conn.execute(text("select version_num from alembic_version")).scalars().all() == [head]
+        assert "error_code" in {c["name"] for c in inspect(store.engine).get_columns("nodes")}
         indexes = {i["name"]: i for i in inspect(store.engine).get_indexes("steps")}
         assert indexes["ix_steps_cluster_seq"]["unique"]
     finally:
