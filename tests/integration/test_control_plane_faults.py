@@ -103,8 +103,14 @@ def test_killed_agent_is_restarted_and_adopts_its_daemons(control_plane: Control
     assert restarted
     cp.wait_for(lambda: any(e["code"] == "COMPONENT_ADOPTED" and e["node_id"] == node["id"] for e in cp.events(cid)),
                 30, "the new agent to adopt the Worker")
-    after = next(n for n in cp.cluster(cid)["nodes"] if n["id"] == node["id"])
-    assert after["components"]["spark-worker"]["pid"] == worker_pid, "the Worker kept running through the agent restart"
+
+    def worker_after() -> dict[str, object] | None:
+        after = next(n for n in cp.cluster(cid)["nodes"] if n["id"] == node["id"])
+        worker = after["components"].get("spark-worker")
+        return worker if worker and worker["status"] == "RUNNING" else None
+    worker = cp.wait_for(worker_after, 30, "the adopted Worker to be reported RUNNING")
+    assert worker["pid"] == worker_pid, "the Worker kept running through the agent restart"
+    assert worker["restarts"] == 0
     assert len(_agents(cid)) == 3
     assert _daemons(cid) == {"deploy.master.Master": 1, "deploy.worker.Worker": 2, "deploy.history.HistoryServer": 1}
     step = cp.add_step(cid, "SHELL", ["echo still-works"])
