@@ -7,7 +7,6 @@ re-attach when a server is back.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 import psutil
 
+from corral import pidfile
 from corral.settings import Settings
 
 
@@ -40,14 +40,8 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
 
 def running_server(settings: Settings) -> ServerInfo | None:
     """The server process recorded in the home, if it is still that process."""
-    try:
-        info = json.loads(_pidfile(settings).read_text())
-        proc = psutil.Process(info["pid"])
-        if abs(proc.create_time() - info["create_time"]) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
-            return ServerInfo(pid=info["pid"], url=info["url"])
-    except (OSError, ValueError, KeyError, psutil.Error):
-        pass
-    return None
+    info = pidfile.read_live(_pidfile(settings))
+    return ServerInfo(pid=info["pid"], url=info["url"]) if info and "url" in info else None
 
 
 def start_background(settings: Settings, timeout: float = 60.0) -> ServerInfo:
@@ -62,8 +56,7 @@ def start_background(settings: Settings, timeout: float = 60.0) -> ServerInfo:
         with open(settings.home / "server.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "corral.server"], stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ))
-        create_time = psutil.Process(proc.pid).create_time()
-        _pidfile(settings).write_text(json.dumps({"pid": proc.pid, "create_time": create_time, "url": settings.api_url}))
+        pidfile.write(_pidfile(settings), proc.pid, url=settings.api_url)
         existing = ServerInfo(proc.pid, settings.api_url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

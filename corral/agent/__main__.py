@@ -6,10 +6,11 @@ import argparse
 import fcntl
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
-import psutil
+from corral import pidfile
 
 from corral.agent.agent import Agent
 
@@ -32,8 +33,7 @@ def main() -> None:
     else:
         logging.warning("another agent already runs for this node; exiting")
         return
-    me = psutil.Process()
-    (run_dir / "agent.pid").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    pidfile.write(run_dir / "agent.pid", os.getpid())
     Agent(args.config).run()
 
 

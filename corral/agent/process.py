@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from corral import pidfile
+
 
 class ManagedProcess:
     def __init__(self, pid: int, create_time: float, popen: subprocess.Popen[bytes] | None = None):
@@ -22,7 +24,7 @@ class ManagedProcess:
 
     @classmethod
     def spawn(cls, argv: list[str], env: dict[str, str], cwd: str, stdout: Path, stderr: Path,
-              pidfile: Path | None = None) -> "ManagedProcess":
+              record: Path | None = None) -> "ManagedProcess":
         stdout.parent.mkdir(parents=True, exist_ok=True)
         with open(stdout, "ab") as out, open(stderr, "ab") if stderr != stdout else open(os.devnull, "wb") as err:
             popen = subprocess.Popen(
@@ -31,28 +33,22 @@ class ManagedProcess:
             )
         try:
             create_time = psutil.Process(popen.pid).create_time()
-        except psutil.Error:
+        except psutil.Error:  # already gone; poll() will say how it ended
             create_time = time.time()
         proc = cls(popen.pid, create_time, popen)
-        if pidfile is not None:
+        if record is not None:
             try:
-                pidfile.write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
+                record.write_text(json.dumps({"pid": proc.pid, "create_time": create_time}))
             except OSError:
                 proc.stop(0)  # an untracked process is worse than none
                 raise
         return proc
 
     @classmethod
-    def adopt(cls, pidfile: Path) -> "ManagedProcess | None":
-        """The process recorded in ``pidfile`` if it still runs (same pid *and* start time)."""
-        try:
-            info = json.loads(pidfile.read_text())
-            proc = psutil.Process(info["pid"])
-            if abs(proc.create_time() - info["create_time"]) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
-                return cls(info["pid"], info["create_time"])
-        except (OSError, ValueError, KeyError, psutil.Error):
-            pass
-        return None
+    def adopt(cls, record: Path) -> "ManagedProcess | None":
+        """The process recorded in ``record`` (a pid file) if it still runs."""
+        info = pidfile.read_live(record)
+        return cls(info["pid"], info["create_time"]) if info else None
 
     def poll(self) -> int | None:
         """The exit code once the process has ended (-1 if it was adopted: unknown)."""
@@ -61,12 +57,8 @@ class ManagedProcess:
         if self._popen is not None:
             self._exit_code = self._popen.poll()
             return self._exit_code
-        try:
-            proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
-                return None
-        except psutil.Error:
-            pass
+        if pidfile.is_same_process(self.pid, self.create_time):
+            return None
         self._exit_code = -1
         return self._exit_code
 

@@ -23,6 +23,7 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from corral import pidfile
 from corral.providers.base import Liveness, NodeHandle, NodeRequest
 from corral.settings import Settings
 from corral.store.db import Store
@@ -109,14 +110,11 @@ class LocalProvider:
             return False
 
     def _agent_process(self, root: Path) -> psutil.Process | None:
+        info = pidfile.read_live(root / "run" / "agent.pid")
         try:
-            info = json.loads((root / "run" / "agent.pid").read_text())
-            proc = psutil.Process(info["pid"])
-            if abs(proc.create_time() - info["create_time"]) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE:
-                return proc
-        except (OSError, ValueError, KeyError, psutil.Error):
-            pass
-        return None
+            return psutil.Process(info["pid"]) if info else None
+        except psutil.Error:
+            return None
 
     def _spawn_agent(self, request: NodeRequest, root: Path, address: str) -> NodeHandle:
         # Agents pass their environment to daemons and steps: the control plane's own
