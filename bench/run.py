@@ -3,8 +3,9 @@
 1. create -> WAITING for a 1 MASTER (local.small) + 2 CORE (local.medium) Spark cluster;
    goal <= 20 s on a 2-core machine. Median of --creates runs.
 2. Spark's pi.py as a Corral step vs raw ``spark-submit --master spark://...`` of the same
-   script on the same cluster with the same spark-defaults, --runs each, alternating;
-   ratio of medians, goal <= 1.05. A step's time is from the API request to the moment the
+   script on the same cluster with the same spark-defaults, --runs each (default 5),
+   alternating; ratio of medians, goal <= 1.05 (the ratio of minimums is printed too: on
+   2 cores single runs vary by several seconds). A step's time is from the API request to the moment the
    API reports it COMPLETED (so it includes queueing, dispatch and log shipping).
 
 The last line printed is one JSON object with every figure.
@@ -98,7 +99,7 @@ def corral_step(server: Server, cid: str, script: str, partitions: int) -> float
         s = server.http.get(f"/clusters/{cid}/steps/{step['id']}").json()
         if s["status"] in ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"):
             break
-        time.sleep(0.05)
+        time.sleep(0.2)  # faster polling costs the 2-core machine more CPU than it saves in latency
     elapsed = time.monotonic() - t0
     if s["status"] != "COMPLETED":
         raise RuntimeError(f"step {s['id']} {s['status']}: {s['state_message']}")
@@ -123,7 +124,7 @@ def raw_submit(cluster: dict[str, Any], home: Path, script: str, partitions: int
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--creates", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=10)
     args = parser.parse_args()
     import pyspark
@@ -154,6 +155,7 @@ def main() -> None:
         "step_s_median": round(statistics.median(step_times), 2),
         "raw_spark_submit_s_median": round(statistics.median(raw_times), 2),
         "step_vs_raw_ratio": round(statistics.median(step_times) / statistics.median(raw_times), 3),
+        "step_vs_raw_ratio_of_minimums": round(min(step_times) / min(raw_times), 3),
         "ratio_goal": 1.05,
         "cpus": os.cpu_count(),
     }
