@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import psutil
@@ -27,7 +28,7 @@ class ServerInfo:
     url: str
 
 
-def _pidfile(settings: Settings):  # type: ignore[no-untyped-def]
+def _pidfile(settings: Settings) -> Path:
     return settings.home / "server.pid"
 
 

@@ -56,6 +56,7 @@ class Agent:
         self._wake = threading.Event()
         self._report_now = threading.Event()
         self._snapshot: NodeReport | None = None
+        self._snapshot_dump: dict[str, object] | None = None
         self._gone = 0
 
     # -- events and reports -------------------------------------------------------------------
@@ -75,9 +76,10 @@ class Agent:
             runtime={k: v for k, v in (self.values or {}).items()},
             components=self.supervisor.report(), steps=self.steps.report(),
         )
-        if self._snapshot is None or snap.model_dump() != self._snapshot.model_dump():
+        dump = snap.model_dump()
+        if dump != self._snapshot_dump:  # the previous dump is kept: this runs every 0.1 s when busy
             self._report_now.set()
-        self._snapshot = snap
+        self._snapshot, self._snapshot_dump = snap, dump
 
     def _send_report(self) -> bool:
         if self._snapshot is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +31,7 @@ def absolutize(args: list[str]) -> list[str]:
 
 def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) -> dict[str, Any]:
     started = time.monotonic()
-    with console.status(f"step {step_id}") if show else _Quiet() as status:
+    with console.status(f"step {step_id}") if show else nullcontext() as status:
         while True:
             step = client.get(f"/clusters/{cluster_id}/steps/{step_id}")
             if status is not None:
@@ -38,14 +39,6 @@ def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) 
             if step["status"] in FINAL:
                 return step
             time.sleep(0.5)
-
-
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command()

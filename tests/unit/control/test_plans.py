@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
@@ -26,6 +25,13 @@ def plans(cp: ControlPlane, cluster_id: str) -> dict[str, object]:
             key = node.role + str(sum(1 for k in out if k.startswith(node.role)))
             out[key] = build_plan(cluster, node, all_steps)
     return out
+
+
+def write_app(tmp_path: Path) -> tuple[Path, str]:
+    """A step application on disk and the content hash it is shipped under."""
+    app = tmp_path / "job.py"
+    app.write_text("print('hi')\n")
+    return app, hashlib.sha256(app.read_bytes()).hexdigest()
 
 
 def place(cp: ControlPlane, cluster_id: str, roles: tuple[str, ...] = ("MASTER", "CORE", "TASK")) -> dict[str, str]:
@@ -82,9 +88,7 @@ def test_a_node_without_address_gets_no_plan_yet(cp: ControlPlane) -> None:
 
 
 def test_only_dispatched_steps_reach_the_master_with_artifacts(cp: ControlPlane, tmp_path: Path) -> None:
-    app = tmp_path / "job.py"
-    app.write_text("print('hi')\n")
-    sha = hashlib.sha256(app.read_bytes()).hexdigest()
+    app, sha = write_app(tmp_path)
     cluster, _ = clusters.create_cluster(cp, make_spec())
     place(cp, cluster.id)
     added = steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["--conf", "a=b", str(app), "7"]),
@@ -124,9 +128,7 @@ def test_a_node_set_to_terminate_alone(cp: ControlPlane) -> None:
 
 
 def test_application_arguments_containing_the_app_path_are_left_alone(cp: ControlPlane, tmp_path: Path) -> None:
-    app = tmp_path / "job.py"
-    app.write_text("print('hi')\n")
-    sha = hashlib.sha256(app.read_bytes()).hexdigest()
+    app, sha = write_app(tmp_path)
     cluster, _ = clusters.create_cluster(cp, make_spec())
     place(cp, cluster.id)
     steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=[str(app), "--out", f"{app}.results"])])
