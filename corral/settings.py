@@ -2,7 +2,8 @@
 
 Everything Corral writes lives under one home directory (``CORRAL_HOME``, default
 ``~/.corral``): the SQLite database, the server's pid and log, step logs, artifacts,
-node directories of the local provider and the runtime cache.
+node directories of the local provider. Release runtimes are cached host-wide (see
+``runtime_dir``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ class Settings:
 
     @cached_property
     def runtime_dir(self) -> Path:
-        return self.home / "runtime"
+        """Release runtimes (pyspark, Hadoop jars) are the same for every Corral home on
+        the host, so they live in one host-wide cache (``CORRAL_RUNTIME_CACHE``)."""
+        from corral.runtime.hadoop import default_cache  # noqa: PLC0415 - settings stay import-light
+
+        return default_cache()
 
     def ensure_dirs(self) -> None:
         for d in (self.home, self.logs_dir, self.artifacts_dir, self.nodes_dir, self.runtime_dir):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON")
+RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON", "HADOOP_HOME")
 
 
 class Probe(BaseModel):
@@ -83,6 +83,7 @@ class RuntimeSpec(BaseModel):
     release: str
     spark_version: str
     java_major: int
+    hadoop_version: str | None = None  # only when the cluster runs a Hadoop service
 
 
 class NodePlan(BaseModel):

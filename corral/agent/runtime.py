@@ -1,31 +1,29 @@
-"""Environment deployment: make the release's runtime (Java, Spark) usable on this node.
+"""Environment deployment: make the release's runtime (Java, Spark, Hadoop) usable on this node.
 
 Spark comes from the pyspark distribution on PyPI. When the agent's own interpreter has
 the release's pyspark (the case for the local provider, whose agents share Corral's
 virtual environment) it is used in place; otherwise it is pip-installed once into the
-host's runtime cache, shared by every node of every cluster on that host.
+host's runtime cache, shared by every node of every cluster on that host. Hadoop comes
+from Maven Central into the same cache (``corral.runtime.hadoop``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import importlib.metadata
 import os
 import re
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from corral.agent.protocol import RuntimeSpec
+from corral.agent.protocol import RUNTIME_PLACEHOLDERS, RuntimeSpec
+from corral.runtime import DeployError, file_lock
+from corral.runtime.hadoop import ensure_hadoop
 
-_PLACEHOLDER = re.compile(r"\$\{(SPARK_HOME|JAVA_HOME|PYTHON)\}")
+__all__ = ["DeployError", "deploy", "substitute", "substitute_all", "check_java"]
 
-
-class DeployError(Exception):
-    """The runtime cannot be deployed (e.g. Java is missing); the message says what to do."""
+_PLACEHOLDER = re.compile(r"\$\{(" + "|".join(RUNTIME_PLACEHOLDERS) + r")\}")
 
 
 def java_major(java: str) -> int:
@@ -57,17 +55,6 @@ def check_java(required: int) -> tuple[str, str]:
     return java, str(Path(java).resolve().parent.parent)
 
 
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _installed_pyspark(version: str) -> str | None:
     try:
         if importlib.metadata.version("pyspark") != version:
@@ -82,7 +69,7 @@ def _installed_pyspark(version: str) -> str | None:
 def _cached_pyspark(cache: Path, version: str) -> str:
     target = cache / "python"
     home = target / "pyspark"
-    with _file_lock(cache / ".install.lock"):
+    with file_lock(cache / ".install.lock"):
         if not (home / "bin" / "spark-class").exists():
             subprocess.run(
                 [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
@@ -102,6 +89,8 @@ def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
         spark_home = _cached_pyspark(cache, spec.spark_version)
         values["PYTHONPATH"] = str(cache / "python")
     values["SPARK_HOME"] = spark_home
+    if spec.hadoop_version:
+        values["HADOOP_HOME"] = str(ensure_hadoop(runtime_dir, java_home, spec.hadoop_version))
     return values
 
 

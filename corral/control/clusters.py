@@ -59,7 +59,7 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     if existing is not None:
         return existing, False
     validate_cluster_spec(spec)
-    steps, step_errors = prepare_steps(cp, spec.steps, loc_prefix=("steps",))
+    steps, step_errors = prepare_steps(cp, spec.steps, spec.services, loc_prefix=("steps",))
     if step_errors:
         raise ValidationFailed(step_errors)
     bootstrap = []
@@ -70,7 +70,7 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     now = time.time()
     cluster = Cluster(
         id=ids.cluster_id(), name=spec.name, client_token=spec.client_token, spec_hash=spec_hash(spec),
-        release=spec.release, services=list(spec.services),
+        release=spec.release, services=spec.services_in_order(),
         configurations=[c.model_dump(mode="json") for c in spec.configurations],
         bootstrap_actions=bootstrap, auto_terminate=spec.auto_terminate, provider="local",
         agent_token=secrets.token_urlsafe(32), status=ClusterState.STARTING.value, target=ClusterTarget.ACTIVE.value,

@@ -35,8 +35,9 @@ def step_command(step: Step, view: ClusterView) -> StepCommand:
     args = list(step.args)
     cmd = STEP_KINDS[StepType(step.type)].command(args, view)
     argv = list(cmd.argv)
-    offset = len(argv) - len(args)  # step kinds keep the user's arguments as the command's tail
-    assert offset >= 0 and argv[offset:] == args, "a step kind must end its command with the step's arguments"
+    # Step kinds keep the user's arguments as the command's tail, position for position.
+    offset = len(argv) - len(args)
+    assert offset >= 0, "a step kind must end its command with the step's arguments"
     refs: dict[str, ArtifactRef] = {}
     for art in step.artifacts:
         refs[art["sha256"]] = ArtifactRef(sha256=art["sha256"], name=art["name"])
@@ -66,7 +67,10 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
     plan = NodePlan(
         version=cluster.plan_version, cluster_id=cluster.id, node_id=node.id, role=node.role,
         address=node.address or "", terminate=terminate,
-        runtime=RuntimeSpec(release=release.label, spark_version=release.spark_version, java_major=release.java_major),
+        runtime=RuntimeSpec(
+            release=release.label, spark_version=release.spark_version, java_major=release.java_major,
+            hadoop_version=release.hadoop_version if any(get_service(s).uses_hadoop for s in cluster.services) else None,
+        ),
     )
     if terminate or not has_master(view) or not node.address:
         return plan if terminate else None

@@ -23,14 +23,21 @@ if TYPE_CHECKING:
     from corral.control.context import ControlPlane
 
 
-def prepare_steps(cp: "ControlPlane", requests: list[StepRequest],
+def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], services: list[str],
                   loc_prefix: tuple[str | int, ...] = ()) -> tuple[list[Step], list[FieldError]]:
-    """Check every request and store its local files; rows are returned unsaved."""
+    """Check every request against the cluster's ``services`` and store its local files;
+    rows are returned unsaved."""
     errors: list[FieldError] = []
     checked = []
     for i, req in enumerate(requests):
         prefix = (*loc_prefix, i) if loc_prefix else ()
-        files, problems = STEP_KINDS[req.type].check(list(req.args))
+        kind = STEP_KINDS[req.type]
+        missing = [name for name in kind.requires_services if name not in services]
+        if missing:
+            errors.append(FieldError((*prefix, "type"), f"{req.type.value} steps need the {', '.join(missing)} service, "
+                                                        f"which this cluster does not run ({', '.join(services)})"))
+            continue
+        files, problems = kind.check(list(req.args))
         errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems]
         checked.append((req, files))
     if errors:
@@ -60,7 +67,8 @@ def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], 
         cluster = _cluster(s, cluster_id)
         if ClusterState(cluster.status).is_terminal() or cluster.target == ClusterTarget.TERMINATED.value:
             raise Conflict(f"cluster {cluster_id} is {cluster.status} and takes no more steps")
-    steps, errors = prepare_steps(cp, requests, loc_prefix)
+        services = list(cluster.services)
+    steps, errors = prepare_steps(cp, requests, services, loc_prefix)
     if errors:
         raise ValidationFailed(errors)
     for attempt in range(5):

@@ -10,7 +10,9 @@ class Release:
     label: str
     spark_version: str
     java_major: int
+    hadoop_version: str
     services: tuple[str, ...]  # services a cluster of this release may run
+    default_services: tuple[str, ...]  # what a spec that names none gets: Hadoop + Spark
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class InstanceType:
 
 
 RELEASES: dict[str, Release] = {
-    r.label: r for r in (Release(label="corral-1.0", spark_version="4.3.0", java_major=17, services=("spark",)),)
+    r.label: r for r in (Release(label="corral-1.0", spark_version="4.3.0", java_major=17, hadoop_version="3.5.0",
+                services=("hdfs", "yarn", "mapreduce", "spark"),
+                default_services=("hdfs", "yarn", "mapreduce", "spark")),)
 }
 DEFAULT_RELEASE = "corral-1.0"
 

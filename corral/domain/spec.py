@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
 from corral.domain.states import ActionOnFailure, NodeRole, StepType
@@ -67,7 +67,8 @@ class StepRequest(_Model):
 class ClusterSpec(_Model):
     name: str = Field(min_length=1, max_length=128)
     release: str = DEFAULT_RELEASE
-    services: list[str] = Field(default_factory=lambda: ["spark"])
+    # None (absent) means the release's default services: Hadoop + Spark.
+    services: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]
     node_groups: list[NodeGroupSpec]
     configurations: list[Configuration] = Field(default_factory=list)
     bootstrap_actions: list[BootstrapAction] = Field(default_factory=list)
@@ -84,8 +85,17 @@ class ClusterSpec(_Model):
 
     @field_validator("services", mode="before")
     @classmethod
-    def _lower(cls, value: Any) -> Any:
+    def _lower(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            release = RELEASES.get(info.data.get("release") or DEFAULT_RELEASE, RELEASES[DEFAULT_RELEASE])
+            return list(release.default_services)
         return [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    def services_in_order(self) -> list[str]:
+        """The services in the release's dependency order (HDFS before YARN before ...),
+        the order daemons start in."""
+        order = {name: i for i, name in enumerate(RELEASES[self.release].services)}
+        return sorted(self.services, key=lambda name: order.get(name, len(order)))
 
     def group(self, role: NodeRole) -> NodeGroupSpec | None:
         return next((g for g in self.node_groups if g.role is role), None)

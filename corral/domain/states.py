@@ -130,6 +130,8 @@ class ActionOnFailure(str, Enum):
 
 class StepType(str, Enum):
     SPARK = "SPARK"
+    HADOOP_JAR = "HADOOP_JAR"
+    STREAMING = "STREAMING"
     SHELL = "SHELL"
 
 

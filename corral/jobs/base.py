@@ -25,11 +25,15 @@ class Command:
 
 
 class StepKind(Protocol):
+    requires_services: tuple[str, ...]  # the cluster must run these for the step to be accepted
+
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
         """Local files the step needs, and what is wrong with ``args``."""
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
-        """The command for the master's agent; ``args`` already point at shipped files."""
+        """The command for the master's agent; ``args`` already point at shipped files.
+        It ends with the step's arguments, position for position (an argument may be
+        rewritten in place, e.g. a release jar's name to its path on the node)."""
 
 
 def require_file(index: int, path: str, what: str) -> tuple[list[LocalFile], list[FieldError]]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from corral.domain.states import StepType
 from corral.jobs.base import StepKind
+from corral.jobs.hadoop_jar import HadoopJarStep
 from corral.jobs.shell import ShellStep
 from corral.jobs.spark import SparkStep
+from corral.jobs.streaming import StreamingStep
 
-STEP_KINDS: dict[StepType, StepKind] = {StepType.SPARK: SparkStep(), StepType.SHELL: ShellStep()}
+STEP_KINDS: dict[StepType, StepKind] = {
+    StepType.SPARK: SparkStep(),
+    StepType.HADOOP_JAR: HadoopJarStep(),
+    StepType.STREAMING: StreamingStep(),
+    StepType.SHELL: ShellStep(),
+}

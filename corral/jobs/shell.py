@@ -22,6 +22,8 @@ def _script(args: list[str]) -> str | None:
 
 
 class ShellStep:
+    requires_services: tuple[str, ...] = ()
+
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
         if not args or not args[0].strip():
             return [], [FieldError(("args",), "a SHELL step needs a command")]

@@ -32,6 +32,8 @@ def _is_local(path: str) -> bool:
 
 
 class SparkStep:
+    requires_services = ("spark",)
+
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
         files: list[LocalFile] = []
         errors: list[FieldError] = []

@@ -64,6 +64,7 @@ class Service(Protocol):
     name: str
     requires: tuple[str, ...]  # other services this one needs in the same cluster
     classifications: tuple[str, ...]  # configuration classifications it owns
+    uses_hadoop: bool  # its nodes need the release's Hadoop runtime
 
     def validate(self, spec: "ClusterSpec") -> list[FieldError]:
         """Checks on the spec that only this service knows (e.g. Spark needs CORE nodes)."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 from corral.domain.spec import ClusterSpec
 from corral.errors import FieldError
 from corral.services.base import Service
+from corral.services.hdfs import HdfsService
+from corral.services.mapreduce import MapReduceService
 from corral.services.spark import SparkService
+from corral.services.yarn import YarnService
 
-SERVICES: dict[str, Service] = {s.name: s for s in (SparkService(),)}
+# In dependency order: plans, readiness checks and start-up follow it.
+SERVICES: dict[str, Service] = {s.name: s for s in (HdfsService(), YarnService(), MapReduceService(), SparkService())}
 
 
 def get_service(name: str) -> Service:

@@ -1,7 +1,12 @@
-"""SPARK in standalone mode: a Master and a History Server on MASTER, a Worker on each
-CORE and TASK node. Daemons are started with Spark's own ``bin/spark-class`` from the
-release runtime (the pyspark distribution), bound to the node's address on Spark's
-standard ports.
+"""SPARK: on YARN whenever the cluster runs YARN, otherwise standalone (a Master on
+MASTER, a Worker on each CORE and TASK node). Either way a History Server runs on MASTER,
+reading event logs from HDFS when the cluster has it. Daemons are started with Spark's
+own ``bin/spark-class`` from the release runtime (the pyspark distribution), bound to the
+node's address on Spark's standard ports.
+
+On YARN the Spark jars are not uploaded per submit: ``spark.yarn.jars`` points at
+``local:`` copies, since every node deploys the same runtime at the same path (as
+Dataproc does with /usr/lib/spark/jars).
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
+from corral.services import hadoop_common as hc
 from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.hdfs import NAMENODE_RPC_PORT
+from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
 
 MASTER_PORT = 7077
 MASTER_UI_PORT = 8080
 WORKER_UI_PORT = 8081
 HISTORY_UI_PORT = 18080
+HDFS_EVENT_DIR = "/spark-history"
+YARN_AM_MIB = 512
 
 # Control daemons do little computing: C1-only JIT and the serial collector roughly halve
 # their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
@@ -28,10 +38,29 @@ def _mib(value: int) -> str:
     return f"{value}m"
 
 
+def on_yarn(cluster: ClusterView) -> bool:
+    return "yarn" in cluster.services
+
+
+def _with_overhead(mib: int) -> int:
+    """A container's size for a JVM of ``mib``: Spark adds max(384 MiB, 10%)."""
+    return mib + max(384, mib // 10)
+
+
+def yarn_executor_mib(cluster: ClusterView) -> int:
+    """One executor per NodeManager, leaving room beside it for an ApplicationMaster, so
+    an application gets an executor on every node."""
+    am_container = -(-_with_overhead(YARN_AM_MIB) // MIN_ALLOCATION_MIB) * MIN_ALLOCATION_MIB
+    room = smallest_nodemanager_mib(cluster) - am_container
+    mib = room * 10 // 11 if room >= 384 * 11 else room - 384
+    return max(512, mib)
+
+
 class SparkService:
     name = "spark"
     requires: tuple[str, ...] = ()
     classifications = ("spark-defaults", "spark-env")
+    uses_hadoop = False  # on YARN it is, through YARN
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
         if spec.count(NodeRole.CORE) < 1:
@@ -49,23 +78,47 @@ class SparkService:
         return f"spark://{cluster.master.address}:{MASTER_PORT}"
 
     def _event_dir(self, cluster: ClusterView) -> str:
+        if "hdfs" in cluster.services:
+            return hc.default_fs(cluster) + HDFS_EVENT_DIR
         return "file://" + cluster.master.path("data", "spark-events")
+
+    def _placement(self, cluster: ClusterView) -> dict[str, str]:
+        workers = self._workers(cluster)
+        executor_cores = min((w.itype.vcpus for w in workers), default=1)
+        if not on_yarn(cluster):
+            # One executor per worker, as large as the smallest worker allows, so a job
+            # spreads over every node (EMR's maximizeResourceAllocation).
+            executor_mib = min((w.itype.usable_mib for w in workers), default=1024)
+            return {"spark.master": self.master_url(cluster), "spark.executor.memory": _mib(executor_mib),
+                    "spark.executor.cores": str(executor_cores)}
+        classes = "${HADOOP_HOME}/classes"  # Corral's socket factory, named in core-site
+        return {
+            "spark.master": "yarn",
+            "spark.submit.deployMode": "client",
+            "spark.executor.memory": _mib(yarn_executor_mib(cluster)),
+            "spark.executor.cores": str(executor_cores),
+            "spark.executor.instances": str(len(nodemanagers(cluster))),
+            "spark.yarn.am.memory": _mib(YARN_AM_MIB),
+            "spark.yarn.jars": "local:${SPARK_HOME}/jars/*",
+            # pyspark ships its own (shaded) Hadoop client; Hadoop's jars would clash with it.
+            "spark.yarn.populateHadoopClasspath": "false",
+            "spark.driver.extraClassPath": classes,
+            "spark.executor.extraClassPath": classes,
+            "spark.yarn.am.extraClassPath": classes,
+            "spark.executorEnv.PYSPARK_PYTHON": "${PYTHON}",
+            "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "${PYTHON}",
+            "spark.yarn.historyServer.address": f"{cluster.master.address}:{HISTORY_UI_PORT}",
+            "spark.yarn.submit.waitAppCompletion": "true",
+        }
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         master = cluster.master
-        workers = self._workers(cluster)
-        # One executor per worker, as large as the smallest worker allows, so a job spreads
-        # over every node (EMR's maximizeResourceAllocation).
-        executor_mib = min((w.itype.usable_mib for w in workers), default=1024)
-        executor_cores = min((w.itype.vcpus for w in workers), default=1)
         driver_mib = max(512, min(2048, master.itype.usable_mib // 2))
         defaults = {
-            "spark.master": self.master_url(cluster),
+            **self._placement(cluster),
             "spark.driver.host": master.address,
             "spark.driver.bindAddress": master.address,
             "spark.driver.memory": _mib(driver_mib),
-            "spark.executor.memory": _mib(executor_mib),
-            "spark.executor.cores": str(executor_cores),
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._event_dir(cluster),
             "spark.history.fs.logDirectory": self._event_dir(cluster),
@@ -104,55 +157,72 @@ class SparkService:
         )
         return env
 
+    def _history_server(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> ComponentSpec:
+        spark_class = "${SPARK_HOME}/bin/spark-class"
+        argv = [spark_class, "org.apache.spark.deploy.history.HistoryServer", "--properties-file",
+                self._conf_dir(node) + "/spark-defaults.conf"]
+        env = self._daemon_env(node, props, "512m")
+        wait_for: list[Probe] = []
+        if "hdfs" in cluster.services:
+            # The History Server refuses a missing log directory: create it in HDFS first
+            # (retrying while the NameNode is still in safe mode).
+            hdfs = hc.tool(node, "hdfs")
+            mkdir = f'until "{hdfs}" dfs -mkdir -p {HDFS_EVENT_DIR}; do sleep 2; done; exec "$@"'
+            argv = ["/bin/bash", "-c", mkdir, "spark-history-server", *argv]
+            env.update(hc.client_env(cluster))
+            env.pop("PATH")
+            env["SPARK_DAEMON_CLASSPATH"] = "${HADOOP_HOME}/classes"
+            wait_for = [Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)]
+        return ComponentSpec(
+            name="spark-history-server",
+            service=self.name,
+            argv=argv,
+            env=env,
+            health=Probe(kind="http", host=node.address, port=HISTORY_UI_PORT, path="/api/v1/version"),
+            ports=[HISTORY_UI_PORT],
+            wait_for=wait_for,
+            directories=[node.path("data", "spark-events"), node.path("data", "spark-local")],
+        )
+
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
         spark_class = "${SPARK_HOME}/bin/spark-class"
         props_file = self._conf_dir(node) + "/spark-defaults.conf"
-        out: list[ComponentSpec] = []
         if node.role is NodeRole.MASTER:
-            out.append(
-                ComponentSpec(
-                    name="spark-master",
-                    service=self.name,
-                    argv=[spark_class, "org.apache.spark.deploy.master.Master", "--host", node.address,
-                          "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT), "--properties-file", props_file],
-                    env=self._daemon_env(node, props, "512m"),
-                    health=Probe(kind="http", host=node.address, port=MASTER_UI_PORT, path="/json/"),
-                    ports=[MASTER_PORT, MASTER_UI_PORT],
-                    # Drivers run on the master and write their event logs here.
-                    directories=[node.path("data", "spark-events"), node.path("data", "spark-local")],
-                )
+            history = self._history_server(cluster, node, props)
+            if on_yarn(cluster):
+                return [history]
+            master = ComponentSpec(
+                name="spark-master",
+                service=self.name,
+                argv=[spark_class, "org.apache.spark.deploy.master.Master", "--host", node.address,
+                      "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT), "--properties-file", props_file],
+                env=self._daemon_env(node, props, "512m"),
+                health=Probe(kind="http", host=node.address, port=MASTER_UI_PORT, path="/json/"),
+                ports=[MASTER_PORT, MASTER_UI_PORT],
+                # Drivers run on the master and write their event logs here.
+                directories=[node.path("data", "spark-events"), node.path("data", "spark-local")],
             )
-            out.append(
-                ComponentSpec(
-                    name="spark-history-server",
-                    service=self.name,
-                    argv=[spark_class, "org.apache.spark.deploy.history.HistoryServer", "--properties-file", props_file],
-                    env=self._daemon_env(node, props, "512m"),
-                    health=Probe(kind="http", host=node.address, port=HISTORY_UI_PORT, path="/api/v1/version"),
-                    ports=[HISTORY_UI_PORT],
-                    directories=[node.path("data", "spark-events")],
-                )
+            return [master, history]
+        if on_yarn(cluster):
+            return []  # executors run in YARN containers
+        itype = node.itype
+        return [
+            ComponentSpec(
+                name="spark-worker",
+                service=self.name,
+                argv=[spark_class, "org.apache.spark.deploy.worker.Worker", self.master_url(cluster),
+                      "--host", node.address, "--cores", str(itype.vcpus), "--memory", _mib(itype.usable_mib),
+                      "--webui-port", str(WORKER_UI_PORT), "--work-dir", node.path("data", "spark-work"),
+                      "--properties-file", props_file],
+                env=self._daemon_env(node, props, "384m"),
+                health=Probe(kind="http", host=node.address, port=WORKER_UI_PORT, path="/json/"),
+                # A Worker that starts before the Master listens backs off 5-15 s before
+                # retrying its registration; waiting for the port avoids that stall.
+                wait_for=[Probe(kind="tcp", host=cluster.master.address, port=MASTER_PORT)],
+                ports=[WORKER_UI_PORT],
+                directories=[node.path("data", "spark-work"), node.path("data", "spark-local")],
             )
-        else:
-            itype = node.itype
-            out.append(
-                ComponentSpec(
-                    name="spark-worker",
-                    service=self.name,
-                    argv=[spark_class, "org.apache.spark.deploy.worker.Worker", self.master_url(cluster),
-                          "--host", node.address, "--cores", str(itype.vcpus), "--memory", _mib(itype.usable_mib),
-                          "--webui-port", str(WORKER_UI_PORT), "--work-dir", node.path("data", "spark-work"),
-                          "--properties-file", props_file],
-                    env=self._daemon_env(node, props, "384m"),
-                    health=Probe(kind="http", host=node.address, port=WORKER_UI_PORT, path="/json/"),
-                    # A Worker that starts before the Master listens backs off 5-15 s before
-                    # retrying its registration; waiting for the port avoids that stall.
-                    wait_for=[Probe(kind="tcp", host=cluster.master.address, port=MASTER_PORT)],
-                    ports=[WORKER_UI_PORT],
-                    directories=[node.path("data", "spark-work"), node.path("data", "spark-local")],
-                )
-            )
-        return out
+        ]
 
     def step_env(self, cluster: ClusterView) -> dict[str, str]:
         master = cluster.master
@@ -162,13 +232,20 @@ class SparkService:
             "SPARK_LOCAL_IP": master.address,
             "SPARK_LOCAL_DIRS": master.path("data", "spark-local"),
             "PYSPARK_PYTHON": "${PYTHON}",
-            "SPARK_MASTER_URL": self.master_url(cluster),
+            "SPARK_MASTER_URL": "yarn" if on_yarn(cluster) else self.master_url(cluster),
             "PATH": "${SPARK_HOME}/bin",
         }
 
     # -- readiness and UIs ---------------------------------------------------------------
 
     def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
+        if on_yarn(cluster):
+            url = f"http://{cluster.master.address}:{HISTORY_UI_PORT}/api/v1/version"
+            try:
+                version = httpx.get(url, timeout=timeout).json().get("spark", "?")
+            except (httpx.HTTPError, ValueError) as exc:
+                return ReadyCheck(False, f"Spark History Server not answering at {url}: {exc!r}")
+            return ReadyCheck(True, f"Spark {version} on YARN, History Server answering")
         url = f"http://{cluster.master.address}:{MASTER_UI_PORT}/json/"
         try:
             state = httpx.get(url, timeout=timeout).json()
@@ -185,7 +262,5 @@ class SparkService:
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         master = cluster.master.address
-        return {
-            "spark-master": f"http://{master}:{MASTER_UI_PORT}",
-            "spark-history-server": f"http://{master}:{HISTORY_UI_PORT}",
-        }
+        uis = {} if on_yarn(cluster) else {"spark-master": f"http://{master}:{MASTER_UI_PORT}"}
+        return {**uis, "spark-history-server": f"http://{master}:{HISTORY_UI_PORT}"}

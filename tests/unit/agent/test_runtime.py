@@ -5,7 +5,7 @@ from __future__ import annotations
 from corral.agent.protocol import RUNTIME_PLACEHOLDERS
 from corral.agent.runtime import substitute, substitute_all
 
-VALUES = {"SPARK_HOME": "/opt/spark", "JAVA_HOME": "/usr/lib/jvm/17", "PYTHON": "/venv/bin/python"}
+VALUES = {"HADOOP_HOME": "/opt/hadoop", "SPARK_HOME": "/opt/spark", "JAVA_HOME": "/usr/lib/jvm/17", "PYTHON": "/venv/bin/python"}
 
 
 def test_replaces_the_runtime_placeholders() -> None:

@@ -1,0 +1,174 @@
+"""YARN: a ResourceManager on MASTER and a NodeManager on every CORE and TASK node, sized
+from the node's instance type, with the mapreduce_shuffle aux service and a capacity
+scheduler configuration Corral ships (the jars carry none).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.domain.spec import ClusterSpec
+from corral.domain.states import NodeRole
+from corral.errors import FieldError
+from corral.services import hadoop_common as hc
+from corral.services.base import ClusterView, NodeView, ReadyCheck
+
+RM_SCHEDULER_PORT = 8030
+RM_TRACKER_PORT = 8031
+RM_PORT = 8032
+RM_ADMIN_PORT = 8033
+RM_WEB_PORT = 8088
+NM_PORT = 8041
+NM_LOCALIZER_PORT = 8040
+NM_WEB_PORT = 8042
+MIN_ALLOCATION_MIB = 256
+
+# YARN's own default list, plus what containers must inherit from their NodeManager:
+# the node's bind address, the Hadoop user, and Corral's process markers (so terminating
+# a node finds its container JVMs too).
+_ENV_WHITELIST = (
+    "JAVA_HOME,HADOOP_COMMON_HOME,HADOOP_HDFS_HOME,HADOOP_CONF_DIR,CLASSPATH_PREPEND_DISTCACHE,"
+    "HADOOP_YARN_HOME,HADOOP_HOME,PATH,LANG,TZ,HADOOP_MAPRED_HOME,HADOOP_USER_NAME,"
+    "CORRAL_BIND_ADDRESS,CORRAL_NODE_ID,CORRAL_CLUSTER_ID"
+)
+
+
+def _allocation_mib(mib: int) -> int:
+    return max(MIN_ALLOCATION_MIB, mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB)
+
+
+def nodemanagers(cluster: ClusterView) -> list[NodeView]:
+    return cluster.with_roles(NodeRole.CORE, NodeRole.TASK)
+
+
+def node_memory_mib(node: NodeView) -> int:
+    return _allocation_mib(node.itype.usable_mib)
+
+
+def smallest_nodemanager_mib(cluster: ClusterView) -> int:
+    return min((node_memory_mib(n) for n in nodemanagers(cluster)), default=1024)
+
+
+def application_classpath() -> str:
+    return "$HADOOP_CONF_DIR,${HADOOP_HOME}/classes,${HADOOP_HOME}/lib/*"
+
+
+_CAPACITY_SCHEDULER = {
+    "yarn.scheduler.capacity.root.queues": "default",
+    "yarn.scheduler.capacity.root.default.capacity": "100",
+    "yarn.scheduler.capacity.root.default.maximum-capacity": "100",
+    "yarn.scheduler.capacity.root.default.user-limit-factor": "1",
+    "yarn.scheduler.capacity.root.default.state": "RUNNING",
+    # Small clusters: let ApplicationMasters take up to half the memory, or a Spark AM
+    # and a MapReduce AM could not run side by side.
+    "yarn.scheduler.capacity.maximum-am-resource-percent": "0.5",
+    "yarn.scheduler.capacity.maximum-applications": "10000",
+    "yarn.scheduler.capacity.resource-calculator": "org.apache.hadoop.yarn.util.resource.DefaultResourceCalculator",
+    "yarn.scheduler.capacity.node-locality-delay": "-1",
+}
+
+
+class YarnService:
+    name = "yarn"
+    requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
+    classifications = ("yarn-site", "capacity-scheduler")
+    uses_hadoop = True
+
+    def validate(self, spec: ClusterSpec) -> list[FieldError]:
+        if spec.count(NodeRole.CORE) + spec.count(NodeRole.TASK) < 1:
+            return [FieldError(("node_groups",), "YARN needs at least 1 CORE or TASK node for its NodeManagers")]
+        return []
+
+    def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
+        master = cluster.master.address
+        nms = nodemanagers(cluster)
+        largest_mib = max((node_memory_mib(n) for n in nms), default=1024)
+        largest_vcores = max((n.itype.vcpus for n in nms), default=1)
+        smallest = min(nms, key=node_memory_mib) if nms else None
+        yarn = {
+            "yarn.resourcemanager.hostname": master,
+            "yarn.resourcemanager.address": f"{master}:{RM_PORT}",
+            "yarn.resourcemanager.scheduler.address": f"{master}:{RM_SCHEDULER_PORT}",
+            "yarn.resourcemanager.resource-tracker.address": f"{master}:{RM_TRACKER_PORT}",
+            "yarn.resourcemanager.admin.address": f"{master}:{RM_ADMIN_PORT}",
+            "yarn.resourcemanager.webapp.address": f"{master}:{RM_WEB_PORT}",
+            "yarn.nodemanager.hostname": hc.NODE_ADDRESS,
+            "yarn.nodemanager.address": f"{hc.NODE_ADDRESS}:{NM_PORT}",
+            "yarn.nodemanager.localizer.address": f"{hc.NODE_ADDRESS}:{NM_LOCALIZER_PORT}",
+            "yarn.nodemanager.webapp.address": f"{hc.NODE_ADDRESS}:{NM_WEB_PORT}",
+            # Per node from its instance type; this is the CORE (smallest) node's value.
+            "yarn.nodemanager.resource.memory-mb": str(node_memory_mib(smallest) if smallest else 1024),
+            "yarn.nodemanager.resource.cpu-vcores": str(smallest.itype.vcpus if smallest else 1),
+            "yarn.scheduler.minimum-allocation-mb": str(MIN_ALLOCATION_MIB),
+            "yarn.scheduler.maximum-allocation-mb": str(largest_mib),
+            "yarn.scheduler.maximum-allocation-vcores": str(largest_vcores),
+            "yarn.nodemanager.local-dirs": f"{hc.NODE_DIR}/data/yarn/local",
+            "yarn.nodemanager.log-dirs": f"{hc.NODE_DIR}/logs/containers",
+            "yarn.nodemanager.aux-services": "mapreduce_shuffle",
+            "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
+            "yarn.nodemanager.env-whitelist": _ENV_WHITELIST,
+            # Java 17 reserves far more virtual than resident memory; only RSS is policed.
+            "yarn.nodemanager.vmem-check-enabled": "false",
+            "yarn.application.classpath": application_classpath(),
+            "yarn.log-aggregation-enable": "true",
+            "yarn.nodemanager.remote-app-log-dir": "/tmp/logs",
+            "yarn.resourcemanager.system-metrics-publisher.enabled": "false",
+            "yarn.timeline-service.enabled": "false",
+        }
+        return {"yarn-site": yarn, "capacity-scheduler": dict(_CAPACITY_SCHEDULER)}
+
+    def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
+        conf = hc.conf_dir(node)
+        yarn = dict(props.get("yarn-site", {}))
+        user = cluster.user_configurations.get("yarn-site", {})
+        if node.role is not NodeRole.MASTER:
+            # A NodeManager offers what its own instance type has, unless the user said otherwise.
+            for key, value in (("yarn.nodemanager.resource.memory-mb", str(node_memory_mib(node))),
+                               ("yarn.nodemanager.resource.cpu-vcores", str(node.itype.vcpus))):
+                yarn[key] = user.get(key, value)
+        return [
+            FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn)),
+            FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {}))),
+        ]
+
+    def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
+        yarn = hc.tool(node, "yarn")
+        master = cluster.master.address
+        if node.role is NodeRole.MASTER:
+            return [
+                hc.daemon(
+                    "resourcemanager", self.name, node, [yarn, "resourcemanager"], heap="512m",
+                    health=Probe(kind="http", host=node.address, port=RM_WEB_PORT, path="/ws/v1/cluster/info"),
+                    ports=[RM_SCHEDULER_PORT, RM_TRACKER_PORT, RM_PORT, RM_ADMIN_PORT, RM_WEB_PORT],
+                    directories=[],
+                )
+            ]
+        return [
+            hc.daemon(
+                "nodemanager", self.name, node, [yarn, "nodemanager"], heap="384m",
+                health=Probe(kind="http", host=node.address, port=NM_WEB_PORT, path="/ws/v1/node/info"),
+                ports=[NM_PORT, NM_LOCALIZER_PORT, NM_WEB_PORT],
+                directories=[node.path("data", "yarn", "local"), node.path("logs", "containers")],
+                # Registering before the ResourceManager listens costs a 10 s retry.
+                wait_for=[Probe(kind="tcp", host=master, port=RM_TRACKER_PORT)],
+            )
+        ]
+
+    def step_env(self, cluster: ClusterView) -> dict[str, str]:
+        return hc.client_env(cluster)
+
+    def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
+        url = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/nodes"
+        try:
+            nodes = (httpx.get(url, timeout=timeout).json().get("nodes") or {}).get("node", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            return ReadyCheck(False, f"ResourceManager not answering at {url}: {exc!r}")
+        running = {n["nodeHostName"] for n in nodes if n.get("state") == "RUNNING"}
+        expected = {n.address for n in nodemanagers(cluster)}
+        if not expected <= running:
+            return ReadyCheck(False, f"{len(expected & running)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
+        return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
+
+    def web_uis(self, cluster: ClusterView) -> dict[str, str]:
+        return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}
