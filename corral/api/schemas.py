@@ -131,6 +131,7 @@ class StepOut(BaseModel):
     status: str
     state_message: str | None
     exit_code: int | None
+    yarn_application_ids: list[str] = []
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -139,7 +140,8 @@ class StepOut(BaseModel):
     def of(cls, s: Step) -> "StepOut":
         return cls(id=s.id, cluster_id=s.cluster_id, name=s.name, type=s.type, args=list(s.args),
                    action_on_failure=s.action_on_failure, status=s.status, state_message=s.state_message,
-                   exit_code=s.exit_code, created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
+                   exit_code=s.exit_code, yarn_application_ids=list(s.yarn_application_ids or []),
+                   created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
                    ended_at=ts(s.ended_at))
 
 

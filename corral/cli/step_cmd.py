@@ -93,6 +93,8 @@ def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
     console.print("  args: " + " ".join(s["args"]), markup=False)
     console.print(f"  created {when(s['created_at'])}  started {when(s['started_at'])}  ended {when(s['ended_at'])}"
                   f"  duration {duration(s['started_at'], s['ended_at'])}  exit code {s['exit_code'] if s['exit_code'] is not None else '-'}")
+    if s.get("yarn_application_ids"):
+        console.print("  YARN applications: " + ", ".join(s["yarn_application_ids"]), markup=False)
     if s.get("state_message"):
         console.print(s["state_message"], markup=False, highlight=False)
 

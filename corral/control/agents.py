@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 
 from sqlalchemy.orm import Session
@@ -125,4 +126,28 @@ def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: i
             raise NotFound("step", step_id)
         authorize_cluster(s, token, step.cluster_id)
         cluster_id = step.cluster_id
-    return cp.logs.append(cluster_id, step_id, stream, offset, data)
+    size = cp.logs.append(cluster_id, step_id, stream, offset, data)
+    _record_applications(cp, cluster_id, step_id, stream, offset, size)
+    return size
+
+
+# Logged by YARN's client (YarnClientImpl) for every submission: MapReduce, Spark, any.
+_SUBMITTED = re.compile(rb"Submitted application (application_\d+_\d+)")
+
+
+def _record_applications(cp: ControlPlane, cluster_id: str, step_id: str, stream: str, offset: int, size: int) -> None:
+    """Note YARN application ids in the newly stored part of a step's log (re-reading a
+    little before it, so an id split across two uploads is still found)."""
+    start = max(0, offset - 200)
+    found = [m.decode() for m in _SUBMITTED.findall(cp.logs.read(cluster_id, step_id, stream, start, size - start))]
+    if not found:
+        return
+    with cp.store.session() as s:
+        step = s.get(Step, step_id)
+        if step is None:
+            return
+        known = list(step.yarn_application_ids or [])
+        new = [app for app in dict.fromkeys(found) if app not in known]
+        if new:
+            step.yarn_application_ids = known + new
+            events.record(s, cluster_id, "STEP_YARN_APPLICATION", f"step {step_id} submitted {', '.join(new)}", step_id=step_id)

@@ -17,10 +17,10 @@ import time
 from sqlalchemy.orm import Session
 
 from corral.control import events
-from corral.control.clusters import load_cluster, request_termination
+from corral.control.clusters import cluster_steps, load_cluster, request_termination
 from corral.control.context import ControlPlane
 from corral.control.views import cluster_view
-from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
+from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode, StepState
 from corral.providers.base import Liveness, NodeRequest
 from corral.reconcile import deadlines
 from corral.reconcile import steps as step_queue
@@ -249,6 +249,7 @@ class ClusterReconciler:
 
     def _up(self, cluster: Cluster) -> None:
         self._watch_agents(cluster)
+        self._stop_cancelled_applications(cluster)
         bumped = False
         with self.cp.store.session() as s:
             c = load_cluster(s, cluster.id)
@@ -263,6 +264,19 @@ class ClusterReconciler:
                            "Running step" if active else "Cluster ready to run steps")
         if bumped:
             self.cp.notifier.bump(cluster.id)
+
+    def _stop_cancelled_applications(self, cluster: Cluster) -> None:
+        """Killing a step's client does not stop what it submitted (a MapReduce job, a
+        Spark application in cluster mode): the services stop those too, on every pass
+        while the cancel is pending, so an application submitted meanwhile is caught."""
+        with self.cp.store.session() as s:
+            apps = [app for step in cluster_steps(s, cluster.id) if step.status == StepState.CANCEL_PENDING.value
+                    for app in step.yarn_application_ids or []]
+        if not apps:
+            return
+        view = cluster_view(cluster)
+        for name in cluster.services:
+            get_service(name).cancel_applications(view, apps)
 
     # -- TERMINATING ---------------------------------------------------------------------------------
 

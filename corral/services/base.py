@@ -86,3 +86,7 @@ class Service(Protocol):
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         """Name -> URL of the service's web UIs."""
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        """Stop work a cancelled step submitted to this service (e.g. YARN applications);
+        idempotent, best effort. Services that run no applications do nothing."""

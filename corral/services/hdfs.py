@@ -131,3 +131,6 @@ class HdfsService:
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"namenode": f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}"}
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        return None  # applications run in YARN, which stops them

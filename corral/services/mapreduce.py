@@ -93,3 +93,6 @@ class MapReduceService:
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"jobhistory": f"http://{cluster.master.address}:{HISTORY_WEB_PORT}"}
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        return None  # applications run in YARN, which stops them

@@ -5,6 +5,8 @@ scheduler configuration Corral ships (the jars carry none).
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
@@ -23,6 +25,8 @@ NM_PORT = 8041
 NM_LOCALIZER_PORT = 8040
 NM_WEB_PORT = 8042
 MIN_ALLOCATION_MIB = 256
+_FINAL_APP_STATES = ("FINISHED", "FAILED", "KILLED")
+log = logging.getLogger(__name__)
 
 # YARN's own default list, plus what containers must inherit from their NodeManager:
 # the node's bind address, the Hadoop user, and Corral's process markers (so terminating
@@ -172,3 +176,15 @@ class YarnService:
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        base = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps"
+        for app in application_ids:
+            try:
+                state = httpx.get(f"{base}/{app}/state", timeout=2.0).json().get("state")
+                if state not in _FINAL_APP_STATES:
+                    httpx.put(f"{base}/{app}/state", json={"state": "KILLED"}, timeout=5.0,
+                              params={"user.name": hc.HADOOP_USER})
+                    log.info("killed YARN application %s (was %s)", app, state)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("could not kill YARN application %s: %s", app, exc)

@@ -114,6 +114,9 @@ class Step(Base):
     dispatched: Mapped[bool] = mapped_column(Boolean, default=False)  # in the master's plan
     state_message: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
+    # YARN applications the step submitted, read from its log as it arrives (Dataproc's
+    # yarnApplications): shown to users, and killed when the step is cancelled.
+    yarn_application_ids: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
