@@ -13,3 +13,4 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/run.py
+	.venv/bin/python bench/hadoop.py

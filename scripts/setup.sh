@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepares a fresh machine for Corral: checks Python 3.11 and Java 17, creates .venv and
-# installs Corral with its pinned dependencies and the Spark runtime (pyspark 4.3.0).
+# Prepares a fresh machine for Corral: checks Python 3.11 and Java 17 (a JDK), installs
+# Maven from Debian's packages if it is absent, creates .venv, installs Corral with its
+# pinned dependencies and the Spark runtime (pyspark 4.3.0), and fetches the Hadoop 3.5.0
+# runtime from Maven Central into the host's runtime cache (once).
 # Idempotent: a stamp file skips the install when pyproject.toml has not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,15 @@ fi
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 major=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 [ "$major" = "17" ] || die "Java 17 is required but '$JAVA' is Java ${major:-unknown}: install openjdk-17-jdk-headless and put it first on PATH (or set JAVA_HOME)"
+command -v javac >/dev/null 2>&1 || [ -x "${JAVA_HOME:-/nonexistent}/bin/javac" ] \
+  || die "a Java 17 JDK is required (javac not found): apt-get install -y openjdk-17-jdk-headless"
+
+if ! command -v mvn >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "Maven is required to fetch Hadoop from Maven Central: install it (e.g. apt-get install maven)"
+  echo "setup: installing Maven from Debian's packages (fetches Hadoop 3.5.0 from Maven Central)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null \
+    || die "could not install Maven: run 'apt-get install maven' as root"
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv || die "could not create .venv (on Debian: apt-get install -y python3-venv)"
@@ -34,3 +45,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e ".[runtime,test]"
   touch "$stamp"
 fi
+
+# Hadoop 3.5.0 jars from Maven Central into ~/.cache/corral/runtime (a no-op once there).
+.venv/bin/python -m corral.runtime.hadoop >/dev/null || die "could not fetch the Hadoop runtime (see the error above)"

@@ -9,7 +9,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import cluster_cmd, server_cmd, step_cmd
+from corral.cli import cluster_cmd, fs_cmd, server_cmd, step_cmd
 from corral.cli.client import ApiError
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
@@ -20,6 +20,7 @@ app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(step_cmd.app, name="step")
+app.add_typer(fs_cmd.app, name="fs")
 app.command()(quickstart)
 
 

@@ -1,5 +1,6 @@
-"""``corral quickstart``: the main job. A 1 MASTER + 2 CORE Spark cluster comes up, runs
-Spark's own pi.py as a step, prints the result and the web UIs, and goes away."""
+"""``corral quickstart``: the main job. A 1 MASTER + 2 CORE Hadoop + Spark cluster (HDFS,
+YARN, MapReduce, Spark on YARN) comes up, runs Spark's own pi.py as a step, prints the
+result and the web UIs, and goes away."""
 
 from __future__ import annotations
 
@@ -27,25 +28,25 @@ def pi_script() -> Path:
 
 def quickstart(keep: bool = typer.Option(False, "--keep", help="Keep the cluster running afterwards."),
                partitions: int = typer.Option(10, "--partitions", min=1, max=1000, help="pi.py's slices.")) -> None:
-    """Create a Spark cluster, run pi.py on it as a step, print the result, terminate."""
+    """Create a Hadoop + Spark cluster, run pi.py on YARN as a step, print the result, terminate."""
     try:
         check_java(RELEASES[DEFAULT_RELEASE].java_major)
     except DeployError as exc:
         raise typer.BadParameter(str(exc)) from None
     script = pi_script()
     client = Client()
-    spec = {"name": "quickstart", "services": ["spark"],
+    spec = {"name": "quickstart",  # the release's default services: HDFS, YARN, MapReduce, Spark
             "node_groups": [{"role": "MASTER", "instance_type": "local.small", "count": 1},
                             {"role": "CORE", "instance_type": "local.medium", "count": 2}],
             "steps": [{"type": "SPARK", "name": "pi", "args": [str(script), str(partitions)]}]}
-    console.print("[bold]Creating a Spark cluster: 1 MASTER (local.small) + 2 CORE (local.medium)[/bold]")
+    console.print("[bold]Creating a Hadoop + Spark cluster: 1 MASTER (local.small) + 2 CORE (local.medium)[/bold]")
     cluster = create_and_wait(client, spec, wait=True)
     if cluster["status"] not in UP:
         console.print(f"[red]cluster {cluster['id']} {cluster['status']}: {cluster['state_change_reason']['message']}[/red]")
         raise typer.Exit(1)
     print_ready(cluster)
     step = client.get(f"/clusters/{cluster['id']}/steps")["steps"][0]
-    console.print(f"[bold]Running Spark's pi.py as step {step['id']}[/bold]")
+    console.print(f"[bold]Running Spark's pi.py on YARN as step {step['id']}[/bold]")
     step = wait_step(client, cluster["id"], step["id"])
     out = client.request("GET", f"/clusters/{cluster['id']}/steps/{step['id']}/logs/stdout").text
     match = re.search(r"Pi is roughly ([0-9.]+)", out)

@@ -54,6 +54,11 @@ def transition(session: Session, cluster: Cluster, state: ClusterState, message:
                   + (f": {message}" if message else ""), level="ERROR" if state is ClusterState.TERMINATED_WITH_ERRORS else "INFO")
 
 
+SERVICE_CHECK_SECONDS = 10.0
+DEGRADED = "DEGRADED: "
+_last_service_check: dict[str, float] = {}  # per process: a restart only checks once more
+
+
 class ClusterReconciler:
     def __init__(self, cp: ControlPlane, cluster_id: str):
         self.cp = cp
@@ -249,6 +254,7 @@ class ClusterReconciler:
 
     def _up(self, cluster: Cluster) -> None:
         self._watch_agents(cluster)
+        self._watch_services(cluster)
         self._stop_cancelled_applications(cluster)
         bumped = False
         with self.cp.store.session() as s:
@@ -264,6 +270,26 @@ class ClusterReconciler:
                            "Running step" if active else "Cluster ready to run steps")
         if bumped:
             self.cp.notifier.bump(cluster.id)
+
+    def _watch_services(self, cluster: Cluster) -> None:
+        """Agents see their own daemons; this is the services' view of the whole cluster
+        (live DataNodes in the NameNode, RUNNING NodeManagers in the ResourceManager, ...),
+        checked every SERVICE_CHECK_SECONDS: a change either way is an event."""
+        if self.now - _last_service_check.get(cluster.id, 0.0) < SERVICE_CHECK_SECONDS:
+            return
+        _last_service_check[cluster.id] = self.now
+        view = cluster_view(cluster)
+        checks = [get_service(name).check_ready(view, timeout=2.0) for name in cluster.services]
+        healthy = all(c.ready for c in checks)
+        detail = "; ".join(c.detail for c in checks)
+        was_healthy = not (cluster.ready_check or "").startswith(DEGRADED)
+        with self.cp.store.session() as s:
+            c = load_cluster(s, cluster.id)
+            c.ready_check = detail if healthy else f"{DEGRADED}{detail}"
+            if was_healthy and not healthy:
+                events.record(s, c.id, "SERVICES_DEGRADED", detail, level="WARN")
+            elif healthy and not was_healthy:
+                events.record(s, c.id, "SERVICES_HEALTHY", detail)
 
     def _stop_cancelled_applications(self, cluster: Cluster) -> None:
         """Killing a step's client does not stop what it submitted (a MapReduce job, a

@@ -66,6 +66,9 @@ class HdfsService:
             # pipeline: carry on with the remaining ones (re-replication follows).
             "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
             "dfs.namenode.safemode.extension": "5000",
+            # A DataNode is dead after 2 x 30 s + 10 heartbeats (90 s) instead of 10.5 min, so
+            # the NameNode re-replicates its blocks (and Corral reports it) sooner.
+            "dfs.namenode.heartbeat.recheck-interval": "30000",
         }
         return {"core-site": core, "hdfs-site": hdfs, "hadoop-env": {}}
 

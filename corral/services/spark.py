@@ -28,6 +28,7 @@ WORKER_UI_PORT = 8081
 HISTORY_UI_PORT = 18080
 HDFS_EVENT_DIR = "/spark-history"
 YARN_AM_MIB = 512
+HADOOP_CLASSES = "${HADOOP_HOME}/classes"
 
 # Control daemons do little computing: C1-only JIT and the serial collector roughly halve
 # their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
@@ -90,8 +91,8 @@ class SparkService:
             # spreads over every node (EMR's maximizeResourceAllocation).
             executor_mib = min((w.itype.usable_mib for w in workers), default=1024)
             return {"spark.master": self.master_url(cluster), "spark.executor.memory": _mib(executor_mib),
-                    "spark.executor.cores": str(executor_cores)}
-        classes = "${HADOOP_HOME}/classes"  # Corral's socket factory, named in core-site
+                    "spark.executor.cores": str(executor_cores), "spark.driver.host": cluster.master.address,
+                    "spark.driver.bindAddress": cluster.master.address}
         return {
             "spark.master": "yarn",
             "spark.submit.deployMode": "client",
@@ -102,22 +103,26 @@ class SparkService:
             "spark.yarn.jars": "local:${SPARK_HOME}/jars/*",
             # pyspark ships its own (shaded) Hadoop client; Hadoop's jars would clash with it.
             "spark.yarn.populateHadoopClasspath": "false",
-            "spark.driver.extraClassPath": classes,
-            "spark.executor.extraClassPath": classes,
-            "spark.yarn.am.extraClassPath": classes,
+            "spark.yarn.am.extraClassPath": HADOOP_CLASSES,
             "spark.executorEnv.PYSPARK_PYTHON": "${PYTHON}",
             "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "${PYTHON}",
             "spark.yarn.historyServer.address": f"{cluster.master.address}:{HISTORY_UI_PORT}",
+            # The driver runs on the master (client mode, SPARK_LOCAL_IP from the step's
+            # environment) or in a container (cluster mode): there it takes the address
+            # of the node it landed on, which YARN expands from the NodeManager's env.
+            "spark.yarn.appMasterEnv.SPARK_LOCAL_IP": "{{CORRAL_BIND_ADDRESS}}",
             "spark.yarn.submit.waitAppCompletion": "true",
         }
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         master = cluster.master
         driver_mib = max(512, min(2048, master.itype.usable_mib // 2))
+        # Corral's socket factory, which the cluster's core-site names, for every JVM.
+        hadoop = {"spark.driver.extraClassPath": HADOOP_CLASSES, "spark.executor.extraClassPath": HADOOP_CLASSES} \
+            if "hdfs" in cluster.services else {}
         defaults = {
             **self._placement(cluster),
-            "spark.driver.host": master.address,
-            "spark.driver.bindAddress": master.address,
+            **hadoop,
             "spark.driver.memory": _mib(driver_mib),
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._event_dir(cluster),
@@ -171,7 +176,7 @@ class SparkService:
             argv = ["/bin/bash", "-c", mkdir, "spark-history-server", *argv]
             env.update(hc.client_env(cluster))
             env.pop("PATH")
-            env["SPARK_DAEMON_CLASSPATH"] = "${HADOOP_HOME}/classes"
+            env["SPARK_DAEMON_CLASSPATH"] = HADOOP_CLASSES
             wait_for = [Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)]
         return ComponentSpec(
             name="spark-history-server",
@@ -233,6 +238,9 @@ class SparkService:
             "SPARK_LOCAL_DIRS": master.path("data", "spark-local"),
             "PYSPARK_PYTHON": "${PYTHON}",
             "SPARK_MASTER_URL": "yarn" if on_yarn(cluster) else self.master_url(cluster),
+            # spark-submit's own JVM talks to HDFS and YARN too (in cluster mode it is not
+            # the driver, so spark.driver.extraClassPath does not reach it).
+            **({"SPARK_DIST_CLASSPATH": HADOOP_CLASSES} if "hdfs" in cluster.services else {}),
             "PATH": "${SPARK_HOME}/bin",
         }
 

@@ -112,12 +112,14 @@ class YarnService:
             "yarn.nodemanager.aux-services": "mapreduce_shuffle",
             "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
             "yarn.nodemanager.env-whitelist": _ENV_WHITELIST,
+            # A NodeManager silent for 60 s is LOST (default 10 min): its containers are
+            # rescheduled elsewhere sooner.
+            "yarn.nm.liveness-monitor.expiry-interval-ms": "60000",
             # Java 17 reserves far more virtual than resident memory; only RSS is policed.
             "yarn.nodemanager.vmem-check-enabled": "false",
             "yarn.application.classpath": application_classpath(),
             "yarn.log-aggregation-enable": "true",
             "yarn.nodemanager.remote-app-log-dir": "/tmp/logs",
-            "yarn.resourcemanager.system-metrics-publisher.enabled": "false",
             "yarn.timeline-service.enabled": "false",
         }
         return {"yarn-site": yarn, "capacity-scheduler": dict(_CAPACITY_SCHEDULER)}

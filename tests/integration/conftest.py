@@ -205,6 +205,23 @@ def spark_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",))
 
 
+# The release's default services: HDFS, YARN, MapReduce and Spark on YARN.
+HADOOP_SPEC: dict[str, Any] = {
+    "name": "hadoop",
+    "node_groups": [
+        {"role": "MASTER", "instance_type": "local.small", "count": 1},
+        {"role": "CORE", "instance_type": "local.medium", "count": 2},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def hadoop_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
+    """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share."""
+    cluster = shared_cp.create(HADOOP_SPEC)
+    return shared_cp.wait_cluster(cluster["id"], ("WAITING",), timeout=180)
+
+
 @pytest.fixture(scope="session")
 def pyspark_home() -> Path:
     import pyspark

@@ -34,6 +34,12 @@ BAD_SPECS = [
     ({"configurations": [{"classification": "hdfs-site", "properties": {"a": "b"}}]},
      ["configurations", 0, "classification"], "unknown classification 'hdfs-site'"),
     ({"release": "emr-9.9"}, ["release"], "unknown release"),
+    ({"services": ["mapreduce", "spark"]}, ["services", 0], "mapreduce requires yarn"),
+    ({"services": ["hdfs", "yarn", "mapreduce"],
+      "node_groups": _groups(("MASTER", "local.small", 1), ("CORE", "local.small", 0), ("TASK", "local.small", 1))},
+     ["node_groups", 1, "count"], "HDFS needs at least 1 CORE node"),
+    ({"steps": [{"type": "HADOOP_JAR", "args": ["hadoop-mapreduce-examples.jar", "pi", "1", "1"]}]},
+     ["steps", 0, "type"], "HADOOP_JAR steps need the mapreduce service"),
     ({"bogus_field": 1}, ["bogus_field"], "Extra inputs are not permitted"),
 ]
 

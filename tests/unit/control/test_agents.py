@@ -83,3 +83,17 @@ def test_store_log_checks_the_cluster_token(cp: ControlPlane) -> None:
     with pytest.raises(agents.Unauthorized):
         agents.store_log(cp, step_id, "nope", "stdout", 3, b"def")
     assert cp.logs.read(cid, step_id, "stdout", 0, 100) == b"abc"
+
+
+def test_yarn_application_ids_are_read_from_the_log_even_across_uploads(cp: ControlPlane) -> None:
+    cid, _, token = setup_cluster(cp)
+    step_id = steps.list_steps(cp, cid)[0].id
+    first = b"INFO impl.YarnClientImpl: Submitted application applica"
+    second = b"tion_1795620845906_0007\nINFO more\nINFO Submitted application application_1795620845906_0008\n"
+    agents.store_log(cp, step_id, token, "stderr", 0, first)
+    assert steps.get_step(cp, cid, step_id).yarn_application_ids == []
+    agents.store_log(cp, step_id, token, "stderr", len(first), second)
+    agents.store_log(cp, step_id, token, "stderr", len(first), second)  # a retried upload adds nothing
+    assert steps.get_step(cp, cid, step_id).yarn_application_ids == [
+        "application_1795620845906_0007", "application_1795620845906_0008"]
+    assert count_rows(cp.store, Event, code="STEP_YARN_APPLICATION") == 1

@@ -140,3 +140,13 @@ def test_read_log_returns_the_stored_slice(cp: ControlPlane) -> None:
     data, row = steps.read_log(cp, cluster.id, step.id, "stdout", 6, 5)
     assert (data, row.id) == (b"world", step.id)
     assert steps.read_log(cp, cluster.id, step.id, "stderr", 0, 100)[0] == b""
+
+
+def test_a_step_type_needs_its_services(cp: ControlPlane) -> None:
+    cluster = new_cluster(cp)  # services: spark only
+    request = StepRequest.model_validate({"type": "HADOOP_JAR", "args": ["hadoop-mapreduce-examples.jar", "pi", "1", "1"]})
+    with pytest.raises(ValidationFailed) as failed:
+        steps.add_steps(cp, cluster.id, [shell("echo ok"), request], loc_prefix=("steps",))
+    assert [(e.loc, e.msg) for e in failed.value.errors] == [
+        (("steps", 1, "type"), "HADOOP_JAR steps need the mapreduce service, which this cluster does not run (spark)")]
+    assert steps.list_steps(cp, cluster.id) == []

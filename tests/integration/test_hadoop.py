@@ -1,0 +1,219 @@
+"""A real Hadoop + Spark cluster (HDFS, YARN, MapReduce, Spark on YARN; Hadoop 3.5.0 from
+Maven Central): readiness, MapReduce, Streaming and Spark steps, cancel, faults, and a
+clean terminate. Tests run in file order on one shared cluster; the last one ends it."""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.integration.conftest import ControlPlaneProcess, cluster_processes, listening_on
+
+pytestmark = pytest.mark.integration
+MR_TIMEOUT = 300
+
+
+def _shell(cp: ControlPlaneProcess, cluster_id: str, command: str, timeout: float = 120) -> str:
+    step = cp.wait_step(cluster_id, cp.add_step(cluster_id, "SHELL", [command])["id"], timeout=timeout)
+    assert step["status"] == "COMPLETED", (step, cp.log(cluster_id, step["id"], "stderr")[-2000:])
+    return cp.log(cluster_id, step["id"])
+
+
+def _run(cp: ControlPlaneProcess, cluster_id: str, type_: str, args: list[str], timeout: float = MR_TIMEOUT) -> dict[str, Any]:
+    step = cp.wait_step(cluster_id, cp.add_step(cluster_id, type_, args)["id"], timeout=timeout)
+    assert step["status"] == "COMPLETED", (step, cp.log(cluster_id, step["id"], "stderr")[-3000:])
+    return step
+
+
+def _daemon(cluster_id: str, node_id: str, main_class: str) -> psutil.Process:
+    for proc in cluster_processes(cluster_id):
+        try:
+            if proc.environ().get("CORRAL_NODE_ID") == node_id and main_class in proc.cmdline():
+                return proc
+        except psutil.Error:
+            continue
+    raise AssertionError(f"no {main_class} on {node_id}")
+
+
+def _core_nodes(cluster: dict[str, Any]) -> list[dict[str, Any]]:
+    return [n for n in cluster["nodes"] if n["role"] == "CORE"]
+
+
+def _yarn_app(cluster: dict[str, Any], app_id: str) -> dict[str, Any]:
+    return httpx.get(f"{cluster['web_uis']['resourcemanager']}/ws/v1/cluster/apps/{app_id}", timeout=5).json()["app"]
+
+
+def test_ready_means_every_daemon_is_registered_and_every_ui_answers(shared_cp: ControlPlaneProcess,
+                                                                      hadoop_cluster: dict[str, Any]) -> None:
+    cluster = shared_cp.cluster(hadoop_cluster["id"])
+    uis = cluster["web_uis"]
+    assert set(uis) == {"namenode", "resourcemanager", "jobhistory", "spark-history-server"}
+    master = cluster["master_address"]
+    assert all(url.startswith(f"http://{master}:") for url in uis.values())
+    info = httpx.get(f"{uis['namenode']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo", timeout=5).json()["beans"][0]
+    assert info["Safemode"] == ""
+    import json
+
+    live = {name.split(":")[0] for name in json.loads(info["LiveNodes"])}
+    assert live == {n["address"] for n in _core_nodes(cluster)}  # each DataNode seen at its own address
+    nodes = httpx.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=5).json()["nodes"]["node"]
+    assert {n["nodeHostName"] for n in nodes if n["state"] == "RUNNING"} == live
+    assert {n["totalResource"]["memory"] for n in nodes} == {3072}  # local.medium: 4 GiB less the reserve
+    for path in (uis["namenode"] + "/dfshealth.html", uis["resourcemanager"] + "/cluster",
+                 uis["jobhistory"] + "/jobhistory", uis["spark-history-server"] + "/api/v1/version"):
+        assert httpx.get(path, timeout=10, follow_redirects=True).status_code == 200, path
+    configs = {c["classification"]: c for c in shared_cp.http.get(f"/clusters/{cluster['id']}/configurations").json()}
+    assert configs["hdfs-site"]["properties"]["dfs.replication"] == "2"
+    assert configs["spark-defaults"]["properties"]["spark.master"] == "yarn"
+
+
+def test_shell_steps_have_the_hadoop_tools(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
+    out = _shell(shared_cp, hadoop_cluster["id"], "hadoop version | head -1; yarn node -list 2>/dev/null | head -1; "
+                                                  "mapred job -list 2>/dev/null | head -1; hdfs getconf -confKey dfs.replication")
+    assert "Hadoop 3.5.0" in out
+    assert "Total Nodes:2" in out
+    assert "Total jobs:" in out
+    assert out.strip().splitlines()[-1] == "2"
+
+
+def test_terasort_100mb_as_hadoop_jar_steps(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
+    cid = hadoop_cluster["id"]
+    examples = "hadoop-mapreduce-examples.jar"
+    gen = _run(shared_cp, cid, "HADOOP_JAR", [examples, "teragen", "1000000", "/tera/in"])
+    _run(shared_cp, cid, "HADOOP_JAR", [examples, "terasort", "/tera/in", "/tera/out"])
+    _run(shared_cp, cid, "HADOOP_JAR", [examples, "teravalidate", "/tera/out", "/tera/report"])
+    out = _shell(shared_cp, cid, "hdfs dfs -du -s /tera/in; hdfs dfs -cat /tera/report/part-r-*")
+    assert out.splitlines()[0].split()[0] == str(100_000_000)  # 1,000,000 rows of 100 bytes
+    assert "checksum" in out and "error" not in out.lower()  # teravalidate writes errors when misordered
+    assert gen["yarn_application_ids"] and gen["yarn_application_ids"][0].startswith("application_")
+    assert _yarn_app(hadoop_cluster, gen["yarn_application_ids"][0])["finalStatus"] == "SUCCEEDED"
+
+
+def test_streaming_word_count_with_python_scripts(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    cid = hadoop_cluster["id"]
+    rng = random.Random(7)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(5000)]
+    expected = collections.Counter(w for line in lines for w in line.split())
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "mapper.py").write_text(
+        "import sys\nfor line in sys.stdin:\n    for w in line.split():\n        print(f'{w}\\t1')\n")
+    (tmp_path / "reducer.py").write_text(
+        "import sys\nfrom itertools import groupby\n"
+        "pairs = (l.rstrip('\\n').split('\\t') for l in sys.stdin)\n"
+        "for word, group in groupby(pairs, key=lambda p: p[0]):\n"
+        "    print(f'{word}\\t{sum(int(c) for _, c in group)}')\n")
+    _shell(shared_cp, cid, f"hdfs dfs -mkdir -p /wc && hdfs dfs -put -f {tmp_path / 'in.txt'} /wc/in.txt")
+    _run(shared_cp, cid, "STREAMING", ["-D", "mapreduce.job.reduces=2", "-mapper", str(tmp_path / "mapper.py"),
+                                       "-reducer", str(tmp_path / "reducer.py"), "-input", "/wc/in.txt", "-output", "/wc/out"])
+    out = _shell(shared_cp, cid, "hdfs dfs -cat /wc/out/part-*")
+    counts = {word: int(n) for word, n in (line.split("\t") for line in out.strip().splitlines())}
+    assert counts == dict(expected)
+
+
+def test_pyspark_on_yarn_writes_parquet_to_hdfs_and_reads_it_back(shared_cp: ControlPlaneProcess,
+                                                                   hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    cid = hadoop_cluster["id"]
+    lines = [f"line {i} of the input" for i in range(12345)]
+    (tmp_path / "text.txt").write_text("\n".join(lines) + "\n")
+    _shell(shared_cp, cid, f"hdfs dfs -mkdir -p /pq && hdfs dfs -put -f {tmp_path / 'text.txt'} /pq/text.txt")
+    writer = tmp_path / "to_parquet.py"
+    writer.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.appName('to-parquet').getOrCreate()\n"
+        "df = spark.read.text('/pq/text.txt')\n"
+        "df.write.mode('overwrite').parquet('/pq/lines.parquet')\n"
+        "print('wrote', df.count())\n")
+    reader = tmp_path / "count_parquet.py"
+    reader.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.appName('count-parquet').getOrCreate()\n"
+        "df = spark.read.parquet('/pq/lines.parquet')\n"
+        "print('rows', df.count(), 'distinct', df.distinct().count())\n")
+    first = _run(shared_cp, cid, "SPARK", [str(writer)])
+    _run(shared_cp, cid, "SPARK", ["--deploy-mode", "cluster", str(reader)])  # the driver runs in YARN
+    assert "wrote 12345" in shared_cp.log(cid, first["id"])
+    app = _yarn_app(hadoop_cluster, first["yarn_application_ids"][0])
+    assert app["applicationType"] == "SPARK" and app["finalStatus"] == "SUCCEEDED"
+    second = shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"][-1]
+    # The driver's stdout is in its container's log, aggregated to HDFS once the app ends.
+    command = f"yarn logs -applicationId {second['yarn_application_ids'][0]} -log_files stdout 2>/dev/null"
+    shared_cp.wait_for(lambda: "rows 12345 distinct 12345" in _shell(shared_cp, cid, command), 60,
+                       "the driver's output in the aggregated YARN logs")
+
+
+def test_cancelling_a_hadoop_jar_step_kills_its_yarn_application(shared_cp: ControlPlaneProcess,
+                                                                  hadoop_cluster: dict[str, Any]) -> None:
+    cid = hadoop_cluster["id"]
+    step = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen", "200000000", "/tera/huge"])
+    apps = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 60, "the application id")
+    shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
+    assert shared_cp.wait_step(cid, step["id"], timeout=60)["status"] == "CANCELLED"
+    shared_cp.wait_for(lambda: _yarn_app(hadoop_cluster, apps[0])["state"] == "KILLED", 30, "the application to be KILLED")
+
+
+def test_datanode_killed_during_a_mapreduce_job(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
+    cid = hadoop_cluster["id"]
+    victim = _core_nodes(shared_cp.cluster(cid))[0]
+    step = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen",
+                                                  "-Dmapreduce.job.maps=4", "3000000", "/fault/dn"])
+    apps = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 60, "the application id")
+    shared_cp.wait_for(lambda: _yarn_app(hadoop_cluster, apps[0])["progress"] > 5, 120, "the job to make progress")
+    datanode = _daemon(cid, victim["id"], "org.apache.hadoop.hdfs.server.datanode.DataNode")
+    os.kill(datanode.pid, signal.SIGKILL)
+    done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
+    assert done["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    shared_cp.wait_for(lambda: any(e["code"] == "COMPONENT_RUNNING" and e["component"] == "datanode"
+                                   and e["time"] > done["started_at"] for e in shared_cp.events(cid)), 60,
+                       "the DataNode to be restarted")
+    fsck = _shell(shared_cp, cid, "hdfs fsck / 2>/dev/null | grep -E 'Missing blocks|Corrupt blocks|is HEALTHY|is CORRUPT'")
+    assert "is HEALTHY" in fsck, fsck
+    assert all(line.split(":")[1].split()[0] == "0" for line in fsck.splitlines() if "blocks" in line), fsck
+    assert _shell(shared_cp, cid, "hdfs dfs -du -s /fault/dn").split()[0] == str(300_000_000)
+
+
+def test_nodemanager_killed_during_a_spark_step(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any],
+                                                tmp_path: Path) -> None:
+    cid = hadoop_cluster["id"]
+    victim = _core_nodes(shared_cp.cluster(cid))[1]
+    app = tmp_path / "slow_sum.py"
+    app.write_text(
+        "import time\nfrom pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.appName('slow-sum').getOrCreate()\n"
+        "total = spark.sparkContext.parallelize(range(2000), 16).map(lambda x: (time.sleep(0.05), x)[1]).sum()\n"
+        "print('sum', total)\n")
+    step = shared_cp.add_step(cid, "SPARK", [str(app)])
+    apps = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 90, "the application id")
+    shared_cp.wait_for(lambda: _yarn_app(hadoop_cluster, apps[0])["state"] == "RUNNING", 90, "the application to run")
+    time.sleep(5)  # executors are working
+    os.kill(_daemon(cid, victim["id"], "org.apache.hadoop.yarn.server.nodemanager.NodeManager").pid, signal.SIGKILL)
+    done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
+    assert done["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    assert f"sum {sum(range(2000))}" in shared_cp.log(cid, step["id"])
+    assert any(e["code"] == "COMPONENT_CRASHED" and e["component"] == "nodemanager" for e in shared_cp.events(cid))
+    shared_cp.wait_cluster(cid, ("WAITING",), timeout=60)
+
+
+def test_terminate_leaves_no_daemon_container_or_port(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
+    cid = hadoop_cluster["id"]
+    cluster = shared_cp.cluster(cid)
+    addresses = {n["address"] for n in cluster["nodes"]}
+    step = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen", "200000000", "/tera/left"])
+    shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 60, "the application id")
+    containers = [p for p in cluster_processes(cid) if "org.apache.hadoop.mapreduce.v2.app.MRAppMaster" in p.cmdline()]
+    assert containers, "a running MapReduce job has its ApplicationMaster in a container"
+    final = shared_cp.terminate(cid)
+    assert final["status"] == "TERMINATED"
+    assert shared_cp.step(cid, step["id"])["status"] == "INTERRUPTED"
+    shared_cp.wait_for(lambda: not cluster_processes(cid), 30, "every process of the cluster to be gone")
+    assert listening_on(addresses) == []

@@ -1,0 +1,151 @@
+"""HDFS, YARN, MAPREDUCE and Spark-on-YARN: derived defaults, placement by role, rendered
+files, and the checks across services."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from corral.control.views import effective_properties
+from corral.domain.states import NodeRole
+from corral.services import hadoop_common as hc
+from corral.services.base import ClusterView, NodeView
+from corral.services.registry import get_service, validate_services
+from corral.services.spark import yarn_executor_mib
+from corral.services.yarn import MIN_ALLOCATION_MIB
+from tests.unit.helpers import make_spec
+
+ALL = ("hdfs", "yarn", "mapreduce", "spark")
+
+
+def node(i: int, role: NodeRole, itype: str) -> NodeView:
+    return NodeView(node_id=f"n-{i}", role=role, address=f"127.7.0.{i}", directory=f"/nodes/n-{i}", instance_type=itype)
+
+
+def view(workers: tuple[tuple[NodeRole, str], ...] = ((NodeRole.CORE, "local.medium"), (NodeRole.CORE, "local.medium")),
+         services: tuple[str, ...] = ALL, user: dict[str, dict[str, str]] | None = None) -> ClusterView:
+    nodes = [node(2, NodeRole.MASTER, "local.small")] + [node(3 + i, r, t) for i, (r, t) in enumerate(workers)]
+    return ClusterView(cluster_id="c-test", release="corral-1.0", services=services, nodes=tuple(nodes),
+                       user_configurations=user or {})
+
+
+def site(text: str) -> dict[str, str]:
+    return {p.findtext("name") or "": p.findtext("value") or "" for p in ET.fromstring(text).iter("property")}
+
+
+def placement(v: ClusterView) -> dict[str, list[str]]:
+    props, _ = effective_properties(v)
+    return {n.node_id: [c.name for s in v.services for c in get_service(s).components(v, n, props)] for n in v.nodes}
+
+
+def files(v: ClusterView, n: NodeView) -> dict[str, str]:
+    props, _ = effective_properties(v)
+    return {f.path.rsplit("/", 1)[1]: f.content for s in v.services for f in get_service(s).config_files(v, n, props)}
+
+
+@pytest.mark.parametrize("cores, replication", [(1, "1"), (2, "2"), (3, "3"), (5, "3")])
+def test_replication_is_min_of_three_and_the_core_count(cores: int, replication: str) -> None:
+    v = view(workers=tuple((NodeRole.CORE, "local.medium") for _ in range(cores)))
+    assert get_service("hdfs").default_properties(v)["hdfs-site"]["dfs.replication"] == replication
+
+
+def test_daemons_are_placed_by_role() -> None:
+    v = view(workers=((NodeRole.CORE, "local.medium"), (NodeRole.TASK, "local.large")))
+    assert placement(v) == {
+        "n-2": ["namenode", "resourcemanager", "jobhistoryserver", "spark-history-server"],
+        "n-3": ["datanode", "nodemanager"],
+        "n-4": ["nodemanager"],  # TASK: compute only, no HDFS
+    }
+    standalone = view(services=("spark",))
+    assert placement(standalone)["n-2"] == ["spark-master", "spark-history-server"]
+    assert placement(standalone)["n-3"] == ["spark-worker"]
+
+
+def test_each_nodemanager_offers_its_own_instance_type() -> None:
+    v = view(workers=((NodeRole.CORE, "local.medium"), (NodeRole.TASK, "local.large")))
+    medium, large = (site(files(v, n)["yarn-site.xml"]) for n in v.nodes[1:])
+    assert (medium["yarn.nodemanager.resource.memory-mb"], medium["yarn.nodemanager.resource.cpu-vcores"]) == ("3072", "2")
+    assert (large["yarn.nodemanager.resource.memory-mb"], large["yarn.nodemanager.resource.cpu-vcores"]) == ("6144", "4")
+    assert medium["yarn.scheduler.maximum-allocation-mb"] == "6144"
+    user = view(workers=((NodeRole.CORE, "local.medium"),), user={"yarn-site": {"yarn.nodemanager.resource.memory-mb": "2048"}})
+    assert site(files(user, user.nodes[1])["yarn-site.xml"])["yarn.nodemanager.resource.memory-mb"] == "2048"
+
+
+def test_core_site_names_the_node_and_keeps_it_final() -> None:
+    v = view()
+    core = files(v, v.nodes[1])["core-site.xml"]
+    props = site(core)
+    assert props["fs.defaultFS"] == "hdfs://127.7.0.2:8020"
+    assert props["corral.node.address"] == "127.7.0.3" and props["corral.node.dir"] == "/nodes/n-3"
+    finals = {p.findtext("name") for p in ET.fromstring(core).iter("property") if p.findtext("final") == "true"}
+    assert finals == {"corral.node.address", "corral.node.dir"}
+    hdfs = site(files(v, v.nodes[1])["hdfs-site.xml"])
+    assert hdfs["dfs.datanode.address"] == "${corral.node.address}:9866"  # expanded by Hadoop on each node
+
+
+def test_site_xml_escapes_values() -> None:
+    assert site(hc.site_xml({"a": "x<y&z", "b": "\"q\""})) == {"a": "x<y&z", "b": "\"q\""}
+
+
+def test_user_properties_override_defaults_and_reach_the_files() -> None:
+    v = view(user={"hdfs-site": {"dfs.replication": "1"}, "mapred-site": {"mapreduce.map.memory.mb": "1024"},
+                   "hadoop-env": {"HADOOP_HEAPSIZE_MAX": "1g"}})
+    rendered = files(v, v.nodes[1])
+    assert site(rendered["hdfs-site.xml"])["dfs.replication"] == "1"
+    assert site(rendered["mapred-site.xml"])["mapreduce.map.memory.mb"] == "1024"
+    assert 'export HADOOP_HEAPSIZE_MAX="1g"' in rendered["hadoop-env.sh"]
+
+
+def test_launcher_knows_the_node_and_the_tools_exist() -> None:
+    v = view()
+    rendered = files(v, v.nodes[0])
+    launcher = rendered["corral-hadoop"]
+    assert 'HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-/nodes/n-2/conf/hadoop}"' in launcher
+    assert "127.7.0.2" in launcher and "--add-opens=java.base/java.lang=ALL-UNNAMED" in launcher
+    assert "${HADOOP_HOME}" in launcher  # filled in by the agent
+    assert {"hadoop", "hdfs", "yarn", "mapred"} <= set(rendered)
+
+
+def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> None:
+    v = view()
+    props = get_service("spark").default_properties(v)["spark-defaults"]
+    assert props["spark.master"] == "yarn" and props["spark.executor.instances"] == "2"
+    assert props["spark.yarn.jars"] == "local:${SPARK_HOME}/jars/*"
+    executor = yarn_executor_mib(v)
+    am_container = 1024  # 512 MiB + 384 MiB overhead, rounded up to the allocation unit
+    assert executor + max(384, executor // 10) + am_container <= 3072
+    assert executor >= 1024
+    assert "spark.driver.host" not in props  # on YARN the driver's address depends on where it runs
+    assert props["spark.eventLog.dir"] == "hdfs://127.7.0.2:8020/spark-history"
+
+
+def test_mapreduce_tasks_fit_the_nodemanagers() -> None:
+    mapred = get_service("mapreduce").default_properties(view())["mapred-site"]
+    task = int(mapred["mapreduce.map.memory.mb"])
+    assert task % MIN_ALLOCATION_MIB == 0 and 512 <= task <= 3072
+    assert mapred["mapreduce.application.classpath"].startswith("$HADOOP_CONF_DIR,")
+
+
+@pytest.mark.parametrize("services, groups, loc, message", [
+    (["mapreduce", "spark"], None, ["services", 0], "mapreduce requires yarn"),
+    (["yarn"], None, ["services", 0], "yarn requires hdfs"),
+    (["hdfs", "yarn"], [{"role": "MASTER", "instance_type": "local.small", "count": 1},
+                        {"role": "TASK", "instance_type": "local.small", "count": 1}], None, "HDFS needs at least 1 CORE node"),
+])
+def test_bad_combinations_are_refused(services: list[str], groups: list[dict] | None, loc: list | None, message: str) -> None:
+    spec = make_spec(services=services, **({"node_groups": groups} if groups else {}))
+    errors = validate_services(spec)
+    assert any(message in e.msg for e in errors), errors
+    if loc:
+        assert any(list(e.loc) == loc for e in errors), errors
+
+
+def test_default_services_are_hadoop_and_spark_in_dependency_order() -> None:
+    data = {"name": "x", "node_groups": [{"role": "MASTER", "instance_type": "local.small", "count": 1},
+                                         {"role": "CORE", "instance_type": "local.small", "count": 1}]}
+    from corral.domain.spec import ClusterSpec
+
+    assert ClusterSpec.model_validate(data).services == list(ALL)
+    shuffled = ClusterSpec.model_validate({**data, "services": ["SPARK", "mapreduce", "hdfs", "yarn"]})
+    assert shuffled.services_in_order() == list(ALL)
