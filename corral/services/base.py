@@ -54,6 +54,15 @@ class ClusterView:
         return [n for n in self.nodes if n.role in roles]
 
 
+def require_core_nodes(spec: "ClusterSpec", message: str) -> list[FieldError]:
+    """``message`` at the CORE group's count (or the groups) when the spec has no CORE node."""
+    if spec.count(NodeRole.CORE) >= 1:
+        return []
+    group = spec.group(NodeRole.CORE)
+    loc: tuple[str | int, ...] = ("node_groups", spec.node_groups.index(group), "count") if group else ("node_groups",)
+    return [FieldError(loc, message)]
+
+
 @dataclass(frozen=True)
 class ReadyCheck:
     ready: bool

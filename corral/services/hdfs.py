@@ -14,7 +14,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.base import ClusterView, NodeView, ReadyCheck, require_core_nodes
 
 NAMENODE_RPC_PORT = 8020
 NAMENODE_HTTP_PORT = 9870
@@ -30,11 +30,7 @@ class HdfsService:
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
-        if spec.count(NodeRole.CORE) < 1:
-            group = spec.group(NodeRole.CORE)
-            loc: tuple[str | int, ...] = ("node_groups", spec.node_groups.index(group), "count") if group else ("node_groups",)
-            return [FieldError(loc, "HDFS needs at least 1 CORE node to hold its DataNodes")]
-        return []
+        return require_core_nodes(spec, "HDFS needs at least 1 CORE node to hold its DataNodes")
 
     def _datanodes(self, cluster: ClusterView) -> list[NodeView]:
         return cluster.with_roles(NodeRole.CORE)

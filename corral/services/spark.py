@@ -18,7 +18,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.base import ClusterView, NodeView, ReadyCheck, require_core_nodes
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
 
@@ -64,11 +64,7 @@ class SparkService:
     uses_hadoop = False  # on YARN it is, through YARN
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
-        if spec.count(NodeRole.CORE) < 1:
-            group = spec.group(NodeRole.CORE)
-            loc: tuple[str | int, ...] = ("node_groups", spec.node_groups.index(group), "count") if group else ("node_groups",)
-            return [FieldError(loc, "Spark needs at least 1 CORE node")]
-        return []
+        return require_core_nodes(spec, "Spark needs at least 1 CORE node")
 
     # -- configuration -----------------------------------------------------------------
 

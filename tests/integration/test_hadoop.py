@@ -210,8 +210,8 @@ def test_terminate_leaves_no_daemon_container_or_port(shared_cp: ControlPlanePro
     addresses = {n["address"] for n in cluster["nodes"]}
     step = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen", "200000000", "/tera/left"])
     shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 60, "the application id")
-    containers = [p for p in cluster_processes(cid) if "org.apache.hadoop.mapreduce.v2.app.MRAppMaster" in p.cmdline()]
-    assert containers, "a running MapReduce job has its ApplicationMaster in a container"
+    shared_cp.wait_for(lambda: [p for p in cluster_processes(cid) if "org.apache.hadoop.mapreduce.v2.app.MRAppMaster"
+                                in p.cmdline()], 90, "the job's ApplicationMaster to run in a YARN container")
     final = shared_cp.terminate(cid)
     assert final["status"] == "TERMINATED"
     assert shared_cp.step(cid, step["id"])["status"] == "INTERRUPTED"
