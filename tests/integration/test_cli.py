@@ -33,8 +33,10 @@ def test_quickstart_starts_a_server_runs_pi_and_cleans_up(tmp_path: Path) -> Non
         out = result.stdout
         match = re.search(r"Pi is roughly ([0-9.]+)", out)
         assert match and abs(float(match.group(1)) - 3.14159) < 0.1, out
-        assert re.search(r"spark-master\s+http://127\.59\.\d+\.\d+:8080", out)
-        assert re.search(r"spark-history-server\s+http://127\.59\.\d+\.\d+:18080", out)
+        # The quickstart cluster is Hadoop + Spark: pi.py ran on YARN.
+        for ui, port in (("namenode", 9870), ("resourcemanager", 8088), ("jobhistory", 19888),
+                         ("spark-history-server", 18080)):
+            assert re.search(rf"{ui}\s+http://127\.59\.\d+\.\d+:{port}", out), (ui, out)
         cluster_id = re.search(r"Cluster (c-[a-z2-7]{8}) TERMINATED", out)
         assert cluster_id, out
         assert cluster_processes(cluster_id.group(1)) == []
