@@ -34,7 +34,7 @@ class InstanceType:
 
 RELEASES: dict[str, Release] = {
     r.label: r for r in (Release(label="corral-1.0", spark_version="4.3.0", java_major=17, hadoop_version="3.5.0",
-                services=("hdfs", "yarn", "mapreduce", "spark"),
+                services=("hdfs", "yarn", "mapreduce", "spark", "hive"),
                 default_services=("hdfs", "yarn", "mapreduce", "spark")),)
 }
 DEFAULT_RELEASE = "corral-1.0"

@@ -45,6 +45,10 @@ class HdfsService:
             "hadoop.rpc.socket.factory.class.default": hc.SOCKET_FACTORY,
             # Users need not exist on the hosts: no `id` lookups (and their warnings).
             "hadoop.user.group.static.mapping.overrides": f"dr.who=;{hc.HADOOP_USER}=supergroup",
+            # Services running as the hadoop user (the SQL endpoint) act for the users who
+            # connect to them, as HiveServer2 does on EMR.
+            f"hadoop.proxyuser.{hc.HADOOP_USER}.hosts": "*",
+            f"hadoop.proxyuser.{hc.HADOOP_USER}.groups": "*",
         }
         hdfs = {
             "dfs.replication": str(min(3, max(1, len(self._datanodes(cluster))))),

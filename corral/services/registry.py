@@ -6,12 +6,13 @@ from corral.domain.spec import ClusterSpec
 from corral.errors import FieldError
 from corral.services.base import Service
 from corral.services.hdfs import HdfsService
+from corral.services.hive import HiveService
 from corral.services.mapreduce import MapReduceService
 from corral.services.spark import SparkService
 from corral.services.yarn import YarnService
 
 # In dependency order: plans, readiness checks and start-up follow it.
-SERVICES: dict[str, Service] = {s.name: s for s in (HdfsService(), YarnService(), MapReduceService(), SparkService())}
+SERVICES: dict[str, Service] = {s.name: s for s in (HdfsService(), YarnService(), MapReduceService(), SparkService(), HiveService())}
 
 
 def get_service(name: str) -> Service:

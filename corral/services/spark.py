@@ -116,9 +116,15 @@ class SparkService:
         # Corral's socket factory, which the cluster's core-site names, for every JVM.
         hadoop = {"spark.driver.extraClassPath": HADOOP_CLASSES, "spark.executor.extraClassPath": HADOOP_CLASSES} \
             if "hdfs" in cluster.services else {}
+        # With HIVE, every Spark application shares the cluster's metastore.
+        from corral.services.hive import metastore_uri, warehouse_dir  # noqa: PLC0415 - hive builds on spark
+
+        hive = {"spark.sql.catalogImplementation": "hive", "spark.hadoop.hive.metastore.uris": metastore_uri(cluster),
+                "spark.sql.warehouse.dir": warehouse_dir(cluster)} if "hive" in cluster.services else {}
         defaults = {
             **self._placement(cluster),
             **hadoop,
+            **hive,
             "spark.driver.memory": _mib(driver_mib),
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._event_dir(cluster),

@@ -149,3 +149,21 @@ def test_default_services_are_hadoop_and_spark_in_dependency_order() -> None:
     assert ClusterSpec.model_validate(data).services == list(ALL)
     shuffled = ClusterSpec.model_validate({**data, "services": ["SPARK", "mapreduce", "hdfs", "yarn"]})
     assert shuffled.services_in_order() == list(ALL)
+
+
+def test_hive_runs_a_metastore_and_the_sql_endpoint_on_the_master() -> None:
+    v = view(services=(*ALL, "hive"))
+    assert placement(v)["n-2"][-2:] == ["hive-metastore", "spark-thriftserver"]
+    assert "hive-metastore" not in placement(v)["n-3"]
+    spark = get_service("spark").default_properties(v)["spark-defaults"]
+    assert spark["spark.sql.catalogImplementation"] == "hive"
+    assert spark["spark.hadoop.hive.metastore.uris"] == "thrift://127.7.0.2:9083"
+    hive = site(files(v, v.nodes[0])["hive-site.xml"])
+    assert hive["hive.metastore.warehouse.dir"] == "hdfs://127.7.0.2:8020/user/hive/warehouse"
+    assert hive["javax.jdo.option.ConnectionURL"].startswith("jdbc:derby:;databaseName=/nodes/n-2/data/hive/")
+    assert "spark.sql.catalogImplementation" not in get_service("spark").default_properties(view())["spark-defaults"]
+
+
+def test_hive_needs_hdfs_and_spark() -> None:
+    errors = validate_services(make_spec(services=["spark", "hive"]))
+    assert [(list(e.loc), e.msg) for e in errors] == [(["services", 1], "hive requires hdfs")]

@@ -1,0 +1,138 @@
+"""HIVE: a shared metastore and a SQL endpoint on MASTER.
+
+- The Hive metastore (Thrift, 9083) from the Hive 2.3 jars that ship with pyspark, backed
+  by embedded Derby in the master's data directory, its warehouse in HDFS.
+- The Spark Thrift Server (HiveServer2 protocol, 10000): Spark's own, running on the
+  cluster (on YARN when the cluster has it), with dynamic allocation so an idle endpoint
+  holds no executors.
+
+Every Spark step uses the metastore (spark-defaults point at it), so a table one step
+creates is visible to the next and to SQL clients.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.domain.spec import ClusterSpec
+from corral.domain.states import NodeRole
+from corral.errors import FieldError
+from corral.services import hadoop_common as hc
+from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.hdfs import NAMENODE_RPC_PORT
+
+METASTORE_PORT = 9083
+THRIFT_PORT = 10000
+THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
+WAREHOUSE = "/user/hive/warehouse"
+
+
+def metastore_uri(cluster: ClusterView) -> str:
+    return f"thrift://{cluster.master.address}:{METASTORE_PORT}"
+
+
+def warehouse_dir(cluster: ClusterView) -> str:
+    return hc.default_fs(cluster) + WAREHOUSE
+
+
+def jdbc_url(cluster: ClusterView) -> str:
+    return f"jdbc:hive2://{cluster.master.address}:{THRIFT_PORT}/default"
+
+
+def conf_dir(node: NodeView) -> str:
+    return node.path("conf", "hive")
+
+
+class HiveService:
+    name = "hive"
+    requires: tuple[str, ...] = ("hdfs", "spark")  # the warehouse is in HDFS; the endpoint is Spark's
+    classifications = ("hive-site",)
+    uses_hadoop = True
+
+    def validate(self, spec: ClusterSpec) -> list[FieldError]:
+        return []
+
+    def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
+        derby = cluster.master.path("data", "hive", "metastore_db")
+        return {"hive-site": {
+            "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
+            "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            # The metastore creates its schema on first start (Hive's schematool is not shipped).
+            "datanucleus.schema.autoCreateAll": "true",
+            "hive.metastore.schema.verification": "false",
+            "hive.metastore.uris": metastore_uri(cluster),
+            "hive.metastore.warehouse.dir": warehouse_dir(cluster),
+            "hive.async.log.enabled": "false",
+            "hive.server2.thrift.bind.host": cluster.master.address,
+            "hive.server2.thrift.port": str(THRIFT_PORT),
+            "hive.server2.enable.doAs": "false",
+        }}
+
+    def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
+        if node.role is not NodeRole.MASTER:
+            return []
+        site = hc.site_xml(props.get("hive-site", {}))
+        # Spark reads hive-site.xml from its conf dir; the metastore from its own classpath.
+        return [FileSpec(path=f"{conf_dir(node)}/hive-site.xml", content=site),
+                FileSpec(path=node.path("conf", "spark", "hive-site.xml"), content=site)]
+
+    def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
+        if node.role is not NodeRole.MASTER:
+            return []
+        env = {**hc.client_env(cluster), "SPARK_HOME": "${SPARK_HOME}", "SPARK_CONF_DIR": node.path("conf", "spark"),
+               "SPARK_LOCAL_IP": node.address, "PYSPARK_PYTHON": "${PYTHON}"}
+        env.pop("PATH")
+        classpath = f"{conf_dir(node)}:{hc.conf_dir(node)}:${{HADOOP_HOME}}/classes:${{SPARK_HOME}}/jars/*"
+        namenode = Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)
+        metastore = ComponentSpec(
+            name="hive-metastore", service=self.name,
+            argv=["${JAVA_HOME}/bin/java", "-Xmx512m", *hc.DAEMON_JAVA_OPTS.split(), *hc.JAVA_MODULE_OPTS.split(),
+                  f"-Dderby.system.home={node.path('data', 'hive')}", "-cp", classpath,
+                  "org.apache.hadoop.hive.metastore.HiveMetaStore", "-p", str(METASTORE_PORT)],
+            env=env,
+            health=Probe(kind="tcp", host=node.address, port=METASTORE_PORT),
+            wait_for=[namenode],
+            ports=[METASTORE_PORT],
+            directories=[node.path("data", "hive")],
+        )
+        thrift = ComponentSpec(
+            name="spark-thriftserver", service=self.name,
+            argv=["${SPARK_HOME}/bin/spark-submit", "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+                  "--name", "Corral SQL endpoint (Spark Thrift Server)",
+                  # Idle, the endpoint keeps only its driver (and, on YARN, an AM).
+                  "--conf", "spark.dynamicAllocation.enabled=true",
+                  "--conf", "spark.dynamicAllocation.shuffleTracking.enabled=true",
+                  "--conf", "spark.dynamicAllocation.minExecutors=0",
+                  "--conf", "spark.dynamicAllocation.initialExecutors=0",
+                  "--conf", "spark.dynamicAllocation.executorIdleTimeout=30s",
+                  "--conf", "spark.executor.instances=0",
+                  "--conf", f"spark.ui.port={THRIFT_UI_PORT}",
+                  "--conf", "spark.driver.memory=512m",
+                  "spark-internal"],
+            env={**env, "SPARK_DIST_CLASSPATH": "${HADOOP_HOME}/classes", "SPARK_NO_DAEMONIZE": "1"},
+            health=Probe(kind="tcp", host=node.address, port=THRIFT_PORT),
+            wait_for=[Probe(kind="tcp", host=node.address, port=METASTORE_PORT)],
+            ports=[THRIFT_PORT, THRIFT_UI_PORT],
+            directories=[],
+            stop_timeout=20.0,
+        )
+        return [metastore, thrift]
+
+    def step_env(self, cluster: ClusterView) -> dict[str, str]:
+        return {"HIVE_JDBC_URL": jdbc_url(cluster)}
+
+    def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
+        for what, port in (("Hive metastore", METASTORE_PORT), ("Spark Thrift Server", THRIFT_PORT)):
+            try:
+                with socket.create_connection((cluster.master.address, port), timeout=timeout):
+                    pass
+            except OSError as exc:
+                return ReadyCheck(False, f"{what} not answering on {cluster.master.address}:{port}: {exc}")
+        return ReadyCheck(True, f"Hive metastore and SQL endpoint answering ({jdbc_url(cluster)})")
+
+    def web_uis(self, cluster: ClusterView) -> dict[str, str]:
+        return {"sql-endpoint-ui": f"http://{cluster.master.address}:{THRIFT_UI_PORT}"}
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        return None  # applications run in YARN, which stops them
