@@ -132,6 +132,8 @@ class StepType(str, Enum):
     SPARK = "SPARK"
     HADOOP_JAR = "HADOOP_JAR"
     STREAMING = "STREAMING"
+    SPARK_SQL = "SPARK_SQL"
+    HIVE = "HIVE"
     SHELL = "SHELL"
 
 

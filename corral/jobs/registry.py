@@ -7,11 +7,14 @@ from corral.jobs.base import StepKind
 from corral.jobs.hadoop_jar import HadoopJarStep
 from corral.jobs.shell import ShellStep
 from corral.jobs.spark import SparkStep
+from corral.jobs.sql import HiveStep, SparkSqlStep
 from corral.jobs.streaming import StreamingStep
 
 STEP_KINDS: dict[StepType, StepKind] = {
     StepType.SPARK: SparkStep(),
     StepType.HADOOP_JAR: HadoopJarStep(),
     StepType.STREAMING: StreamingStep(),
+    StepType.SPARK_SQL: SparkSqlStep(),
+    StepType.HIVE: HiveStep(),
     StepType.SHELL: ShellStep(),
 }

@@ -106,6 +106,10 @@ class HiveService:
                   "--conf", "spark.dynamicAllocation.minExecutors=0",
                   "--conf", "spark.dynamicAllocation.initialExecutors=0",
                   "--conf", "spark.dynamicAllocation.executorIdleTimeout=30s",
+                  # Executors holding shuffle data are otherwise kept forever, and a
+                  # query's GROUP BY would pin them, starving the steps that follow.
+                  "--conf", "spark.dynamicAllocation.shuffleTracking.timeout=30s",
+                  "--conf", "spark.dynamicAllocation.cachedExecutorIdleTimeout=60s",
                   "--conf", "spark.executor.instances=0",
                   "--conf", f"spark.ui.port={THRIFT_UI_PORT}",
                   "--conf", "spark.driver.memory=512m",

@@ -33,8 +33,11 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
             "print('rows', spark.table('sales').count())\n")
         query = ('beeline -u "$HIVE_JDBC_URL" -n hadoop --silent=true --showHeader=false --outputformat=csv2 '
                  '-e "SELECT region, SUM(amount) FROM sales GROUP BY region ORDER BY region"')
+        report = tmp_path / "report.sql"
+        report.write_text("SELECT region, SUM(amount) FROM sales GROUP BY region ORDER BY region;\n")
         steps = [shared_cp.add_step(cid, "SPARK", [str(writer)]), shared_cp.add_step(cid, "SPARK", [str(reader)]),
-                 shared_cp.add_step(cid, "SHELL", [query])]
+                 shared_cp.add_step(cid, "SHELL", [query]), shared_cp.add_step(cid, "SPARK_SQL", [str(report)]),
+                 shared_cp.add_step(cid, "HIVE", ["SELECT region, SUM(amount) AS total FROM sales GROUP BY region"])]
         for step in steps:
             done = shared_cp.wait_step(cid, step["id"], timeout=300)
             assert done["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
@@ -43,6 +46,11 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
         lines = [line.split(">")[-1].strip() for line in shared_cp.log(cid, steps[2]["id"]).splitlines()]
         got = {r: int(t) for r, t in (line.split(",") for line in lines if line.count(",") == 1)}
         assert got == expected
+        spark_sql = shared_cp.log(cid, steps[3]["id"]).strip().splitlines()
+        assert spark_sql == ["apac\t11", "eu\t7", "us\t6"]
+        # beeline echoes its prompt before the first line of output with -e
+        hive = [line.split("> ", 1)[-1].split("\t") for line in shared_cp.log(cid, steps[4]["id"]).strip().splitlines()]
+        assert hive[0] == ["region", "total"] and {r: int(t) for r, t in hive[1:]} == expected
     finally:
         shared_cp.terminate(cid)
     assert cluster_processes(cid) == []

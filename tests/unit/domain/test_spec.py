@@ -73,7 +73,7 @@ def test_group_count_is_bounded() -> None:
 
 
 def test_bad_step_in_spec_names_the_step() -> None:
-    errors = shape_errors(spec_dict(steps=[{"type": "shell", "args": ["true"]}, {"type": "hive", "args": []}]))
+    errors = shape_errors(spec_dict(steps=[{"type": "shell", "args": ["true"]}, {"type": "pig", "args": []}]))
     assert [e["loc"] for e in errors] == [("steps", 1, "type")]
 
 
