@@ -127,7 +127,8 @@ def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: i
         authorize_cluster(s, token, step.cluster_id)
         cluster_id = step.cluster_id
     size = cp.logs.append(cluster_id, step_id, stream, offset, data)
-    _record_applications(cp, cluster_id, step_id, stream, offset, size)
+    if size == offset + len(data) and data:  # these bytes are in the log (a retry re-scans; ids dedupe)
+        _record_applications(cp, cluster_id, step_id, stream, offset, data)
     return size
 
 
@@ -135,11 +136,12 @@ def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: i
 _SUBMITTED = re.compile(rb"Submitted application (application_\d+_\d+)")
 
 
-def _record_applications(cp: ControlPlane, cluster_id: str, step_id: str, stream: str, offset: int, size: int) -> None:
-    """Note YARN application ids in the newly stored part of a step's log (re-reading a
-    little before it, so an id split across two uploads is still found)."""
+def _record_applications(cp: ControlPlane, cluster_id: str, step_id: str, stream: str, offset: int, data: bytes) -> None:
+    """Note YARN application ids in the newly stored bytes, with the 200 stored before
+    them, so an id split across two uploads is still found."""
     start = max(0, offset - 200)
-    found = [m.decode() for m in _SUBMITTED.findall(cp.logs.read(cluster_id, step_id, stream, start, size - start))]
+    before = cp.logs.read(cluster_id, step_id, stream, start, offset - start)
+    found = [m.decode() for m in _SUBMITTED.findall(before + data)]
     if not found:
         return
     with cp.store.session() as s:
