@@ -16,7 +16,7 @@ from corral.control.plans import build_plan
 from corral.domain.states import NodeState, StepState
 from corral.errors import CorralError, NotFound
 from corral.reconcile.steps import on_step_finished, set_step_state
-from corral.store.models import Cluster, Node, Step
+from corral.store.models import Cluster, Node, Step, bump_plan_version
 
 
 class Unauthorized(CorralError):
@@ -74,7 +74,7 @@ def _apply_steps(session: Session, cluster: Cluster, report: NodeReport) -> bool
             set_step_state(session, step, final, rep.message)
             step.ended_at = rep.ended_at or step.ended_at
             on_step_finished(session, cluster, step)
-            cluster.plan_version += 1  # the step leaves the master's plan
+            bump_plan_version(session, cluster)  # the step leaves the master's plan
             changed = True
     return changed
 

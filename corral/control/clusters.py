@@ -24,7 +24,7 @@ from corral.domain.spec import ClusterSpec, validate_cluster_spec
 from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
 from corral.errors import Conflict, NotFound, ValidationFailed
 from corral.reconcile import deadlines
-from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step
+from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step, bump_plan_version
 
 ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
 
@@ -131,7 +131,7 @@ def request_termination(session: Session, cluster: Cluster, code: StateChangeCod
     cluster.state_code, cluster.state_message = code.value, message
     if failure:
         cluster.failure_code, cluster.failure_message = code.value, message
-    cluster.plan_version += 1
+    bump_plan_version(session, cluster)
     events.start_operation(session, ids.operation_id(), cluster.id, "TERMINATE_CLUSTER", events.TERMINATE_STEPS)
     events.record(session, cluster.id, "TERMINATION_REQUESTED", f"{code.value}: {message}",
                   level="ERROR" if failure else "INFO")

@@ -15,7 +15,7 @@ from corral.domain.spec import StepRequest
 from corral.domain.states import ClusterState, ClusterTarget, StepState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.jobs.registry import STEP_KINDS
-from corral.store.models import Cluster, Step
+from corral.store.models import Cluster, Step, bump_plan_version
 
 from typing import TYPE_CHECKING
 
@@ -130,7 +130,7 @@ def cancel_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:
             events.record(s, cluster_id, "STEP_CANCELLED", f"step {step_id} cancelled before it started", step_id=step_id)
         elif state is not StepState.CANCEL_PENDING:
             step.status = StepState.CANCEL_PENDING.value
-            _cluster(s, cluster_id).plan_version += 1
+            bump_plan_version(s, _cluster(s, cluster_id))
             events.record(s, cluster_id, "STEP_CANCEL_REQUESTED", f"step {step_id}: stopping its processes", step_id=step_id)
     cp.notifier.bump(cluster_id)
     return get_step(cp, cluster_id, step_id)

@@ -25,7 +25,7 @@ from corral.providers.base import Liveness, NodeRequest
 from corral.reconcile import deadlines
 from corral.reconcile import steps as step_queue
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Node
+from corral.store.models import Cluster, Node, bump_plan_version
 
 log = logging.getLogger("corral.reconcile")
 STATE_DEADLINES = {
@@ -153,7 +153,7 @@ class ClusterReconciler:
                     row.status = NodeState.PROVISIONING.value
                     events.record(s, cluster.id, "NODE_PROVISIONED", f"{row.role} node {row.id} at {row.address}",
                                   node_id=row.id)
-                c.plan_version += 1
+                bump_plan_version(s, c)
             created += 1
         if created:
             self.cp.notifier.bump(cluster.id)
@@ -314,7 +314,7 @@ class ClusterReconciler:
                 node.target = NodeTarget.TERMINATED.value
                 if node.status != NodeState.TERMINATED.value:
                     node.status = NodeState.TERMINATING.value
-            c.plan_version += 1
+            bump_plan_version(s, c)
             events.progress(s, c.id, "TERMINATE_CLUSTER", "STOP_SERVICES", "RUNNING")
             events.finish_operation(s, c.id, "CREATE_CLUSTER", ok=False, message=c.state_message)
             transition(s, c, ClusterState.TERMINATING, c.state_message)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from corral.control import events
 from corral.control.clusters import cluster_steps, request_termination
 from corral.domain.states import ActionOnFailure, StateChangeCode, StepState
-from corral.store.models import Cluster, Step
+from corral.store.models import Cluster, Step, bump_plan_version
 
 ACTIVE = (StepState.RUNNING.value, StepState.CANCEL_PENDING.value)
 
@@ -64,7 +64,7 @@ def schedule(session: Session, cluster: Cluster) -> bool:
     if nxt is None:
         return False
     nxt.dispatched = True
-    cluster.plan_version += 1
+    bump_plan_version(session, cluster)
     events.record(session, cluster.id, "STEP_DISPATCHED", f"step {nxt.id} '{nxt.name}' sent to the master", step_id=nxt.id)
     return True
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 
 class Base(DeclarativeBase):
@@ -51,6 +52,22 @@ class Cluster(Base):
 
     groups: Mapped[list["NodeGroup"]] = relationship(back_populates="cluster", order_by="NodeGroup.id")
     nodes: Mapped[list["Node"]] = relationship(back_populates="cluster", order_by="Node.created_at")
+
+
+def bump_plan_version(session: Session, cluster: Cluster) -> int:
+    """Increment the cluster's plan version in the database itself and return the new one.
+
+    The API, agent reports and the reconciler bump it from separate sessions; a Python-side
+    ``+= 1`` on a row each read earlier loses one of two concurrent bumps, and an agent
+    then never sees the plan that carries a newly dispatched step.
+    """
+    result = session.execute(update(Cluster).where(Cluster.id == cluster.id)
+                             .values(plan_version=Cluster.plan_version + 1)
+                             .returning(Cluster.plan_version)
+                             .execution_options(synchronize_session=False))
+    version = int(result.scalar_one())
+    set_committed_value(cluster, "plan_version", version)  # the object shows it without a reload
+    return version
 
 
 class NodeGroup(Base):

@@ -20,7 +20,7 @@ from corral.domain.spec import StepRequest
 from corral.errors import Conflict
 from corral.providers.local import LocalProvider
 from corral.store.db import Store, alembic_config
-from corral.store.models import AddressLease, Cluster, Event, Node, NodeGroup, Step
+from corral.store.models import AddressLease, Cluster, Event, Node, NodeGroup, Step, bump_plan_version
 from tests.unit.helpers import count_rows, make_spec
 
 TABLES = {"clusters", "node_groups", "nodes", "steps", "events", "operations", "operation_steps", "address_leases"}
@@ -159,3 +159,20 @@ def test_local_provider_leases_distinct_addresses(cp_any: ControlPlane) -> None:
     assert not first.endswith(".1") and first.startswith("127.99.")
     provider._release_address("n-one")
     assert count_rows(cp_any.store, AddressLease) == 1
+
+
+def test_plan_version_bumps_from_interleaved_sessions_all_count(cp_any: ControlPlane) -> None:
+    """The reconciler reads a cluster, the API bumps its plan meanwhile, then the reconciler
+    bumps it too: both bumps must land (a lost one leaves an agent on a stale plan)."""
+    cluster, _ = clusters.create_cluster(cp_any, make_spec())
+    start = clusters.get_cluster(cp_any, cluster.id).plan_version
+    with cp_any.store.session() as reconciler:
+        seen = reconciler.get(Cluster, cluster.id)
+        assert seen is not None and seen.plan_version == start
+        with cp_any.store.session() as api:
+            other = api.get(Cluster, cluster.id)
+            assert other is not None
+            assert bump_plan_version(api, other) == start + 1
+        assert bump_plan_version(reconciler, seen) == start + 2
+        assert seen.plan_version == start + 2
+    assert clusters.get_cluster(cp_any, cluster.id).plan_version == start + 2
