@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from corral.domain.secrets import masked_properties
 from corral.control.views import cluster_view, effective_properties
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Event, Operation, Step
@@ -81,7 +82,11 @@ class ClusterDetail(ClusterSummary):
     nodes: list[NodeOut]
     configurations: list[dict[str, Any]]
     bootstrap_actions: list[dict[str, Any]]
+    object_storage: dict[str, Any] | None = None  # endpoint, region, access key: never the secret key
+    metastore: dict[str, Any] | None = None  # type, JDBC URL, user: never the password
+    log_uri: str | None = None
     web_uis: dict[str, str]
+    endpoints: dict[str, str]  # what clients connect to: hdfs://, jdbc:hive2:// ...
     ready_check: str | None
 
     @classmethod
@@ -90,9 +95,11 @@ class ClusterDetail(ClusterSummary):
         master = next((n for n in c.nodes if n.role == "MASTER"), None)
         up = c.status in ("WAITING", "RUNNING")
         uis: dict[str, str] = {}
+        endpoints: dict[str, str] = {}
         if master is not None and master.address and up:
             for name in c.services:
                 uis.update(get_service(name).web_uis(view))
+                endpoints.update(get_service(name).endpoints(view))
         groups = [NodeGroupOut(id=g.id, role=g.role, instance_type=g.instance_type, requested_count=g.target_count,
                                running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"))
                   for g in c.groups]
@@ -103,10 +110,13 @@ class ClusterDetail(ClusterSummary):
         base = ClusterSummary.of(c).model_dump()
         return cls(**base, release=c.release, services=list(c.services), target=c.target,
                    auto_terminate=c.auto_terminate, master_address=master.address if master else None,
-                   node_groups=groups, nodes=nodes, configurations=list(c.configurations),
+                   node_groups=groups, nodes=nodes,
+                   configurations=[{**conf, "properties": masked_properties(conf.get("properties", {}))}
+                                   for conf in c.configurations],
+                   object_storage=c.object_storage, metastore=c.metastore, log_uri=c.log_uri,
                    bootstrap_actions=[{"name": b["name"], "file": b["file_name"], "args": b["args"]}
                                       for b in c.bootstrap_actions],
-                   web_uis=uis, ready_check=c.ready_check)
+                   web_uis=uis, endpoints=endpoints, ready_check=c.ready_check)
 
 
 class EffectiveConfig(BaseModel):
@@ -117,7 +127,7 @@ class EffectiveConfig(BaseModel):
 
 def effective_configs(c: Cluster) -> list[EffectiveConfig]:
     props, user = effective_properties(cluster_view(c))
-    return [EffectiveConfig(classification=k, properties=v, user_set=sorted(user.get(k, {})))
+    return [EffectiveConfig(classification=k, properties=masked_properties(v), user_set=sorted(user.get(k, {})))
             for k, v in sorted(props.items())]
 
 

@@ -88,7 +88,7 @@ def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> N
                   f"services {', '.join(c['services'])}" + ("  auto-terminate" if c["auto_terminate"] else ""))
     console.print(f"  reason: {reason['code'] or '-'}: {reason['message'] or '-'}")
     console.print(f"  created {when(tl['created_at'])}  ready {when(tl['ready_at'])}  ended {when(tl['ended_at'])}")
-    for name, url in c["web_uis"].items():
+    for name, url in {**c["web_uis"], **c.get("endpoints", {})}.items():
         console.print(f"  {name:<22} {url}")
     groups = table("group", "role", "instance type", "requested", "running")
     for g in c["node_groups"]:

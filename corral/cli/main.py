@@ -9,7 +9,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import cluster_cmd, fs_cmd, server_cmd, step_cmd
+from corral.cli import cluster_cmd, data_cmd, fs_cmd, server_cmd, sql_cmd, step_cmd
 from corral.cli.client import ApiError
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
@@ -21,7 +21,9 @@ app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(step_cmd.app, name="step")
 app.add_typer(fs_cmd.app, name="fs")
+app.add_typer(data_cmd.app, name="data")
 app.command()(quickstart)
+app.command(name="sql")(sql_cmd.sql)
 
 
 def _fail(message: str, code: int) -> None:

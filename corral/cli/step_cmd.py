@@ -45,7 +45,7 @@ def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) 
 def add(
     cluster_id: str,
     args: list[str] = typer.Argument(None, help="After --: spark-submit arguments (SPARK), JAR [MAIN_CLASS] ARGS (HADOOP_JAR), streaming options (STREAMING), a query or .sql file (SPARK_SQL, HIVE) or a command (SHELL)."),
-    type_: StepType = typer.Option(..., "--type", "-t", case_sensitive=False, help="spark, hadoop_jar, streaming, spark_sql, hive or shell"),
+    type_: StepType = typer.Option(..., "--type", "-t", case_sensitive=False, help="spark, hadoop_jar, streaming, spark_sql, hive, shell, data_import or data_export"),
     name: Optional[str] = typer.Option(None, "--name"),
     action_on_failure: ActionOnFailure = typer.Option(ActionOnFailure.CONTINUE, "--action-on-failure", case_sensitive=False),
     wait: bool = typer.Option(False, "--wait", help="Wait for the step; exit 1 unless it COMPLETED."),

@@ -13,6 +13,7 @@ from corral.control import events
 from corral.control.clusters import cluster_steps, load_cluster
 from corral.control.context import ControlPlane
 from corral.control.plans import build_plan
+from corral.domain import secrets
 from corral.domain.states import NodeState, StepState
 from corral.errors import CorralError, NotFound
 from corral.reconcile.steps import on_step_finished, set_step_state
@@ -71,7 +72,8 @@ def _apply_steps(session: Session, cluster: Cluster, report: NodeReport) -> bool
         final = _REPORTED_FINAL.get(rep.status)
         if final is not None and rep.logs_flushed:
             step.exit_code = rep.exit_code
-            set_step_state(session, step, final, rep.message)
+            hidden = [*(step.secrets or {}).values(), *(cluster.secrets or {}).values()]
+            set_step_state(session, step, final, secrets.scrub(rep.message, hidden) if rep.message else rep.message)
             step.ended_at = rep.ended_at or step.ended_at
             on_step_finished(session, cluster, step)
             bump_plan_version(session, cluster)  # the step leaves the master's plan
@@ -124,12 +126,23 @@ def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: i
         step = s.get(Step, step_id)
         if step is None:
             raise NotFound("step", step_id)
-        authorize_cluster(s, token, step.cluster_id)
+        cluster = authorize_cluster(s, token, step.cluster_id)
         cluster_id = step.cluster_id
-    size = cp.logs.append(cluster_id, step_id, stream, offset, data)
+        hidden = [*(step.secrets or {}).values(), *(cluster.secrets or {}).values()]
+    size = cp.logs.append(cluster_id, step_id, stream, offset, mask_secrets(data, hidden))
     if size == offset + len(data) and data:  # these bytes are in the log (a retry re-scans; ids dedupe)
         _record_applications(cp, cluster_id, step_id, stream, offset, data)
     return size
+
+
+def mask_secrets(data: bytes, values: list[str]) -> bytes:
+    """Secrets a step's program printed, starred out byte for byte: the agent resumes
+    uploads by offset, so the stored log keeps the length it sent."""
+    for value in values:
+        if len(value) >= 4:
+            raw = value.encode()
+            data = data.replace(raw, b"*" * len(raw))
+    return data
 
 
 # Logged by YARN's client (YarnClientImpl) for every submission: MapReduce, Spark, any.

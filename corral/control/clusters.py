@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload
 from corral import ids
 from corral.control import events
 from corral.control.context import ControlPlane
-from corral.control.steps import prepare_steps
+from corral.control.steps import capabilities, prepare_steps
+from corral.domain.secrets import spec_secrets
 from corral.domain.spec import ClusterSpec, validate_cluster_spec
 from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
 from corral.errors import Conflict, NotFound, ValidationFailed
@@ -31,6 +32,8 @@ ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
 
 def spec_hash(spec: ClusterSpec) -> str:
     body = spec.model_dump(mode="json", exclude={"client_token"})
+    # model_dump masks secrets; a different password is a different request
+    body["secret_digests"] = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in spec_secrets(spec).items()}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -59,7 +62,8 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     if existing is not None:
         return existing, False
     validate_cluster_spec(spec)
-    steps, step_errors = prepare_steps(cp, spec.steps, spec.services, loc_prefix=("steps",))
+    available = capabilities(spec.services, spec.object_storage is not None)
+    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",))
     if step_errors:
         raise ValidationFailed(step_errors)
     bootstrap = []
@@ -73,6 +77,9 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         release=spec.release, services=spec.services_in_order(),
         configurations=[c.model_dump(mode="json") for c in spec.configurations],
         bootstrap_actions=bootstrap, auto_terminate=spec.auto_terminate, provider="local",
+        object_storage=spec.object_storage.model_dump(mode="json", exclude={"secret_key"}) if spec.object_storage else None,
+        metastore=spec.metastore.model_dump(mode="json", exclude={"password"}) if spec.metastore else None,
+        log_uri=spec.log_uri, secrets=spec_secrets(spec),
         agent_token=secrets.token_urlsafe(32), status=ClusterState.STARTING.value, target=ClusterTarget.ACTIVE.value,
         state_code=None, state_message="Provisioning nodes", plan_version=1, created_at=now, status_changed_at=now,
         deadline_at=now + deadlines.STARTING_SECONDS,

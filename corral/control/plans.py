@@ -6,12 +6,16 @@ something a plan depends on changes, and agents long-poll for a newer version.
 
 from __future__ import annotations
 
+import json
+
 from corral.agent.protocol import ArtifactRef, BootstrapSpec, NodePlan, RuntimeSpec, StepCommand
 from corral.control.views import cluster_view, effective_properties, has_master
+from corral.domain import secrets
 from corral.domain.catalog import RELEASES
 from corral.domain.states import ClusterTarget, NodeTarget, StepState, StepType
 from corral.jobs.registry import STEP_KINDS
 from corral.services.base import ClusterView
+from corral.services.hadoop_common import uses_hadoop_runtime
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, Step
 
@@ -43,7 +47,8 @@ def step_command(step: Step, view: ClusterView) -> StepCommand:
         refs[art["sha256"]] = ArtifactRef(sha256=art["sha256"], name=art["name"])
         at = offset + art["index"]
         argv[at] = _ship(argv[at], art["path"], artifact_placeholder(art["sha256"]))
-    return StepCommand(id=step.id, argv=argv, env=cmd.env, artifacts=list(refs.values()),
+    env = {**cmd.env, "CORRAL_STEP_ID": step.id, **{name: secrets.placeholder(secrets.step_secret_name(step.id, name)) for name in step.secrets or {}}}
+    return StepCommand(id=step.id, argv=argv, env=env, artifacts=list(refs.values()),
                        cancel=step.status == StepState.CANCEL_PENDING.value)
 
 
@@ -69,7 +74,7 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         address=node.address or "", terminate=terminate,
         runtime=RuntimeSpec(
             release=release.label, spark_version=release.spark_version, java_major=release.java_major,
-            hadoop_version=release.hadoop_version if any(get_service(s).uses_hadoop for s in cluster.services) else None,
+            hadoop_version=release.hadoop_version if uses_hadoop_runtime(view) else None,
         ),
     )
     if terminate or not has_master(view) or not node.address:
@@ -85,9 +90,21 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))
         for b in cluster.bootstrap_actions
     ]
+    secret_values = dict(cluster.secrets or {})
     if node.role == "MASTER":
-        plan.steps = [
-            step_command(s, view) for s in steps
-            if s.status in ACTIVE_STEP_STATES or (s.status == StepState.PENDING.value and s.dispatched)
-        ]
-    return plan
+        running = [s for s in steps
+                   if s.status in ACTIVE_STEP_STATES or (s.status == StepState.PENDING.value and s.dispatched)]
+        plan.steps = [step_command(s, view) for s in running]
+        for s in running:
+            secret_values.update({secrets.step_secret_name(s.id, k): v for k, v in (s.secrets or {}).items()})
+    return with_secrets(plan, secret_values)
+
+
+def with_secrets(plan: NodePlan, values: dict[str, str]) -> NodePlan:
+    """The plan with every ``{{secret:NAME}}`` filled in, wherever it is (file contents,
+    environments, argv): only the copy sent to the node's agent carries the values."""
+    text = plan.model_dump_json()
+    if "{{secret:" not in text:
+        return plan
+    escaped = {k: json.dumps(v)[1:-1] for k, v in values.items()}  # the values land inside JSON strings
+    return NodePlan.model_validate_json(secrets.expand(text, escaped))

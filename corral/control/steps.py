@@ -15,6 +15,7 @@ from corral.domain.spec import StepRequest
 from corral.domain.states import ClusterState, ClusterTarget, StepState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.jobs.registry import STEP_KINDS
+from corral.jobs.transfer import OBJECT_STORAGE
 from corral.store.models import Cluster, Step, bump_plan_version
 
 from typing import TYPE_CHECKING
@@ -23,19 +24,33 @@ if TYPE_CHECKING:
     from corral.control.context import ControlPlane
 
 
-def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], services: list[str],
-                  loc_prefix: tuple[str | int, ...] = ()) -> tuple[list[Step], list[FieldError]]:
-    """Check every request against the cluster's ``services`` and store its local files;
-    rows are returned unsaved."""
+def capabilities(services: list[str], has_object_storage: bool) -> list[str]:
+    """What steps may require of a cluster: its services, and its object store if it has one."""
+    return [*services, *([OBJECT_STORAGE] if has_object_storage else [])]
+
+
+def _missing_message(req: StepRequest, missing: list[str], available: list[str]) -> str:
+    if missing == [OBJECT_STORAGE]:
+        return f"this {req.type.value} step uses s3a:// locations: the cluster spec needs object_storage"
+    services = [name for name in missing if name != OBJECT_STORAGE]
+    running = ", ".join(name for name in available if name != OBJECT_STORAGE)
+    return f"{req.type.value} steps need the {', '.join(services)} service, which this cluster does not run ({running})"
+
+
+def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: list[str],
+                  loc_prefix: tuple[str | int, ...] = (),
+                  secrets: dict[int, dict[str, str]] | None = None) -> tuple[list[Step], list[FieldError]]:
+    """Check every request against what the cluster has (``capabilities``) and store its
+    local files; rows are returned unsaved. ``secrets[i]`` are environment variables of
+    request i whose values are secrets (a database password): kept out of args and logs."""
     errors: list[FieldError] = []
     checked = []
     for i, req in enumerate(requests):
         prefix = (*loc_prefix, i) if loc_prefix else ()
         kind = STEP_KINDS[req.type]
-        missing = [name for name in kind.requires_services if name not in services]
+        missing = [name for name in kind.requirements(list(req.args)) if name not in available]
         if missing:
-            errors.append(FieldError((*prefix, "type"), f"{req.type.value} steps need the {', '.join(missing)} service, "
-                                                        f"which this cluster does not run ({', '.join(services)})"))
+            errors.append(FieldError((*prefix, "type"), _missing_message(req, missing, available)))
             continue
         files, problems = kind.check(list(req.args))
         errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems]
@@ -51,6 +66,7 @@ def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], services: lis
             id=ids.step_id(), name=req.name or f"{req.type.value.lower()} step", type=req.type.value,
             args=list(req.args), artifacts=artifacts, action_on_failure=req.action_on_failure.value,
             status=StepState.PENDING.value, dispatched=False, created_at=now + i * 1e-6,
+            secrets=dict((secrets or {}).get(i, {})),
         ))
     return steps, errors
 
@@ -62,13 +78,14 @@ def _cluster(session: Session, cluster_id: str) -> Cluster:
     return cluster
 
 
-def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], loc_prefix: tuple[str | int, ...] = ()) -> list[Step]:
+def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], loc_prefix: tuple[str | int, ...] = (),
+              secrets: dict[int, dict[str, str]] | None = None) -> list[Step]:
     with cp.store.session() as s:
         cluster = _cluster(s, cluster_id)
         if ClusterState(cluster.status).is_terminal() or cluster.target == ClusterTarget.TERMINATED.value:
             raise Conflict(f"cluster {cluster_id} is {cluster.status} and takes no more steps")
-        services = list(cluster.services)
-    steps, errors = prepare_steps(cp, requests, services, loc_prefix)
+        available = capabilities(list(cluster.services), cluster.object_storage is not None)
+    steps, errors = prepare_steps(cp, requests, available, loc_prefix, secrets)
     if errors:
         raise ValidationFailed(errors)
     for attempt in range(5):

@@ -23,7 +23,8 @@ def cluster_view(cluster: Cluster) -> ClusterView:
     for conf in cluster.configurations:
         user.setdefault(conf["classification"], {}).update(conf.get("properties", {}))
     return ClusterView(cluster_id=cluster.id, release=cluster.release, services=tuple(cluster.services),
-                       nodes=nodes, user_configurations=user)
+                       nodes=nodes, user_configurations=user, object_storage=cluster.object_storage,
+                       metastore=cluster.metastore, log_uri=cluster.log_uri)
 
 
 def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:

@@ -8,9 +8,10 @@ the exact field at fault.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
 from corral.domain.states import ActionOnFailure, NodeRole, StepType
@@ -52,6 +53,55 @@ class BootstrapAction(_Model):
     args: list[str] = Field(default_factory=list)
 
 
+class ObjectStorageSpec(_Model):
+    """An S3-API object store (AWS S3, Alibaba OSS, MinIO, ...) the cluster reads and writes as s3a://."""
+
+    endpoint: str | None = Field(default=None, description="http(s)://host[:port]; absent means AWS S3")
+    region: str = Field(default="us-east-1", min_length=1, max_length=64)
+    access_key: str = Field(min_length=1, max_length=256)
+    secret_key: SecretStr = Field(min_length=1, max_length=512)
+    path_style_access: bool = True  # what most self-hosted stores need; AWS accepts it too
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"endpoint must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+
+class MetastoreSpec(_Model):
+    """An external Hive metastore database that outlives the cluster (default: Derby on the master)."""
+
+    type: Literal["postgresql", "mysql"]
+    jdbc_url: str = Field(min_length=1, max_length=1024, description="jdbc:postgresql://host:port/db or jdbc:mysql://...")
+    username: str = Field(min_length=1, max_length=128)
+    password: SecretStr = Field(default=SecretStr(""), max_length=512)
+    # The tables' data must outlive the cluster too: an s3a:// URI (needs object_storage).
+    warehouse_dir: str = Field(min_length=1, max_length=1024, description="s3a://bucket/warehouse")
+
+    @field_validator("warehouse_dir")
+    @classmethod
+    def _in_object_storage(cls, value: str) -> str:
+        url = urlparse(value)
+        if url.scheme not in ("s3a", "s3") or not url.netloc:
+            raise ValueError("an external metastore outlives the cluster, so must its tables' data: "
+                             f"warehouse_dir must be an s3a://bucket/path URI, got {value!r}")
+        return "s3a://" + url.netloc + "/" + url.path.strip("/")
+
+    @field_validator("jdbc_url")
+    @classmethod
+    def _jdbc(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        prefixes = {"postgresql": ("jdbc:postgresql://",), "mysql": ("jdbc:mysql://", "jdbc:mariadb://")}
+        if kind in prefixes and not value.startswith(prefixes[kind]):
+            raise ValueError(f"a {kind} metastore needs a URL starting with {' or '.join(prefixes[kind])}")
+        return value
+
+
 class StepRequest(_Model):
     name: str | None = Field(default=None, max_length=256)
     type: StepType
@@ -74,6 +124,10 @@ class ClusterSpec(_Model):
     bootstrap_actions: list[BootstrapAction] = Field(default_factory=list)
     steps: list[StepRequest] = Field(default_factory=list)
     auto_terminate: bool = False
+    object_storage: ObjectStorageSpec | None = None
+    metastore: MetastoreSpec | None = None
+    # Where step and daemon logs are archived (as EMR's LogUri): s3a://bucket/prefix
+    log_uri: str | None = Field(default=None, max_length=1024)
     client_token: str | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("release")
@@ -90,6 +144,16 @@ class ClusterSpec(_Model):
             release = RELEASES.get(info.data.get("release") or DEFAULT_RELEASE, RELEASES[DEFAULT_RELEASE])
             return list(release.default_services)
         return [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("log_uri")
+    @classmethod
+    def _object_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlparse(value)
+        if url.scheme not in ("s3a", "s3") or not url.netloc:
+            raise ValueError(f"log_uri must be an s3a://bucket/prefix URI, got {value!r}")
+        return "s3a://" + url.netloc + "/" + url.path.strip("/")
 
     def services_in_order(self) -> list[str]:
         """The services in the release's dependency order (HDFS before YARN before ...),
@@ -130,6 +194,12 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
         errors.append(FieldError(("services",), "a service is listed twice"))
     if not spec.services:
         errors.append(FieldError(("services",), "at least one service is required"))
+    if spec.log_uri and spec.object_storage is None:
+        errors.append(FieldError(("log_uri",), "log_uri needs object_storage (its endpoint and credentials)"))
+    if spec.metastore is not None and "hive" not in spec.services:
+        errors.append(FieldError(("metastore",), "an external metastore needs the hive service"))
+    if spec.metastore is not None and spec.object_storage is None:
+        errors.append(FieldError(("metastore", "warehouse_dir"), "the warehouse is in object storage: set object_storage"))
     errors.extend(validate_services(spec, shape_ok=not errors))
     for i, action in enumerate(spec.bootstrap_actions):
         path = Path(action.path)

@@ -135,6 +135,8 @@ class StepType(str, Enum):
     SPARK_SQL = "SPARK_SQL"
     HIVE = "HIVE"
     SHELL = "SHELL"
+    DATA_IMPORT = "DATA_IMPORT"  # object storage / a database -> HDFS or a Hive table
+    DATA_EXPORT = "DATA_EXPORT"  # HDFS or a Hive table -> object storage / a database
 
 
 class NodeRole(str, Enum):

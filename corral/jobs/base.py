@@ -25,7 +25,9 @@ class Command:
 
 
 class StepKind(Protocol):
-    requires_services: tuple[str, ...]  # the cluster must run these for the step to be accepted
+    def requirements(self, args: list[str]) -> tuple[str, ...]:
+        """What the cluster must have for the step to be accepted: services by name, or
+        ``object_storage`` (the spec's object store)."""
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
         """Local files the step needs, and what is wrong with ``args``."""
@@ -34,6 +36,15 @@ class StepKind(Protocol):
         """The command for the master's agent; ``args`` already point at shipped files.
         It ends with the step's arguments, position for position (an argument may be
         rewritten in place, e.g. a release jar's name to its path on the node)."""
+
+
+class StepKindBase:
+    """Most step kinds need the same services whatever their arguments."""
+
+    requires_services: tuple[str, ...] = ()
+
+    def requirements(self, args: list[str]) -> tuple[str, ...]:
+        return self.requires_services
 
 
 def require_file(index: int, path: str, what: str) -> tuple[list[LocalFile], list[FieldError]]:

@@ -9,7 +9,7 @@ name, e.g. ``hadoop-mapreduce-examples.jar``, like EMR's
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
 from corral.runtime.hadoop import TOOL_JARS
 from corral.services.base import ClusterView
 
@@ -19,7 +19,7 @@ def release_jar(arg: str) -> str | None:
     return "${HADOOP_HOME}/" + arg if arg in TOOL_JARS else None
 
 
-class HadoopJarStep:
+class HadoopJarStep(StepKindBase):
     requires_services = ("mapreduce",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:

@@ -9,6 +9,7 @@ from corral.jobs.shell import ShellStep
 from corral.jobs.spark import SparkStep
 from corral.jobs.sql import HiveStep, SparkSqlStep
 from corral.jobs.streaming import StreamingStep
+from corral.jobs.transfer import TransferStep
 
 STEP_KINDS: dict[StepType, StepKind] = {
     StepType.SPARK: SparkStep(),
@@ -17,4 +18,6 @@ STEP_KINDS: dict[StepType, StepKind] = {
     StepType.SPARK_SQL: SparkSqlStep(),
     StepType.HIVE: HiveStep(),
     StepType.SHELL: ShellStep(),
+    StepType.DATA_IMPORT: TransferStep("import"),
+    StepType.DATA_EXPORT: TransferStep("export"),
 }

@@ -9,7 +9,7 @@ shipped with the step and run with bash or the runtime's Python.
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
 from corral.services.base import ClusterView
 
 _INTERPRETERS = {".sh": "/bin/bash", ".py": "${PYTHON}"}
@@ -21,7 +21,7 @@ def _script(args: list[str]) -> str | None:
     return None
 
 
-class ShellStep:
+class ShellStep(StepKindBase):
     requires_services: tuple[str, ...] = ()
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:

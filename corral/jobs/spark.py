@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
 from corral.services.base import ClusterView
 
 # spark-submit options that take a value; the first argument that is neither an option
@@ -31,7 +31,7 @@ def _is_local(path: str) -> bool:
     return scheme in ("", "file") and not path.startswith("local:")
 
 
-class SparkStep:
+class SparkStep(StepKindBase):
     requires_services = ("spark",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:

@@ -10,7 +10,7 @@ logs.
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
 from corral.services.base import ClusterView
 
 
@@ -24,7 +24,7 @@ def _check(args: list[str], kind: str) -> tuple[list[LocalFile], list[FieldError
     return require_file(0, args[0], "SQL file") if _is_file(args[0]) else ([], [])
 
 
-class SparkSqlStep:
+class SparkSqlStep(StepKindBase):
     requires_services = ("spark",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
@@ -36,7 +36,7 @@ class SparkSqlStep:
                        env={})
 
 
-class HiveStep:
+class HiveStep(StepKindBase):
     requires_services = ("hive",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
 from corral.services.base import ClusterView
 
 PROGRAM_OPTIONS = ("-mapper", "-reducer", "-combiner")
@@ -25,7 +25,7 @@ def is_local_program(value: str) -> bool:
     return value.startswith("/") and " " not in value
 
 
-class StreamingStep:
+class StreamingStep(StepKindBase):
     requires_services = ("mapreduce",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:

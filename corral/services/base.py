@@ -9,7 +9,7 @@ of a cluster for these and hands the result to the node agents.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from corral.agent.protocol import ComponentSpec, FileSpec
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
@@ -45,6 +45,11 @@ class ClusterView:
     services: tuple[str, ...]
     nodes: tuple[NodeView, ...]
     user_configurations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The spec's object store and external metastore without their secrets: services
+    # write secrets.placeholder(...) where the key or password goes.
+    object_storage: dict[str, Any] | None = None
+    metastore: dict[str, Any] | None = None
+    log_uri: str | None = None
 
     @property
     def master(self) -> NodeView:
@@ -96,6 +101,33 @@ class Service(Protocol):
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         """Name -> URL of the service's web UIs."""
 
+    def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        """Name -> URI clients connect to (``hdfs://``, ``thrift://``, ``jdbc:hive2://`` ...)."""
+
     def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
         """Stop work a cancelled step submitted to this service (e.g. YARN applications);
         idempotent, best effort. Services that run no applications do nothing."""
+
+
+class ServiceBase:
+    """What most services leave as is: no own checks, step environment, UIs or endpoints,
+    and no applications to stop (work submitted to YARN is stopped by the yarn service)."""
+
+    requires: tuple[str, ...] = ()
+    classifications: tuple[str, ...] = ()
+    uses_hadoop = False
+
+    def validate(self, spec: "ClusterSpec") -> list[FieldError]:
+        return []
+
+    def step_env(self, cluster: ClusterView) -> dict[str, str]:
+        return {}
+
+    def web_uis(self, cluster: ClusterView) -> dict[str, str]:
+        return {}
+
+    def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        return {}
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        return None

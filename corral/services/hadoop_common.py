@@ -168,6 +168,13 @@ def daemon(name: str, service: str, node: NodeView, command: list[str], heap: st
     )
 
 
+def uses_hadoop_runtime(cluster: ClusterView) -> bool:
+    """Nodes deploy the release's Hadoop runtime for a Hadoop service, or for S3A (its jars)."""
+    from corral.services.registry import get_service  # noqa: PLC0415 - services import this module
+
+    return cluster.object_storage is not None or any(get_service(name).uses_hadoop for name in cluster.services)
+
+
 def client_env(cluster: ClusterView) -> dict[str, str]:
     """Environment for steps on the master: the tools on PATH, the cluster's configuration."""
     master = cluster.master

@@ -14,7 +14,8 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, require_core_nodes
+from corral.services.s3a import s3a_properties
+from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 
 NAMENODE_RPC_PORT = 8020
 NAMENODE_HTTP_PORT = 9870
@@ -23,7 +24,7 @@ DATANODE_HTTP_PORT = 9864
 DATANODE_IPC_PORT = 9867
 
 
-class HdfsService:
+class HdfsService(ServiceBase):
     name = "hdfs"
     requires: tuple[str, ...] = ()
     classifications = ("core-site", "hdfs-site", "hadoop-env")
@@ -49,6 +50,7 @@ class HdfsService:
             # connect to them, as HiveServer2 does on EMR.
             f"hadoop.proxyuser.{hc.HADOOP_USER}.hosts": "*",
             f"hadoop.proxyuser.{hc.HADOOP_USER}.groups": "*",
+            **s3a_properties(cluster),
         }
         hdfs = {
             "dfs.replication": str(min(3, max(1, len(self._datanodes(cluster))))),
@@ -135,5 +137,5 @@ class HdfsService:
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"namenode": f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}"}
 
-    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
-        return None  # applications run in YARN, which stops them
+    def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        return {"hdfs": hc.default_fs(cluster)}

@@ -15,17 +15,18 @@ from __future__ import annotations
 import socket
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
-from corral.domain.spec import ClusterSpec
+from corral.domain.secrets import METASTORE_PASSWORD, placeholder
 from corral.domain.states import NodeRole
-from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
+from corral.services.s3a import JDBC_JARS, S3_JARS
 
 METASTORE_PORT = 9083
 THRIFT_PORT = 10000
 THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
 WAREHOUSE = "/user/hive/warehouse"
+JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver"}
 
 
 def metastore_uri(cluster: ClusterView) -> str:
@@ -33,6 +34,8 @@ def metastore_uri(cluster: ClusterView) -> str:
 
 
 def warehouse_dir(cluster: ClusterView) -> str:
+    if cluster.metastore:
+        return str(cluster.metastore["warehouse_dir"])
     return hc.default_fs(cluster) + WAREHOUSE
 
 
@@ -40,24 +43,36 @@ def jdbc_url(cluster: ClusterView) -> str:
     return f"jdbc:hive2://{cluster.master.address}:{THRIFT_PORT}/default"
 
 
+def backing_store(cluster: ClusterView) -> dict[str, str]:
+    """Embedded Derby in the master's data directory, or the spec's external database,
+    which outlives the cluster: a later cluster on the same database sees its tables."""
+    external = cluster.metastore
+    if not external:
+        derby = cluster.master.path("data", "hive", "metastore_db")
+        return {"javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
+                "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver"}
+    url = external["jdbc_url"]
+    if external["type"] == "mysql" and url.startswith("jdbc:mysql://"):
+        url += ("&" if "?" in url else "?") + "permitMysqlScheme"  # MariaDB Connector/J serves MySQL URLs when asked
+    return {"javax.jdo.option.ConnectionURL": url,
+            "javax.jdo.option.ConnectionDriverName": JDBC_DRIVERS[external["type"]],
+            "javax.jdo.option.ConnectionUserName": external["username"],
+            "javax.jdo.option.ConnectionPassword": placeholder(METASTORE_PASSWORD)}
+
+
 def conf_dir(node: NodeView) -> str:
     return node.path("conf", "hive")
 
 
-class HiveService:
+class HiveService(ServiceBase):
     name = "hive"
     requires: tuple[str, ...] = ("hdfs", "spark")  # the warehouse is in HDFS; the endpoint is Spark's
     classifications = ("hive-site",)
     uses_hadoop = True
 
-    def validate(self, spec: ClusterSpec) -> list[FieldError]:
-        return []
-
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
-        derby = cluster.master.path("data", "hive", "metastore_db")
         return {"hive-site": {
-            "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
-            "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            **backing_store(cluster),
             # The metastore creates its schema on first start (Hive's schematool is not shipped).
             "datanucleus.schema.autoCreateAll": "true",
             "hive.metastore.schema.verification": "false",
@@ -83,7 +98,9 @@ class HiveService:
         env = {**hc.client_env(cluster), "SPARK_HOME": "${SPARK_HOME}", "SPARK_CONF_DIR": node.path("conf", "spark"),
                "SPARK_LOCAL_IP": node.address, "PYSPARK_PYTHON": "${PYTHON}"}
         env.pop("PATH")
-        classpath = f"{conf_dir(node)}:{hc.conf_dir(node)}:${{HADOOP_HOME}}/classes:${{SPARK_HOME}}/jars/*"
+        # Spark's Hive 2.3 jars, plus S3A (tables may live in s3a://) and the JDBC drivers
+        # of an external metastore database.
+        classpath = f"{conf_dir(node)}:{hc.conf_dir(node)}:${{HADOOP_HOME}}/classes:${{SPARK_HOME}}/jars/*:{S3_JARS}:{JDBC_JARS}"
         namenode = Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)
         metastore = ComponentSpec(
             name="hive-metastore", service=self.name,
@@ -138,5 +155,5 @@ class HiveService:
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"sql-endpoint-ui": f"http://{cluster.master.address}:{THRIFT_UI_PORT}"}
 
-    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
-        return None  # applications run in YARN, which stops them
+    def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        return {"sql": jdbc_url(cluster), "hive-metastore": metastore_uri(cluster)}

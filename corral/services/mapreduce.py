@@ -12,7 +12,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.yarn import MIN_ALLOCATION_MIB, application_classpath, nodemanagers, smallest_nodemanager_mib
 
@@ -31,7 +31,7 @@ def task_mib(cluster: ClusterView) -> int:
     return mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB
 
 
-class MapReduceService:
+class MapReduceService(ServiceBase):
     name = "mapreduce"
     requires: tuple[str, ...] = ("yarn", "hdfs")
     classifications = ("mapred-site",)
@@ -93,6 +93,3 @@ class MapReduceService:
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"jobhistory": f"http://{cluster.master.address}:{HISTORY_WEB_PORT}"}
-
-    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
-        return None  # applications run in YARN, which stops them

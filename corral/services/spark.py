@@ -18,8 +18,9 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, require_core_nodes
+from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 from corral.services.hdfs import NAMENODE_RPC_PORT
+from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
 from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
 
 MASTER_PORT = 7077
@@ -29,6 +30,7 @@ HISTORY_UI_PORT = 18080
 HDFS_EVENT_DIR = "/spark-history"
 YARN_AM_MIB = 512
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
+SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
 
 # Control daemons do little computing: C1-only JIT and the serial collector roughly halve
 # their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
@@ -57,7 +59,7 @@ def yarn_executor_mib(cluster: ClusterView) -> int:
     return max(512, mib)
 
 
-class SparkService:
+class SparkService(ServiceBase):
     name = "spark"
     requires: tuple[str, ...] = ()
     classifications = ("spark-defaults", "spark-env")
@@ -113,9 +115,12 @@ class SparkService:
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         master = cluster.master
         driver_mib = max(512, min(2048, master.itype.usable_mib // 2))
-        # Corral's socket factory, which the cluster's core-site names, for every JVM.
-        hadoop = {"spark.driver.extraClassPath": HADOOP_CLASSES, "spark.executor.extraClassPath": HADOOP_CLASSES} \
-            if "hdfs" in cluster.services else {}
+        # Corral's socket factory (which the cluster's core-site names), S3A and the JDBC
+        # drivers, for every JVM. Without core-site, spark.hadoop.* carries the S3A settings.
+        hadoop = {"spark.driver.extraClassPath": SPARK_EXTRA_CLASSPATH, "spark.executor.extraClassPath": SPARK_EXTRA_CLASSPATH} \
+            if hc.uses_hadoop_runtime(cluster) else {}
+        if "hdfs" not in cluster.services:
+            hadoop.update({f"spark.hadoop.{k}": v for k, v in s3a_properties(cluster).items()})
         # With HIVE, every Spark application shares the cluster's metastore.
         from corral.services.hive import metastore_uri, warehouse_dir  # noqa: PLC0415 - hive builds on spark
 
@@ -270,10 +275,10 @@ class SparkService:
             return ReadyCheck(False, f"{len(alive & expected)}/{len(expected)} Spark workers registered")
         return ReadyCheck(True, f"Spark Master ALIVE with {len(expected)} workers")
 
+    def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        return {} if on_yarn(cluster) else {"spark-master": self.master_url(cluster)}
+
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         master = cluster.master.address
         uis = {} if on_yarn(cluster) else {"spark-master": f"http://{master}:{MASTER_UI_PORT}"}
         return {**uis, "spark-history-server": f"http://{master}:{HISTORY_UI_PORT}"}
-
-    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
-        return None  # applications run in YARN, which stops them

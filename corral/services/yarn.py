@@ -14,7 +14,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck
+from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
 
 RM_SCHEDULER_PORT = 8030
 RM_TRACKER_PORT = 8031
@@ -73,7 +73,7 @@ _CAPACITY_SCHEDULER = {
 }
 
 
-class YarnService:
+class YarnService(ServiceBase):
     name = "yarn"
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
     classifications = ("yarn-site", "capacity-scheduler")

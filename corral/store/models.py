@@ -44,6 +44,12 @@ class Cluster(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     deadline_at: Mapped[float | None] = mapped_column(Float)  # when the current state times out
     ready_check: Mapped[str | None] = mapped_column(Text)  # last readiness detail, for progress display
+    # Object store, external metastore and LogUri, without their secrets (those are in
+    # ``secrets``: placeholder name -> value, which no API response includes).
+    object_storage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metastore: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    log_uri: Mapped[str | None] = mapped_column(Text)
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
     created_at: Mapped[float] = mapped_column(Float)
     status_changed_at: Mapped[float] = mapped_column(Float)
@@ -134,6 +140,9 @@ class Step(Base):
     # YARN applications the step submitted, read from its log as it arrives (Dataproc's
     # yarnApplications): shown to users, and killed when the step is cancelled.
     yarn_application_ids: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    # Secrets the step's command needs (a database password), by placeholder name; only
+    # the master's plan carries the values.
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)

@@ -1,11 +1,17 @@
 """HIVE: a shared metastore and the SQL endpoint (Spark Thrift Server) on a real cluster.
-A table one Spark step creates is visible to the next step and to beeline."""
+A table one Spark step creates is visible to the next step, to beeline, to PyHive (a
+DB-API client) and to ``corral sql``."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pyhive import hive
 
 from tests.integration.conftest import HADOOP_SPEC, ControlPlaneProcess, cluster_processes
 
@@ -51,6 +57,41 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
         # beeline echoes its prompt before the first line of output with -e
         hive = [line.split("> ", 1)[-1].split("\t") for line in shared_cp.log(cid, steps[4]["id"]).strip().splitlines()]
         assert hive[0] == ["region", "total"] and {r: int(t) for r, t in hive[1:]} == expected
+        check_sql_clients(shared_cp, shared_cp.cluster(cid), expected, tmp_path)
     finally:
         shared_cp.terminate(cid)
     assert cluster_processes(cid) == []
+
+
+def check_sql_clients(cp: ControlPlaneProcess, cluster: dict[str, Any], expected: dict[str, int], tmp_path: Path) -> None:
+    """PyHive straight at the endpoint the API names, then ``corral sql`` in each output format."""
+    url = cluster["endpoints"]["sql"]
+    assert url == f"jdbc:hive2://{cluster['master_address']}:10000/default"
+    with hive.connect(host=cluster["master_address"], port=10000, username="hadoop") as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT region, SUM(amount) AS total FROM sales GROUP BY region")
+        assert [d[0] for d in cursor.description] == ["region", "total"]
+        assert dict(cursor.fetchall()) == expected
+
+    corral = str(Path(sys.executable).with_name("corral"))
+
+    def sql(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([corral, "sql", cluster["id"], *args], env=cp.env, capture_output=True, text=True, timeout=120)
+
+    query = "SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region"
+    as_json = sql("-e", query, "-o", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert {r["region"]: r["total"] for r in json.loads(as_json.stdout)} == expected
+    script = tmp_path / "script.sql"
+    script.write_text("-- two statements; the first returns no rows\n"
+                      "CREATE TEMPORARY VIEW big AS SELECT * FROM sales WHERE amount > 3;\n"
+                      "SELECT region, amount FROM big ORDER BY amount;\n")
+    as_csv = sql("-f", str(script), "-o", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout.splitlines() == ["region,amount", "eu,4", "apac,11"]
+    as_table = sql("-e", query)
+    assert as_table.returncode == 0 and "apac" in as_table.stdout and "3 rows" in as_table.stdout, as_table.stdout
+    missing = sql("-e", "SELECT nope FROM sales")
+    assert missing.returncode == 2, (missing.stdout, missing.stderr)
+    lines = missing.stderr.splitlines()
+    assert len(lines) == 1 and "nope" in lines[0] and "UNRESOLVED_COLUMN" in lines[0], missing.stderr

@@ -1,0 +1,191 @@
+"""DATA_IMPORT and DATA_EXPORT steps: move data between the cluster (HDFS, Hive tables) and
+object storage (s3a://) or a relational database (JDBC), as steps with logs, cancel and
+ActionOnFailure.
+
+A transfer is written as options, the same in the CLI, the REST body and the step's args::
+
+    --from s3a://bucket/sales/ --to hive:sales --format csv --mode overwrite
+    --from jdbc:postgresql://db:5432/shop --table orders --user etl --to hive:orders \\
+        --partition-column id --num-partitions 8
+    --from hive:region_totals --to jdbc:postgresql://db:5432/shop --table region_totals --user etl
+
+Locations: ``s3a://`` (or ``s3://``), ``hdfs://...`` or an absolute HDFS path, ``hive:[db.]table``,
+``jdbc:postgresql://``, ``jdbc:mysql://``, ``jdbc:mariadb://``. Object storage <-> HDFS is a
+DistCp copy; everything else is a Spark job (``transfer_spark``). The database password is
+never an argument: it reaches the step as the secret environment variable PASSWORD_ENV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from corral.errors import FieldError
+from corral.jobs.base import Command, LocalFile, StepKindBase
+
+PASSWORD_ENV = "CORRAL_JDBC_PASSWORD"
+FORMATS = ("csv", "json", "parquet")
+MODES = ("error", "append", "overwrite")
+OBJECT_STORAGE = "object_storage"  # a requirement that is not a service: the spec's object store
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+class Kind(str, Enum):
+    S3 = "object storage"
+    HDFS = "HDFS path"
+    HIVE = "Hive table"
+    JDBC = "database"
+
+
+def kind_of(location: str) -> Kind | None:
+    if location.startswith(("s3a://", "s3://")):
+        return Kind.S3
+    if location.startswith("hdfs://") or location.startswith("/"):
+        return Kind.HDFS
+    if location.startswith("hive:"):
+        return Kind.HIVE
+    if location.startswith(("jdbc:postgresql://", "jdbc:mysql://", "jdbc:mariadb://")):
+        return Kind.JDBC
+    return None
+
+
+def normalize(location: str) -> str:
+    return "s3a://" + location[len("s3://"):] if location.startswith("s3://") else location
+
+
+DIRECTIONS = {
+    "import": ({Kind.S3, Kind.JDBC}, {Kind.HIVE, Kind.HDFS}),
+    "export": ({Kind.HIVE, Kind.HDFS}, {Kind.S3, Kind.JDBC}),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="transfer", add_help=False, allow_abbrev=False)
+    p.add_argument("--from", dest="source", required=True)
+    p.add_argument("--to", dest="target", required=True)
+    p.add_argument("--format", choices=FORMATS, default=None)
+    p.add_argument("--mode", choices=MODES, default="error")
+    p.add_argument("--table")
+    p.add_argument("--query")
+    p.add_argument("--user")
+    p.add_argument("--partition-column")
+    p.add_argument("--num-partitions", type=int)
+    p.add_argument("--lower-bound", type=int)
+    p.add_argument("--upper-bound", type=int)
+    p.add_argument("--header", choices=("true", "false"), default="true")
+    p.add_argument("--delimiter", default=",")
+    p.add_argument("--schema")
+    return p
+
+
+@dataclass(frozen=True)
+class Transfer:
+    direction: str
+    source: str
+    target: str
+    format: str | None
+    mode: str
+    table: str | None
+    query: str | None
+    user: str | None
+    partition_column: str | None
+    num_partitions: int | None
+    lower_bound: int | None
+    upper_bound: int | None
+    header: str
+    delimiter: str
+    schema: str | None
+
+    @property
+    def source_kind(self) -> Kind:
+        return kind_of(self.source)  # type: ignore[return-value]
+
+    @property
+    def target_kind(self) -> Kind:
+        return kind_of(self.target)  # type: ignore[return-value]
+
+    @property
+    def is_copy(self) -> bool:
+        """Object storage <-> HDFS as files, byte for byte: DistCp."""
+        return {self.source_kind, self.target_kind} == {Kind.S3, Kind.HDFS} and self.format is None
+
+    def requirements(self) -> tuple[str, ...]:
+        needs: list[str] = ["mapreduce"] if self.is_copy else ["spark"]
+        kinds = {self.source_kind, self.target_kind}
+        if Kind.HIVE in kinds:
+            needs.append("hive")
+        if Kind.HDFS in kinds:
+            needs.append("hdfs")
+        if Kind.S3 in kinds:
+            needs.append(OBJECT_STORAGE)
+        return tuple(needs)
+
+
+def parse(direction: str, args: list[str]) -> Transfer:
+    """The transfer ``args`` describe; ValueError with a readable reason when they do not."""
+    ns = parser().parse_args(args)
+    t = Transfer(direction=direction, **{**vars(ns), "source": normalize(ns.source), "target": normalize(ns.target)})
+    sources, targets = DIRECTIONS[direction]
+    for where, location, allowed in (("--from", t.source, sources), ("--to", t.target, targets)):
+        kind = kind_of(location)
+        if kind is None:
+            raise ValueError(f"{where} {location!r}: not a location (s3a://, hdfs:// or /path, hive:table, jdbc:...)")
+        if kind not in allowed:
+            names = " or ".join(sorted(k.value for k in allowed))
+            raise ValueError(f"{where} {location!r}: a data {direction} goes {'from' if where == '--from' else 'to'} "
+                             f"{names}, not a {kind.value}")
+        if kind is Kind.HIVE and not _TABLE.match(location[len("hive:"):]):
+            raise ValueError(f"{where} {location!r}: expected hive:table or hive:database.table")
+    jdbc_side = Kind.JDBC in (t.source_kind, t.target_kind)
+    if jdbc_side:
+        if t.source_kind is Kind.JDBC and (t.table is None) == (t.query is None):
+            raise ValueError("a database source needs exactly one of --table or --query")
+        if t.target_kind is Kind.JDBC and (t.table is None or t.query is not None):
+            raise ValueError("a database target needs --table (and no --query)")
+        if t.user is None:
+            raise ValueError("a database transfer needs --user")
+    else:
+        for flag, value in (("--table", t.table), ("--query", t.query), ("--user", t.user)):
+            if value is not None:
+                raise ValueError(f"{flag} is for database transfers only")
+    if (t.partition_column or t.num_partitions or t.lower_bound is not None) and t.source_kind is not Kind.JDBC:
+        raise ValueError("--partition-column, --num-partitions and bounds are for database sources only")
+    if t.num_partitions is not None and not 1 <= t.num_partitions <= 1000:
+        raise ValueError(f"--num-partitions must be between 1 and 1000, got {t.num_partitions}")
+    if (t.lower_bound is None) != (t.upper_bound is None):
+        raise ValueError("give both --lower-bound and --upper-bound, or neither (they are then read from the table)")
+    if t.num_partitions and t.num_partitions > 1 and not t.partition_column:
+        raise ValueError("--num-partitions above 1 needs --partition-column (a numeric column to split on)")
+    if t.format is not None and not {Kind.S3, Kind.HDFS} & {t.source_kind, t.target_kind}:
+        raise ValueError("--format describes files: it needs an s3a:// or HDFS side")
+    return t
+
+
+class TransferStep(StepKindBase):
+    """DATA_IMPORT / DATA_EXPORT: which services it needs depends on its locations."""
+
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+
+    def requirements(self, args: list[str]) -> tuple[str, ...]:
+        try:
+            return parse(self.direction, args).requirements()
+        except ValueError:
+            return ()  # check() reports the problem
+
+    def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
+        try:
+            parse(self.direction, args)
+        except ValueError as exc:
+            return [], [FieldError(("args",), str(exc))]
+        return [], []
+
+    def command(self, args: list[str], cluster: object) -> Command:
+        return Command(argv=["${PYTHON}", "-m", "corral.jobs.transfer_run", self.direction, *args], env={})

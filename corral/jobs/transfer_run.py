@@ -1,0 +1,118 @@
+"""Runs on the master for a DATA_IMPORT / DATA_EXPORT step (see ``corral.jobs.transfer``).
+
+Object storage <-> HDFS copies run DistCp into a staging directory beside the target and
+are committed by a rename at the end; everything else is ``transfer_spark`` submitted to
+the cluster. Either way a failure leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import subprocess
+import sys
+from pathlib import Path
+
+from corral.jobs.transfer import Kind, Transfer, parse
+
+
+def say(message: str) -> None:
+    print(f"corral: {message}", file=sys.stderr, flush=True)
+
+
+def hadoop_fs(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["hadoop", "fs", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"hadoop fs {' '.join(args)} failed: {last_error(result.stderr)}")
+    return result
+
+
+def last_error(stderr: str) -> str:
+    """The line of a Hadoop tool's stderr that says what went wrong (not its log noise)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and not line.startswith("\tat ")]
+    for line in reversed(lines):
+        if any(word in line for word in ("Exception", "Error", "No such", "denied", "exist", "refused")):
+            return line[:500]
+    return lines[-1][:500] if lines else "no output"
+
+
+def exists(path: str) -> bool:
+    return hadoop_fs("-test", "-e", path, check=False).returncode == 0
+
+
+def staging_path(target: str, step_id: str) -> str:
+    parent = posixpath.dirname(target.rstrip("/"))
+    return f"{parent}/.corral-staging-{step_id}"
+
+
+def commit_files(staging: str, target: str, mode: str) -> None:
+    """Put the staged files in place: a rename (atomic on HDFS; a server-side copy on S3)."""
+    if not exists(target):
+        hadoop_fs("-mkdir", "-p", posixpath.dirname(target.rstrip("/")) or "/")
+        hadoop_fs("-mv", staging, target)
+    elif mode == "overwrite":
+        hadoop_fs("-rm", "-r", "-f", "-skipTrash", target)
+        hadoop_fs("-mv", staging, target)
+    else:  # append: the new files join the old ones (DistCp keeps source names; clashes fail)
+        listing = hadoop_fs("-ls", "-C", staging).stdout.split()
+        if listing:
+            hadoop_fs("-mv", *listing, target)
+        hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging)
+
+
+def run_distcp(t: Transfer, step_id: str) -> int:
+    if t.mode == "error" and exists(t.target):
+        say(f"{t.target} already exists (use --mode overwrite or append)")
+        return 1
+    staging = staging_path(t.target, step_id)
+    hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging, check=False)  # a retried step's leftovers
+    argv = ["hadoop", "distcp", f"-Dmapreduce.job.name=corral {t.direction} {step_id}", t.source, staging]
+    say("running " + " ".join(argv))
+    try:
+        code = subprocess.run(argv).returncode
+        if code != 0:
+            say(f"DistCp failed (exit code {code}); {t.target} is unchanged")
+            return code
+        commit_files(staging, t.target, t.mode)
+    finally:
+        hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging, check=False)
+    say(f"copied {t.source} to {t.target}")
+    return 0
+
+
+def jdbc_jars() -> list[str]:
+    home = os.environ.get("HADOOP_HOME", "")
+    return sorted(glob.glob(f"{home}/jdbc/*.jar"))
+
+
+def run_spark(t: Transfer, step_id: str, args: list[str]) -> int:
+    script = Path(__file__).with_name("transfer_spark.py")
+    argv = [f"{os.environ['SPARK_HOME']}/bin/spark-submit", "--name", f"corral data {t.direction} {step_id}",
+            "--conf", "spark.ui.showConsoleProgress=false"]
+    jars = jdbc_jars() if Kind.JDBC in (t.source_kind, t.target_kind) else []
+    if jars:
+        argv += ["--jars", ",".join(jars)]
+    argv += [str(script), t.direction, step_id, *args]
+    say(f"running the Spark transfer job for {t.source} -> {t.target}")
+    return subprocess.run(argv).returncode
+
+
+def main() -> None:
+    direction, args = sys.argv[1], sys.argv[2:]
+    step_id = os.environ.get("CORRAL_STEP_ID", "manual")
+    try:
+        t = parse(direction, args)
+    except ValueError as exc:
+        say(f"bad arguments: {exc}")
+        sys.exit(2)
+    try:
+        code = run_distcp(t, step_id) if t.is_copy else run_spark(t, step_id, args)
+    except RuntimeError as exc:
+        say(str(exc))
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
