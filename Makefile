@@ -14,3 +14,4 @@ test: setup
 bench: setup
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/hadoop.py
+	.venv/bin/python bench/data.py

@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 
 from tests.postgres import PostgresServer, PostgresUnavailable, find_bindir
+from tests.s3server import S3Server, S3Unavailable
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,17 @@ def fresh_pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     name = postgres_server.create_database()
     yield postgres_server.url(name)
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One real S3-compatible server (s3proxy) for the whole session, started on first use."""
+    server = S3Server()
+    try:
+        try:
+            server.start()
+        except S3Unavailable as exc:
+            pytest.fail(f"could not start the test S3 server: {exc}", pytrace=False)
+        yield server
+    finally:
+        server.stop()

@@ -21,6 +21,7 @@ import httpx
 
 from corral.agent.bootstrap import BootstrapFailed, run_bootstrap_actions
 from corral.agent.client import ControlPlaneClient
+from corral.agent.logarchive import LogArchiver
 from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
 from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
 from corral.agent.steps import StepRunner
@@ -29,6 +30,7 @@ from corral.agent.supervisor import Supervisor
 log = logging.getLogger("corral.agent")
 HEARTBEAT_SECONDS = 2.0
 PLAN_WAIT_SECONDS = 20.0
+LOG_ARCHIVE_SECONDS = 45.0  # at shutdown, for the last copies to the LogUri
 GONE_GRACE = 3  # consecutive "this node does not exist" answers before the agent stops
 
 
@@ -52,6 +54,7 @@ class Agent:
         self._seq = int(self._seq_file.read_text()) if self._seq_file.exists() else 0
         self.supervisor = Supervisor(self.dir, self.emit)
         self.steps = StepRunner(self.dir, self.client, self.emit)
+        self.archiver = LogArchiver(self.dir, self.node_id, self.emit)
         self.stop_requested = threading.Event()
         self._wake = threading.Event()
         self._report_now = threading.Event()
@@ -180,6 +183,9 @@ class Agent:
                 self._write_files(plan)
                 self.applied_version = plan.version
             env = self._env(plan)
+            if plan.log_archive_uri and self.archiver.prefix is None:
+                self.archiver.last_node_upload = time.time()
+            self.archiver.configure(plan.log_archive_uri, env)
             if plan.bootstrap and self.phase in ("DEPLOYING", "CONFIGURING", "BOOTSTRAPPING"):
                 self._set_phase("BOOTSTRAPPING")
                 run_bootstrap_actions(plan.bootstrap, self.dir, self.client, env, self.stop_requested, self.emit)
@@ -191,6 +197,7 @@ class Agent:
                                           "env": substitute_all(s.env, self.values)}) for s in plan.steps]
             self.steps.sync(steps, env)
             self.steps.ship_logs()
+            self._archive_logs()
         except (DeployError, BootstrapFailed) as exc:
             self.error = str(exc)
             self.error_code = "BOOTSTRAP_FAILURE" if isinstance(exc, BootstrapFailed) else "DEPLOY_FAILURE"
@@ -198,11 +205,19 @@ class Agent:
             self._set_phase("FAILED")
         self._take_snapshot()
 
+    def _archive_logs(self) -> None:
+        for step_id, report in self.steps.report().items():
+            if report.status != "RUNNING":
+                self.archiver.step_finished(step_id, self.steps.step_dir(step_id))
+        self.archiver.tick(time.time())
+
     def shutdown(self) -> None:
         self._set_phase("STOPPING")
         self.steps.stop_all()
         self.supervisor.stop_all()
         self.steps.ship_logs()
+        self._archive_logs()
+        self.archiver.flush(timeout=LOG_ARCHIVE_SECONDS)
         self._set_phase("STOPPED")
         self._take_snapshot()
         for _ in range(3):

@@ -99,6 +99,7 @@ class NodePlan(BaseModel):
     components: list[ComponentSpec] = Field(default_factory=list)
     steps: list[StepCommand] = Field(default_factory=list)
     base_env: dict[str, str] = Field(default_factory=dict)  # for bootstrap actions and steps
+    log_archive_uri: str | None = None  # <LogUri>/<cluster>: where this node copies its logs
 
 
 AgentPhase = Literal["DEPLOYING", "CONFIGURING", "BOOTSTRAPPING", "STARTING", "RUNNING", "FAILED", "STOPPING", "STOPPED"]

@@ -55,11 +55,11 @@ class StepRunner:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def _dir(self, step_id: str) -> Path:
+    def step_dir(self, step_id: str) -> Path:
         return self.root / step_id
 
     def _save(self, step: _LocalStep) -> None:
-        path = self._dir(step.id) / "status.json"
+        path = self.step_dir(step.id) / "status.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(step)))
         tmp.replace(path)
@@ -74,7 +74,7 @@ class StepRunner:
                 continue
             self.steps[step.id] = step
             if step.status == "RUNNING":
-                proc = ManagedProcess.adopt(self._dir(step.id) / "pid")
+                proc = ManagedProcess.adopt(self.step_dir(step.id) / "pid")
                 if proc is not None:
                     self.procs[step.id] = proc
 
@@ -100,7 +100,7 @@ class StepRunner:
         return self.artifacts / sha256 / name
 
     def _start(self, cmd: StepCommand, env: dict[str, str]) -> None:
-        workdir = self._dir(cmd.id)
+        workdir = self.step_dir(cmd.id)
         workdir.mkdir(parents=True, exist_ok=True)
         for name in STREAMS:
             (workdir / name).touch()
@@ -138,7 +138,7 @@ class StepRunner:
             proc.signal_group(signal.SIGKILL)  # nothing of a finished step may linger
             del self.procs[step_id]
             step.ended_at = now
-            code_file = self._dir(step_id) / "exit_code"
+            code_file = self.step_dir(step_id) / "exit_code"
             step.exit_code = int(code_file.read_text().strip()) if code_file.exists() else None
             if step.cancel_at is not None:
                 step.status, step.message = "CANCELLED", "cancelled by request"
@@ -147,7 +147,7 @@ class StepRunner:
             else:
                 how = f"exit code {step.exit_code}" if step.exit_code is not None else "killed"
                 step.status = "FAILED"
-                step.message = f"{how}; last lines of stderr:\n" + tail(self._dir(step_id) / "stderr", 15)
+                step.message = f"{how}; last lines of stderr:\n" + tail(self.step_dir(step_id) / "stderr", 15)
             self._save(step)
 
     def stop_all(self) -> None:
@@ -160,7 +160,7 @@ class StepRunner:
         if proc is not None:
             proc.stop(CANCEL_GRACE)
         self.steps.pop(step_id, None)
-        shutil.rmtree(self._dir(step_id), ignore_errors=True)
+        shutil.rmtree(self.step_dir(step_id), ignore_errors=True)
 
     # -- logs -----------------------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ class StepRunner:
         for step in list(self.steps.values()):
             changed = False
             for stream in STREAMS:
-                path = self._dir(step.id) / stream
+                path = self.step_dir(step.id) / stream
                 try:
                     with open(path, "rb") as handle:
                         handle.seek(step.shipped[stream])
@@ -187,7 +187,7 @@ class StepRunner:
     def _flushed(self, step: _LocalStep) -> bool:
         for stream in STREAMS:
             try:
-                if (self._dir(step.id) / stream).stat().st_size > step.shipped[stream]:
+                if (self.step_dir(step.id) / stream).stat().st_size > step.shipped[stream]:
                     return False
             except OSError:
                 return False

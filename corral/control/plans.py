@@ -86,6 +86,7 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         plan.files += service.config_files(view, me, props)
         plan.components += service.components(view, me, props)
     plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role}
+    plan.log_archive_uri = f"{cluster.log_uri}/{cluster.id}" if cluster.log_uri else None
     plan.bootstrap = [
         BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))
         for b in cluster.bootstrap_actions

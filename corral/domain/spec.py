@@ -196,6 +196,8 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
         errors.append(FieldError(("services",), "at least one service is required"))
     if spec.log_uri and spec.object_storage is None:
         errors.append(FieldError(("log_uri",), "log_uri needs object_storage (its endpoint and credentials)"))
+    elif spec.log_uri and "hdfs" not in spec.services:
+        errors.append(FieldError(("log_uri",), "log_uri needs the hdfs service (nodes copy logs with its Hadoop client)"))
     if spec.metastore is not None and "hive" not in spec.services:
         errors.append(FieldError(("metastore",), "an external metastore needs the hive service"))
     if spec.metastore is not None and spec.object_storage is None:

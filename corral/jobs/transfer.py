@@ -26,6 +26,7 @@ from corral.errors import FieldError
 from corral.jobs.base import Command, LocalFile, StepKindBase
 
 PASSWORD_ENV = "CORRAL_JDBC_PASSWORD"
+REPORT_ENV = "CORRAL_TRANSFER_REPORT"  # where the Spark job leaves its one-line failure reason
 FORMATS = ("csv", "json", "parquet")
 MODES = ("error", "append", "overwrite")
 OBJECT_STORAGE = "object_storage"  # a requirement that is not a service: the spec's object store

@@ -7,14 +7,14 @@ the cluster. Either way a failure leaves the target as it was.
 
 from __future__ import annotations
 
-import glob
 import os
 import posixpath
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from corral.jobs.transfer import Kind, Transfer, parse
+from corral.jobs.transfer import REPORT_ENV, Transfer, parse
 
 
 def say(message: str) -> None:
@@ -81,21 +81,25 @@ def run_distcp(t: Transfer, step_id: str) -> int:
     return 0
 
 
-def jdbc_jars() -> list[str]:
-    home = os.environ.get("HADOOP_HOME", "")
-    return sorted(glob.glob(f"{home}/jdbc/*.jar"))
-
-
 def run_spark(t: Transfer, step_id: str, args: list[str]) -> int:
+    """The Spark job; its reason for failing is printed last, where the step's failure
+    message is taken from (Spark's own shutdown logging comes before it)."""
     script = Path(__file__).with_name("transfer_spark.py")
     argv = [f"{os.environ['SPARK_HOME']}/bin/spark-submit", "--name", f"corral data {t.direction} {step_id}",
-            "--conf", "spark.ui.showConsoleProgress=false"]
-    jars = jdbc_jars() if Kind.JDBC in (t.source_kind, t.target_kind) else []
-    if jars:
-        argv += ["--jars", ",".join(jars)]
+            "--conf", "spark.ui.showConsoleProgress=false",
+            # start with the executors that are there (on YARN Spark waits up to 30 s for 80 %)
+            "--conf", "spark.scheduler.minRegisteredResourcesRatio=0"]
+    # (The JDBC drivers and S3A are on every driver's and executor's class path: spark-defaults.)
     argv += [str(script), t.direction, step_id, *args]
     say(f"running the Spark transfer job for {t.source} -> {t.target}")
-    return subprocess.run(argv).returncode
+    with tempfile.TemporaryDirectory(prefix="corral-transfer-") as tmp:
+        report = Path(tmp) / "reason"
+        code = subprocess.run(argv, env={**os.environ, REPORT_ENV: str(report)}).returncode
+        if code != 0:
+            reason = report.read_text() if report.exists() else f"the Spark job exited with code {code}"
+            say(f"{t.direction} failed: {reason}")
+            say(f"{t.target} was left as it was")
+    return code
 
 
 def main() -> None:

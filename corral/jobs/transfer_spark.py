@@ -14,11 +14,12 @@ import posixpath
 import re
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from corral.jobs.transfer import PASSWORD_ENV, Kind, Transfer, parse
+from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, Kind, Transfer, parse
 
 DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver", "mariadb": "org.mariadb.jdbc.Driver"}
 
@@ -150,9 +151,8 @@ class Jdbc:
         props = jvm.java.util.Properties()
         props.setProperty("user", options["user"])
         props.setProperty("password", options["password"])
-        driver = jvm.java.lang.Class.forName(options["driver"], True,
-                                             jvm.java.lang.Thread.currentThread().getContextClassLoader())
-        self.conn = driver.getDeclaredConstructor().newInstance().connect(options["url"], props)
+        # The drivers are on the driver JVM's class path (spark.driver.extraClassPath).
+        self.conn = jvm.java.sql.DriverManager.getConnection(options["url"], props)
         self.kind = dialect(options["url"])
 
     def table_exists(self, table: str) -> bool:
@@ -241,10 +241,20 @@ def run(spark: SparkSession, t: Transfer, step_id: str) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of a (possibly Java) error, which names what is wrong."""
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first[:600]
+    """The line of a (possibly Java) error that names what is wrong: a Py4J error's own
+    first line only says which call failed, so its Java exception is read instead."""
+    # Py4JJavaError keeps the Java exception as java_exception, PySpark's captured ones as _origin.
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    text = str(exc) if java is None or getattr(exc, "_origin", None) is not None else str(java.toString())
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.startswith("An error occurred while calling")]
+    first = (lines[0] if lines else type(exc).__name__)[:600]
+    root = java
+    while root is not None and root.getCause() is not None and not root.getCause().equals(root):
+        root = root.getCause()
+    if root is not None and not root.equals(java):  # e.g. Spark's "Couldn't connect" over the driver's reason
+        return f"{first} (caused by {str(root.toString())[:400]})"
+    return first
 
 
 def main() -> None:
@@ -256,8 +266,11 @@ def main() -> None:
         say(f"{direction} done: {t.source} -> {t.target}")
     except Exception as exc:  # the step fails with one readable line, after the trace
         traceback.print_exc()
-        say(f"{direction} failed: {one_line(exc)}")
-        say(f"the target {t.target} was left as it was")
+        reason = one_line(exc)
+        say(f"{direction} failed: {reason}")
+        report = os.environ.get(REPORT_ENV)
+        if report:  # transfer_run prints it last on the step's stderr, where its failure message comes from
+            Path(report).write_text(reason)
         spark.stop()
         sys.exit(1)
     spark.stop()

@@ -322,7 +322,9 @@ class ClusterReconciler:
 
     def _terminating(self, cluster: Cluster) -> None:
         provider = self.cp.provider(cluster.provider)
-        grace_over = self.now - cluster.status_changed_at > deadlines.STOP_GRACE_SECONDS
+        # Agents copy their last logs to the LogUri after stopping their daemons.
+        grace = deadlines.STOP_GRACE_SECONDS + (deadlines.LOG_ARCHIVE_GRACE_SECONDS if cluster.log_uri else 0.0)
+        grace_over = self.now - cluster.status_changed_at > grace
         overdue = cluster.deadline_at is not None and self.now > cluster.deadline_at
         stuck: list[str] = []
         for node in cluster.nodes:

@@ -57,7 +57,15 @@ def backing_store(cluster: ClusterView) -> dict[str, str]:
     return {"javax.jdo.option.ConnectionURL": url,
             "javax.jdo.option.ConnectionDriverName": JDBC_DRIVERS[external["type"]],
             "javax.jdo.option.ConnectionUserName": external["username"],
-            "javax.jdo.option.ConnectionPassword": placeholder(METASTORE_PASSWORD)}
+            "javax.jdo.option.ConnectionPassword": placeholder(METASTORE_PASSWORD),
+            # DataNucleus creates the schema's tables as they are first used, from a second
+            # connection. Adding a foreign key there locks the referenced table, which the
+            # first connection's open transaction holds: on PostgreSQL the metastore hangs
+            # in its first CREATE TABLE. Tables and columns yes, constraints no.
+            "datanucleus.schema.autoCreateAll": "false",
+            "datanucleus.schema.autoCreateTables": "true",
+            "datanucleus.schema.autoCreateColumns": "true",
+            "datanucleus.schema.autoCreateConstraints": "false"}
 
 
 def conf_dir(node: NodeView) -> str:
@@ -72,9 +80,9 @@ class HiveService(ServiceBase):
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         return {"hive-site": {
-            **backing_store(cluster),
             # The metastore creates its schema on first start (Hive's schematool is not shipped).
             "datanucleus.schema.autoCreateAll": "true",
+            **backing_store(cluster),
             "hive.metastore.schema.verification": "false",
             "hive.metastore.uris": metastore_uri(cluster),
             "hive.metastore.warehouse.dir": warehouse_dir(cluster),

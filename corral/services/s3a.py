@@ -31,11 +31,11 @@ def s3a_properties(cluster: ClusterView) -> dict[str, str]:
         "fs.s3a.path.style.access": "true" if store.get("path_style_access", True) else "false",
         # A wrong key, a missing bucket or a dead endpoint fails a step in seconds, not
         # after S3A's default minutes of retries.
-        "fs.s3a.attempts.maximum": "3",
-        "fs.s3a.retry.limit": "3",
-        "fs.s3a.retry.interval": "500ms",
-        "fs.s3a.connection.establish.timeout": "5s",
-        "fs.s3a.connection.timeout": "60s",
+        # (S3A's defaults retry a refused connection for over two minutes; these keep a
+        # retry for transient errors.)
+        "fs.s3a.attempts.maximum": "1",
+        "fs.s3a.retry.limit": "2",
+        "fs.s3a.retry.interval": "250ms",
     }
     endpoint = store.get("endpoint")
     if endpoint:

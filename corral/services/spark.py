@@ -31,6 +31,8 @@ HDFS_EVENT_DIR = "/spark-history"
 YARN_AM_MIB = 512
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
 SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
+# pyspark 4.3.0's Python sources for executors (the py4j version is the one it ships)
+PYSPARK_ARCHIVES = "local:${SPARK_HOME}/python/lib/pyspark.zip,local:${SPARK_HOME}/python/lib/py4j-0.10.9.9-src.zip"
 
 # Control daemons do little computing: C1-only JIT and the serial collector roughly halve
 # their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
@@ -248,6 +250,9 @@ class SparkService(ServiceBase):
             # spark-submit's own JVM talks to HDFS and YARN too (in cluster mode it is not
             # the driver, so spark.driver.extraClassPath does not reach it).
             **({"SPARK_DIST_CLASSPATH": HADOOP_CLASSES} if "hdfs" in cluster.services else {}),
+            # PySpark's own archives are on every node at the same path: YARN containers
+            # take them from there instead of a copy uploaded with every application.
+            **({"PYSPARK_ARCHIVES_PATH": PYSPARK_ARCHIVES} if on_yarn(cluster) else {}),
             "PATH": "${SPARK_HOME}/bin",
         }
 

@@ -90,6 +90,10 @@ class YarnService(ServiceBase):
         largest_mib = max((node_memory_mib(n) for n in nms), default=1024)
         largest_vcores = max((n.itype.vcpus for n in nms), default=1)
         smallest = min(nms, key=node_memory_mib) if nms else None
+        # MapReduce's shuffle runs inside each NodeManager; Spark on YARN needs none of it.
+        shuffle = {"yarn.nodemanager.aux-services": "mapreduce_shuffle",
+                   "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
+                   } if "mapreduce" in cluster.services else {}
         yarn = {
             "yarn.resourcemanager.hostname": master,
             "yarn.resourcemanager.address": f"{master}:{RM_PORT}",
@@ -109,8 +113,7 @@ class YarnService(ServiceBase):
             "yarn.scheduler.maximum-allocation-vcores": str(largest_vcores),
             "yarn.nodemanager.local-dirs": f"{hc.NODE_DIR}/data/yarn/local",
             "yarn.nodemanager.log-dirs": f"{hc.NODE_DIR}/logs/containers",
-            "yarn.nodemanager.aux-services": "mapreduce_shuffle",
-            "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
+            **shuffle,
             "yarn.nodemanager.env-whitelist": _ENV_WHITELIST,
             # A NodeManager silent for 60 s is LOST (default 10 min): its containers are
             # rescheduled elsewhere sooner.

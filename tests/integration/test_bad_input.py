@@ -74,7 +74,8 @@ def test_bad_step_is_refused_and_not_queued(shared_cp: ControlPlaneProcess, spar
         ([{"type": "SPARK", "args": ["--master", "local", "/bin/true"]}], ["steps", 0, "args", 0], "--master is not allowed"),
         ([{"type": "SPARK", "args": []}], ["steps", 0, "args"], "no application"),
         ([{"type": "SHELL", "args": ["/no/such/script.sh"]}], ["steps", 0, "args", 0], "not found"),
-        ([{"type": "HIVE", "args": ["x"]}], ["steps", 0, "type"], "Input should be"),
+        ([{"type": "PIG", "args": ["x"]}], ["steps", 0, "type"], "Input should be"),
+        ([{"type": "HIVE", "args": ["SELECT 1"]}], ["steps", 0, "type"], "HIVE steps need the hive service"),
         ([{"type": "SHELL", "args": ["true"], "action_on_failure": "EXPLODE"}], ["steps", 0, "action_on_failure"], "Input should be"),
     ]
     for steps, loc, message in cases:

@@ -65,3 +65,14 @@ def test_the_rest_form_becomes_the_step_options_and_points_at_the_field() -> Non
     assert "pw-123" not in repr(req) and "pw-123" not in req.model_dump_json()
     assert req.field_for("a database target needs --table (and no --query)") == "table"
     assert req.field_for("--from 'x': not a location") == "source"
+
+
+def test_staging_sits_beside_the_target_and_errors_are_read_from_tool_output() -> None:
+    from corral.jobs.transfer_run import last_error, staging_path
+
+    assert staging_path("s3a://lake/copy/sales/", "s-1") == "s3a://lake/copy/.corral-staging-s-1"
+    assert staging_path("/data/sales", "s-2") == "/data/.corral-staging-s-2"
+    stderr = ("26/11/25 INFO Configuration: loaded\n"
+              "mv: `s3a://lake/x': No such file or directory\n\tat org.apache.hadoop.fs.FsShell.run(FsShell.java:1)\n")
+    assert last_error(stderr) == "mv: `s3a://lake/x': No such file or directory"
+    assert last_error("") == "no output"

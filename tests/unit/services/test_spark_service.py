@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from corral.agent.protocol import Probe
@@ -145,3 +147,14 @@ def test_step_env_and_web_uis() -> None:
     assert env["SPARK_MASTER_URL"] == "spark://127.7.0.2:7077"
     assert env["SPARK_CONF_DIR"] == "/nodes/n-2/conf/spark"
     assert SPARK.web_uis(v) == {"spark-master": "http://127.7.0.2:8080", "spark-history-server": "http://127.7.0.2:18080"}
+
+
+def test_pyspark_archives_named_for_yarn_exist_in_the_release_runtime() -> None:
+    import pyspark
+
+    from corral.services.spark import PYSPARK_ARCHIVES
+
+    home = str(Path(pyspark.__file__).parent)
+    for entry in PYSPARK_ARCHIVES.split(","):
+        assert entry.startswith("local:")
+        assert Path(entry.removeprefix("local:").replace("${SPARK_HOME}", home)).is_file(), entry

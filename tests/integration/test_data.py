@@ -1,0 +1,250 @@
+"""Data in and out, against real servers started here: s3proxy (an S3-compatible object
+store) and PostgreSQL, with a cluster whose Hive metastore lives in that PostgreSQL and
+whose warehouse and logs live in the bucket.
+
+Round trips are compared exactly: CSV objects -> Hive table -> aggregate through beeline
+and PyHive -> PostgreSQL table; a 100k-row PostgreSQL table -> Hive -> Parquet in the
+bucket -> imported back, with counts and a checksum of every column equal. Bad sources
+fail the step with a clear reason and leave no target behind; secrets appear nowhere.
+A second cluster on the same metastore sees the first one's tables, and copies files
+between the bucket and its HDFS with DistCp.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+from pyhive import hive
+
+from tests.integration.conftest import HADOOP_SPEC, ControlPlaneProcess, cluster_processes
+from tests.postgres import PostgresServer
+from tests.s3server import S3Server
+
+pytestmark = pytest.mark.integration
+CORRAL = str(Path(sys.executable).with_name("corral"))
+BUCKET = "lake"
+REGIONS = ["apac", "emea", "latam", "na"]
+BIG_ROWS = 100_000
+# One checksum per column, computed the same way by PostgreSQL and by Spark SQL: the sum of
+# the first 32 bits of each value's MD5 (order-independent, exact).
+PG_SUM = "SUM(('x' || substr(md5({c}::text), 1, 8))::bit(32)::bigint)"
+SPARK_SUM = "SUM(CAST(conv(substr(md5(CAST({c} AS STRING)), 1, 8), 16, 10) AS BIGINT))"
+BIG_COLUMNS = ["id", "name", "amount", "qty", "day", "flag"]
+
+
+class Shared:
+    """What the first cluster leaves for the second (the tests run in file order)."""
+
+    metastore_db: str = ""
+    expected: dict[str, tuple[int, int]] = {}
+
+
+@pytest.fixture(scope="module")
+def lake(s3_server: S3Server) -> S3Server:
+    s3_server.create_bucket(BUCKET)
+    return s3_server
+
+
+@pytest.fixture(scope="module")
+def shop(postgres_server: PostgresServer) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A database with the 100k-row table; (JDBC URL, psycopg connection kwargs)."""
+    name = postgres_server.create_database()
+    kwargs = {"host": "127.0.0.1", "port": postgres_server.port, "user": "corral",
+              "password": postgres_server.password, "dbname": name}
+    with psycopg.connect(**kwargs, autocommit=True) as conn:
+        conn.execute(f"""CREATE TABLE big AS SELECT g::bigint AS id, 'name-' || (g * 7919 % 100003) AS name,
+                         round((g % 9973) * 1.37, 2)::numeric(12, 2) AS amount, (g % 97)::int AS qty,
+                         (DATE '2024-01-01' + (g % 700))::date AS day, (g % 3 = 0) AS flag
+                         FROM generate_series(1, {BIG_ROWS}) g""")
+        conn.execute("ALTER TABLE big ADD PRIMARY KEY (id)")
+    yield f"jdbc:postgresql://127.0.0.1:{postgres_server.port}/{name}", kwargs
+    postgres_server.drop_database(name)
+
+
+def sales_csv(seed: int, rows: int) -> tuple[bytes, list[tuple[str, int]]]:
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["region", "product", "amount"])
+    data = [(rng.choice(REGIONS), f"p{rng.randrange(50)}", rng.randrange(1, 10_000)) for _ in range(rows)]
+    writer.writerows(data)
+    return out.getvalue().encode(), [(r, a) for r, _, a in data]
+
+
+def step_ok(cp: ControlPlaneProcess, cid: str, step: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    done = cp.wait_step(cid, step["id"], timeout=timeout)
+    assert done["status"] == "COMPLETED", (done["state_message"], cp.log(cid, step["id"], "stderr")[-4000:])
+    return done
+
+
+def step_fails(cp: ControlPlaneProcess, cid: str, step: dict[str, Any], *fragments: str) -> str:
+    done = cp.wait_step(cid, step["id"], timeout=300)
+    assert done["status"] == "FAILED", done
+    message = done["state_message"] or ""
+    assert all(f in message for f in fragments), message
+    return message
+
+
+def transfer(cp: ControlPlaneProcess, cid: str, direction: str, **body: Any) -> dict[str, Any]:
+    resp = cp.http.post(f"/clusters/{cid}/data/{direction}", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def pyhive_rows(cluster: dict[str, Any], query: str) -> list[tuple[Any, ...]]:
+    with hive.connect(host=cluster["master_address"], port=10000, username="hadoop") as conn:
+        cursor = conn.cursor()
+        cursor.execute(query)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+@pytest.mark.timeout(1500)
+def test_round_trips_through_object_storage_and_postgres(shared_cp: ControlPlaneProcess, lake: S3Server,
+                                                         shop: tuple[str, dict[str, Any]],
+                                                         postgres_server: PostgresServer, tmp_path: Path) -> None:
+    jdbc, pg = shop
+    Shared.metastore_db = postgres_server.create_database()
+    # Standalone Spark (no YARN) keeps this many short Spark applications quick; the second
+    # cluster, on YARN, runs the DistCp transfers.
+    spec = {**HADOOP_SPEC, "name": "data-a", "services": ["hdfs", "spark", "hive"],
+            "object_storage": lake.object_storage_spec(), "log_uri": f"s3a://{BUCKET}/logs",
+            "metastore": {"type": "postgresql", "jdbc_url": f"jdbc:postgresql://127.0.0.1:{postgres_server.port}/{Shared.metastore_db}",
+                          "username": "corral", "password": postgres_server.password,
+                          "warehouse_dir": f"s3a://{BUCKET}/warehouse"}}
+    cid = shared_cp.create(spec)["id"]
+    s3 = lake.client()
+    secrets_ = [lake.secret_key, postgres_server.password]
+    step_ids: list[str] = []
+    try:
+        cluster = shared_cp.wait_cluster(cid, ("WAITING",), timeout=300)
+        # -- CSV objects -> Hive table (through the CLI) -> aggregates through beeline and PyHive
+        expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for part in range(3):
+            body, rows = sales_csv(part, 1000)
+            s3.put_object(Bucket=BUCKET, Key=f"incoming/sales/part-{part}.csv", Body=body)
+            for region, amount in rows:
+                expected[region][0] += amount
+                expected[region][1] += 1
+        Shared.expected = {r: (t, n) for r, (t, n) in expected.items()}
+        cli = subprocess.run([CORRAL, "data", "import", cid, "--from", f"s3://{BUCKET}/incoming/sales/", "--to", "hive:sales",
+                              "--format", "csv", "--wait", "-o", "json"], env=shared_cp.env, capture_output=True, text=True,
+                             timeout=400)
+        assert cli.returncode == 0, (cli.stdout, cli.stderr)
+        step_ids.append(json.loads(cli.stdout)["id"])
+        query = "SELECT region, SUM(amount) AS total, COUNT(*) AS n FROM sales GROUP BY region ORDER BY region"
+        beeline = step_ok(shared_cp, cid, shared_cp.add_step(cid, "HIVE", [query]))
+        step_ids.append(beeline["id"])
+        lines = [line.split("> ", 1)[-1].split("\t") for line in shared_cp.log(cid, beeline["id"]).strip().splitlines()]
+        assert lines[0] == ["region", "total", "n"]
+        assert {r: (int(t), int(n)) for r, t, n in lines[1:]} == Shared.expected
+        assert {r: (t, n) for r, t, n in pyhive_rows(cluster, query)} == Shared.expected
+        # the table's data is in the bucket's warehouse, not in the cluster's HDFS
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/sales/")["KeyCount"] > 0
+
+        # -- Hive aggregate -> PostgreSQL table, and the modes
+        pyhive_rows(cluster, "CREATE TABLE region_totals AS "
+                             "SELECT region, SUM(amount) AS total, COUNT(*) AS n FROM sales GROUP BY region")
+        export = dict(source="hive:region_totals", target=jdbc, table="region_totals", user="corral",
+                      password=postgres_server.password)
+        export_body = {("from" if k == "source" else "to" if k == "target" else k): v for k, v in export.items()}
+        step_ids.append(step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **export_body))["id"])
+
+        def pg_totals() -> list[tuple[str, int, int]]:
+            with psycopg.connect(**pg) as conn:
+                return conn.execute("SELECT region, total, n FROM region_totals ORDER BY region").fetchall()
+
+        assert {r: (t, n) for r, t, n in pg_totals()} == Shared.expected
+        again = transfer(shared_cp, cid, "exports", **export_body)
+        step_fails(shared_cp, cid, again, "already exists")
+        assert len(pg_totals()) == len(REGIONS)
+        step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **export_body, mode="append"))
+        assert len(pg_totals()) == 2 * len(REGIONS)
+        step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **export_body, mode="overwrite"))
+        assert {r: (t, n) for r, t, n in pg_totals()} == Shared.expected
+
+        # -- 100k PostgreSQL rows -> Hive (4 parallel reads) -> Parquet in the bucket -> back
+        imp = transfer(shared_cp, cid, "imports", **{"from": jdbc, "to": "hive:big", "table": "big", "user": "corral",
+                                                     "password": postgres_server.password, "partition_column": "id",
+                                                     "num_partitions": 4})
+        step_ids.append(step_ok(shared_cp, cid, imp)["id"])
+        out = transfer(shared_cp, cid, "exports", **{"from": "hive:big", "to": f"s3a://{BUCKET}/export/big", "format": "parquet"})
+        step_ids.append(step_ok(shared_cp, cid, out)["id"])
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="export/big/")["Contents"]]
+        assert keys and all(k.endswith(".parquet") for k in keys), keys
+        assert not s3.list_objects_v2(Bucket=BUCKET, Prefix="export/.corral-staging")["KeyCount"]
+        back = transfer(shared_cp, cid, "imports", **{"from": f"s3a://{BUCKET}/export/big", "to": "hive:big_back",
+                                                      "format": "parquet"})
+        step_ids.append(step_ok(shared_cp, cid, back)["id"])
+        with psycopg.connect(**pg) as conn:
+            source = conn.execute("SELECT COUNT(*), " + ", ".join(PG_SUM.format(c=c) for c in BIG_COLUMNS) + " FROM big").fetchone()
+        copied = pyhive_rows(cluster, "SELECT COUNT(*), " + ", ".join(SPARK_SUM.format(c=c) for c in BIG_COLUMNS) + " FROM big_back")
+        assert source is not None and source[0] == BIG_ROWS
+        assert tuple(int(v) for v in copied[0]) == tuple(int(v) for v in source)
+
+        # -- bad sources: the step fails with the reason and no target is left
+        step_fails(shared_cp, cid, transfer(shared_cp, cid, "imports", **{"from": "s3a://no-such-bucket/x", "to": "hive:ghost1",
+                                                                           "format": "csv"}), "no-such-bucket")
+        wrong = transfer(shared_cp, cid, "imports", **{"from": jdbc, "to": "hive:ghost2", "table": "big", "user": "corral",
+                                                       "password": "not-the-password"})
+        step_fails(shared_cp, cid, wrong, "password authentication failed")
+        step_fails(shared_cp, cid, transfer(shared_cp, cid, "imports", **{
+            "from": jdbc, "to": "hive:ghost3", "query": "SELECT id, nope FROM big", "user": "corral",
+            "password": postgres_server.password}), "nope")
+        tables = {row[1] for row in pyhive_rows(cluster, "SHOW TABLES")}
+        assert {"sales", "region_totals", "big", "big_back"} <= tables
+        assert not {t for t in tables if t.startswith(("ghost", "corral_staging"))}, tables
+        assert not s3.list_objects_v2(Bucket=BUCKET, Prefix="warehouse/ghost")["KeyCount"]
+
+        # -- secrets appear in no log, event, description or configuration
+        shown = [json.dumps(shared_cp.cluster(cid)), json.dumps(shared_cp.events(cid)),
+                 shared_cp.http.get(f"/clusters/{cid}/configurations").text,
+                 shared_cp.http.get(f"/clusters/{cid}/steps").text]
+        for step in shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"]:
+            shown += [shared_cp.log(cid, step["id"], "stdout"), shared_cp.log(cid, step["id"], "stderr")]
+        for secret in secrets_:
+            assert not any(secret in text for text in shown), "a secret leaked"
+    finally:
+        shared_cp.terminate(cid)
+    assert cluster_processes(cid) == []
+    # -- the LogUri keeps step and daemon logs after the cluster is gone
+    archived = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"logs/{cid}/", MaxKeys=1000).get("Contents", [])]
+    for step_id in step_ids:
+        assert f"logs/{cid}/steps/{step_id}/stderr" in archived, (step_id, archived[:20])
+    master = next(n for n in cluster["nodes"] if n["role"] == "MASTER")
+    assert any(k.startswith(f"logs/{cid}/node/{master['id']}/") and k.endswith("hive-metastore.log") for k in archived)
+
+
+def test_external_metastore_outlives_its_cluster(shared_cp: ControlPlaneProcess, lake: S3Server,
+                                                 postgres_server: PostgresServer) -> None:
+    assert Shared.metastore_db, "runs after test_round_trips_through_object_storage_and_postgres"
+    spec = {**HADOOP_SPEC, "name": "data-b", "services": ["hdfs", "yarn", "mapreduce", "spark", "hive"],
+            "object_storage": lake.object_storage_spec(),
+            "metastore": {"type": "postgresql", "jdbc_url": f"jdbc:postgresql://127.0.0.1:{postgres_server.port}/{Shared.metastore_db}",
+                          "username": "corral", "password": postgres_server.password,
+                          "warehouse_dir": f"s3a://{BUCKET}/warehouse"}}
+    cid = shared_cp.create(spec)["id"]
+    try:
+        cluster = shared_cp.wait_cluster(cid, ("WAITING",), timeout=300)
+        rows = pyhive_rows(cluster, "SELECT region, total, n FROM region_totals ORDER BY region")
+        assert {r: (t, n) for r, t, n in rows} == Shared.expected
+        assert pyhive_rows(cluster, "SELECT COUNT(*) FROM big_back") == [(BIG_ROWS,)]
+        # -- object storage <-> HDFS as files (DistCp on YARN), both ways
+        step_ok(shared_cp, cid, transfer(shared_cp, cid, "imports", **{"from": f"s3a://{BUCKET}/incoming/sales", "to": "/data/sales"}))
+        step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **{"from": "/data/sales", "to": f"s3a://{BUCKET}/copy/sales"}))
+        s3 = lake.client()
+        sizes = {o["Key"].rsplit("/", 1)[1]: o["Size"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="incoming/sales/")["Contents"]}
+        copies = {o["Key"].rsplit("/", 1)[1]: o["Size"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="copy/sales/")["Contents"]}
+        assert copies == sizes
+    finally:
+        shared_cp.terminate(cid)
+    assert cluster_processes(cid) == []
