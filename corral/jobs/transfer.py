@@ -144,6 +144,10 @@ def parse(direction: str, args: list[str]) -> Transfer:
                              f"{names}, not a {kind.value}")
         if kind is Kind.HIVE and not _TABLE.match(location[len("hive:"):]):
             raise ValueError(f"{where} {location!r}: expected hive:table or hive:database.table")
+    # Names go into SQL the job writes (the commit, the bounds query): plain identifiers only.
+    for flag, name in (("--table", t.table), ("--partition-column", t.partition_column)):
+        if name is not None and not _TABLE.match(name):
+            raise ValueError(f"{flag} {name!r}: expected a name like orders or schema.orders (letters, digits, _)")
     jdbc_side = Kind.JDBC in (t.source_kind, t.target_kind)
     if jdbc_side:
         if t.source_kind is Kind.JDBC and (t.table is None) == (t.query is None):

@@ -44,6 +44,8 @@ def test_database_import_with_parallel_reads() -> None:
      "--format describes files"),
     ("import", ["--from", "s3a://b/x", "--to", "/x", "--mode", "merge"], "invalid choice: 'merge'"),
     ("import", ["--to", "/x"], "the following arguments are required: --from"),
+    ("export", ["--from", "/x", "--to", "jdbc:postgresql://h/db", "--table", "t; DROP TABLE x", "--user", "u"],
+     "expected a name like orders"),
 ])
 def test_bad_transfers_say_what_is_wrong(direction: str, args: list[str], message: str) -> None:
     with pytest.raises(ValueError) as info:
