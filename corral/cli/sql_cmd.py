@@ -81,7 +81,11 @@ def run_statements(host: str, port: int, database: str, statements: list[str]) -
                 if cursor.description is None:
                     continue
                 columns = [d[0].split(".", 1)[-1] for d in cursor.description]
-                yield ResultSet(columns, cursor.fetchall())
+                rows = cursor.fetchall()
+                # The Spark Thrift Server answers DDL with an empty one-column "Result": noise
+                # between statements; the last statement's result is always shown.
+                if rows or i == len(statements):
+                    yield ResultSet(columns, rows)
             except hive_exc.OperationalError as exc:  # the query's fault: a bad table, column, syntax
                 raise ApiError(400, f"{where}{first_line(exc)}") from exc
             except (TTransportException, OSError) as exc:
