@@ -88,7 +88,7 @@ def check_sql_clients(cp: ControlPlaneProcess, cluster: dict[str, Any], expected
                       "SELECT region, amount FROM big ORDER BY amount;\n")
     as_csv = sql("-f", str(script), "-o", "csv")
     assert as_csv.returncode == 0, as_csv.stderr
-    assert as_csv.stdout.splitlines() == ["region,amount", "eu,4", "apac,11"]
+    assert as_csv.stdout.splitlines() == ["region,amount", "eu,4", "us,5", "apac,11"]
     as_table = sql("-e", query)
     assert as_table.returncode == 0 and "apac" in as_table.stdout and "3 rows" in as_table.stdout, as_table.stdout
     missing = sql("-e", "SELECT nope FROM sales")
