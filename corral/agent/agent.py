@@ -206,6 +206,8 @@ class Agent:
         self._take_snapshot()
 
     def _archive_logs(self) -> None:
+        if self.archiver.prefix is None:  # no LogUri: nothing to do on every tick
+            return
         for step_id, report in self.steps.report().items():
             if report.status != "RUNNING":
                 self.archiver.step_finished(step_id, self.steps.step_dir(step_id))

@@ -18,6 +18,7 @@ never an argument: it reaches the step as the secret environment variable PASSWO
 from __future__ import annotations
 
 import argparse
+import posixpath
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -60,6 +61,11 @@ DIRECTIONS = {
     "import": ({Kind.S3, Kind.JDBC}, {Kind.HIVE, Kind.HDFS}),
     "export": ({Kind.HIVE, Kind.HDFS}, {Kind.S3, Kind.JDBC}),
 }
+
+
+def staging_path(target: str, step_id: str) -> str:
+    """Where a step stages files before its commit: hidden, beside the target."""
+    return f"{posixpath.dirname(target.rstrip('/'))}/.corral-staging-{step_id}"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from corral.jobs.transfer import REPORT_ENV, Transfer, parse
+from corral.jobs.transfer import REPORT_ENV, Transfer, parse, staging_path
 
 
 def say(message: str) -> None:
@@ -39,11 +39,6 @@ def last_error(stderr: str) -> str:
 
 def exists(path: str) -> bool:
     return hadoop_fs("-test", "-e", path, check=False).returncode == 0
-
-
-def staging_path(target: str, step_id: str) -> str:
-    parent = posixpath.dirname(target.rstrip("/"))
-    return f"{parent}/.corral-staging-{step_id}"
 
 
 def commit_files(staging: str, target: str, mode: str) -> None:

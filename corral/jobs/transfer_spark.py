@@ -10,7 +10,6 @@ credentials, missing bucket, table or column) fails before anything reaches the 
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import sys
 import traceback
@@ -19,10 +18,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, Kind, Transfer, parse
-
-DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver", "mariadb": "org.mariadb.jdbc.Driver"}
-
+from corral.domain.jdbc import dialect, driver_class, driver_url
+from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, Kind, Transfer, parse, staging_path
 
 class TransferError(Exception):
     """A failure explained in one line (the step's state message)."""
@@ -32,16 +29,9 @@ def say(message: str) -> None:
     print(f"corral: {message}", file=sys.stderr, flush=True)
 
 
-def dialect(url: str) -> str:
-    return url.split(":", 2)[1]
-
-
 def jdbc_options(t: Transfer, url: str) -> dict[str, str]:
-    options = {"url": url, "user": t.user or "", "password": os.environ.get(PASSWORD_ENV, ""),
-               "driver": DRIVERS[dialect(url)]}
-    if dialect(url) == "mysql":  # MariaDB Connector/J serves jdbc:mysql:// URLs when told to
-        options["url"] = url + ("&" if "?" in url else "?") + "permitMysqlScheme"
-    return options
+    return {"url": driver_url(url), "user": t.user or "", "password": os.environ.get(PASSWORD_ENV, ""),
+            "driver": driver_class(url)}
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -119,7 +109,7 @@ def write_files(spark: SparkSession, df: DataFrame, t: Transfer, step_id: str) -
     conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
     target = jvm.org.apache.hadoop.fs.Path(t.target)
     fs = target.getFileSystem(conf)
-    staging_str = f"{posixpath.dirname(t.target.rstrip('/'))}/.corral-staging-{step_id}"
+    staging_str = staging_path(t.target, step_id)
     staging = jvm.org.apache.hadoop.fs.Path(staging_str)
     fs.delete(staging, True)
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.domain.jdbc import driver_class, driver_url
 from corral.domain.secrets import METASTORE_PASSWORD, placeholder
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
@@ -26,7 +27,6 @@ METASTORE_PORT = 9083
 THRIFT_PORT = 10000
 THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
 WAREHOUSE = "/user/hive/warehouse"
-JDBC_DRIVERS = {"postgresql": "org.postgresql.Driver", "mysql": "org.mariadb.jdbc.Driver"}
 
 
 def metastore_uri(cluster: ClusterView) -> str:
@@ -52,10 +52,8 @@ def backing_store(cluster: ClusterView) -> dict[str, str]:
         return {"javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
                 "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver"}
     url = external["jdbc_url"]
-    if external["type"] == "mysql" and url.startswith("jdbc:mysql://"):
-        url += ("&" if "?" in url else "?") + "permitMysqlScheme"  # MariaDB Connector/J serves MySQL URLs when asked
-    return {"javax.jdo.option.ConnectionURL": url,
-            "javax.jdo.option.ConnectionDriverName": JDBC_DRIVERS[external["type"]],
+    return {"javax.jdo.option.ConnectionURL": driver_url(url),
+            "javax.jdo.option.ConnectionDriverName": driver_class(url),
             "javax.jdo.option.ConnectionUserName": external["username"],
             "javax.jdo.option.ConnectionPassword": placeholder(METASTORE_PASSWORD),
             # DataNucleus creates the schema's tables as they are first used, from a second

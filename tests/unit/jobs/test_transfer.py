@@ -78,3 +78,13 @@ def test_staging_sits_beside_the_target_and_errors_are_read_from_tool_output() -
               "mv: `s3a://lake/x': No such file or directory\n\tat org.apache.hadoop.fs.FsShell.run(FsShell.java:1)\n")
     assert last_error(stderr) == "mv: `s3a://lake/x': No such file or directory"
     assert last_error("") == "no output"
+
+
+def test_jdbc_urls_and_drivers_for_the_shipped_drivers() -> None:
+    from corral.domain.jdbc import driver_class, driver_url
+
+    assert driver_class("jdbc:postgresql://h/db") == "org.postgresql.Driver"
+    assert driver_class("jdbc:mysql://h/db") == driver_class("jdbc:mariadb://h/db") == "org.mariadb.jdbc.Driver"
+    assert driver_url("jdbc:mysql://h/db") == "jdbc:mysql://h/db?permitMysqlScheme"
+    assert driver_url("jdbc:mysql://h/db?ssl=true") == "jdbc:mysql://h/db?ssl=true&permitMysqlScheme"
+    assert driver_url("jdbc:postgresql://h/db") == "jdbc:postgresql://h/db"
