@@ -8,7 +8,7 @@ quickstart: setup
 	.venv/bin/corral quickstart
 
 test: setup
-	@scripts/ensure-postgres.sh
+	@scripts/ensure-test-servers.sh
 	.venv/bin/python -m pytest tests
 
 bench: setup

@@ -1,4 +1,5 @@
-"""Session-wide fixtures: a real PostgreSQL server for the store tests.
+"""Session-wide fixtures: real PostgreSQL, MariaDB and S3 (s3proxy) servers, each started
+on first use and stopped at the end of the session.
 
 ``postgres_url`` starts one server per test session (only when a test asks for it) and
 yields the SQLAlchemy URL of an empty database; ``fresh_pg_url`` gives each test a new
@@ -11,6 +12,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.mariadb import MariaDBServer, MariaDBUnavailable
 from tests.postgres import PostgresServer, PostgresUnavailable, find_bindir
 from tests.s3server import S3Server, S3Unavailable
 
@@ -60,6 +62,20 @@ def s3_server() -> Iterator[S3Server]:
             server.start()
         except S3Unavailable as exc:
             pytest.fail(f"could not start the test S3 server: {exc}", pytrace=False)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """One real MariaDB server for the whole session (fails, never skips: it proves MySQL support)."""
+    server = MariaDBServer()
+    try:
+        try:
+            server.start()
+        except MariaDBUnavailable as exc:
+            pytest.fail(f"could not start the test MariaDB server: {exc}", pytrace=False)
         yield server
     finally:
         server.stop()

@@ -1,7 +1,7 @@
 """A real, throw-away PostgreSQL server for the test session.
 
 The server binaries come from Debian's ``postgresql`` package (``make test`` installs them
-with ``scripts/ensure-postgres.sh``). ``initdb`` refuses to run as root, so when the tests
+with ``scripts/ensure-test-servers.sh``). ``initdb`` refuses to run as root, so when the tests
 run as root the server is initialised and run as the ``postgres`` OS user, in a private
 temporary directory owned by that user. The server listens on 127.0.0.1 only, on a free
 port, with its Unix socket in that directory; every connection authenticates with a
@@ -53,7 +53,7 @@ def find_bindir() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server binaries (initdb, pg_ctl) were not found in /usr/lib/postgresql/*/bin or on PATH. "
         "The store tests need a real PostgreSQL server: run `make test` (it installs them through "
-        "scripts/ensure-postgres.sh) or `apt-get install -y postgresql`."
+        "scripts/ensure-test-servers.sh) or `apt-get install -y postgresql`."
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
-from corral.domain.jdbc import driver_class, driver_url
+from corral.domain.jdbc import dialect, driver_class, driver_url
 from corral.domain.secrets import METASTORE_PASSWORD, placeholder
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
@@ -52,7 +52,15 @@ def backing_store(cluster: ClusterView) -> dict[str, str]:
         return {"javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={derby};create=true",
                 "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver"}
     url = external["jdbc_url"]
-    return {"javax.jdo.option.ConnectionURL": driver_url(url),
+    # MySQL/MariaDB: DataNucleus picks its adapter by the product name the driver reports,
+    # and MariaDB Connector/J says "MariaDB", which it does not know: it would fall back to
+    # a generic adapter. Name the MySQL one. Tables are latin1, as in Hive's own MySQL
+    # schema: in a utf8mb4 database a VARCHAR(32672) column such as
+    # TABLE_PARAMS.PARAM_VALUE exceeds MySQL's 65535-byte row limit.
+    mysql = {"datanucleus.rdbms.datastoreAdapterClassName": "org.datanucleus.store.rdbms.adapter.MySQLAdapter",
+             "datanucleus.rdbms.mysql.characterSet": "latin1",
+             "datanucleus.rdbms.mysql.collation": "latin1_bin"} if dialect(url) in ("mysql", "mariadb") else {}
+    return {**mysql, "javax.jdo.option.ConnectionURL": driver_url(url),
             "javax.jdo.option.ConnectionDriverName": driver_class(url),
             "javax.jdo.option.ConnectionUserName": external["username"],
             "javax.jdo.option.ConnectionPassword": placeholder(METASTORE_PASSWORD),
@@ -88,6 +96,11 @@ class HiveService(ServiceBase):
             "hive.server2.thrift.bind.host": cluster.master.address,
             "hive.server2.thrift.port": str(THRIFT_PORT),
             "hive.server2.enable.doAs": "false",
+            # Every Hive session (each Spark driver, the SQL endpoint) makes scratch and
+            # resource directories, by default in /tmp and left behind: keep them in the
+            # master's directory, which goes with the cluster.
+            "hive.exec.local.scratchdir": cluster.master.path("data", "hive-tmp"),
+            "hive.downloaded.resources.dir": cluster.master.path("data", "hive-tmp", "${hive.session.id}_resources"),
         }}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:

@@ -30,6 +30,29 @@ SMALL_SPEC: dict[str, Any] = {
     ],
 }
 
+# Test clusters run on a 2-core CI box where every JVM competes for the CPU (it is busy
+# ~93 % of a cluster test). The short-lived JVMs the tests start, Spark drivers and
+# executors and MapReduce tasks, compile with C1 only and use the serial collector, as
+# Corral's own daemons always do: about half the CPU time of a small Spark application.
+# A long production job wants C2, so this is the tests' choice, not a Corral default.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+DEFAULT_SERVICES = ("hdfs", "yarn", "mapreduce", "spark")
+
+
+def with_test_jvm_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` plus the test JVM options, for the services it has and where it sets none."""
+    services = spec.get("services") or DEFAULT_SERVICES
+    configurations = list(spec.get("configurations") or [])
+    given = {c.get("classification") for c in configurations if isinstance(c, dict)}
+    if "spark" in services and "spark-defaults" not in given:
+        configurations.append({"classification": "spark-defaults", "properties": {
+            "spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS,
+            "spark.yarn.am.extraJavaOptions": TEST_JVM_OPTIONS}})
+    if "mapreduce" in services and "mapred-site" not in given:
+        configurations.append({"classification": "mapred-site", "properties": {
+            "mapreduce.map.java.opts": TEST_JVM_OPTIONS, "mapreduce.reduce.java.opts": TEST_JVM_OPTIONS}})
+    return {**spec, "configurations": configurations} if configurations else spec
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -104,7 +127,7 @@ class ControlPlaneProcess:
     # -- API helpers --------------------------------------------------------------------------
 
     def create(self, spec: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-        resp = self.http.post("/clusters", json={**(spec or SMALL_SPEC), **overrides})
+        resp = self.http.post("/clusters", json=with_test_jvm_options({**(spec or SMALL_SPEC), **overrides}))
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
 

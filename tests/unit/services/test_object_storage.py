@@ -99,3 +99,15 @@ def test_steps_with_s3a_locations_need_object_storage(cp: ControlPlane) -> None:
         steps.add_steps(cp, cluster.id, [StepRequest(type="DATA_IMPORT", args=["--from", "s3a://b/x", "--to", "/x"])])
     assert [(e.loc, e.msg) for e in info.value.errors] == [
         (("type",), "this DATA_IMPORT step uses s3a:// locations: the cluster spec needs object_storage")]
+
+
+@pytest.mark.parametrize("url", ["jdbc:mysql://db:3306/hms", "jdbc:mariadb://db:3306/hms"])
+def test_a_mysql_metastore_gets_latin1_tables_like_hives_own_schema(url: str) -> None:
+    v = view(services=("hdfs", "spark", "hive"))
+    v = type(v)(**{**v.__dict__, "object_storage": STORE, "metastore": {**METASTORE, "type": "mysql", "jdbc_url": url}})
+    hive = get_service("hive").default_properties(v)["hive-site"]
+    assert hive["datanucleus.rdbms.mysql.characterSet"] == "latin1"
+    assert hive["datanucleus.rdbms.datastoreAdapterClassName"].endswith(".MySQLAdapter")
+    assert hive["javax.jdo.option.ConnectionDriverName"] == "org.mariadb.jdbc.Driver"
+    postgres = type(v)(**{**v.__dict__, "metastore": METASTORE})
+    assert "datanucleus.rdbms.mysql.characterSet" not in get_service("hive").default_properties(postgres)["hive-site"]
