@@ -32,6 +32,7 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "corral.server"], env=self.env,
                                      stdout=open(home / "server.log", "ab"), stderr=subprocess.STDOUT)
         self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30)
+        self.live: set[str] = set()
         for _ in range(300):
             try:
                 if self.http.get("/health").status_code == 200:
@@ -39,6 +40,22 @@ class Server:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Terminate every cluster this benchmark made and is still running, then stop."""
+        try:
+            for cid in list(self.live):
+                self.terminate(cid)
+        finally:
+            self.stop()
+
+    def create(self, spec: dict[str, Any]) -> str:
+        cid = str(self.http.post("/clusters", json=spec).json()["id"])
+        self.live.add(cid)
+        return cid
 
     def wait(self, cid: str, states: tuple[str, ...], poll: float = 0.05) -> dict[str, Any]:
         while True:
@@ -50,6 +67,7 @@ class Server:
     def terminate(self, cid: str) -> None:
         self.http.post(f"/clusters/{cid}/terminate")
         self.wait(cid, ENDED, poll=0.2)
+        self.live.discard(cid)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -62,7 +80,7 @@ def bench_create(server: Server, spec: dict[str, Any], runs: int) -> tuple[list[
     keep = ""
     for i in range(runs):
         t0 = time.monotonic()
-        cid = server.http.post("/clusters", json=spec).json()["id"]
+        cid = server.create(spec)
         c = server.wait(cid, ("WAITING",))
         elapsed = time.monotonic() - t0
         if c["status"] != "WAITING":

@@ -72,15 +72,14 @@ def main() -> None:
     args = parser.parse_args()
     pg = PostgresServer(bindir=find_bindir())
     pg.start()
-    with tempfile.TemporaryDirectory(prefix="corral-bench-data-") as tmp:
-        server = Server(Path(tmp) / "home", subnet="127.92.0.0/16")
-        cid = ""
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="corral-bench-data-") as tmp, \
+                Server(Path(tmp) / "home", subnet="127.92.0.0/16") as server:
             db = pg.create_database()
             make_table(pg, db, args.rows)
             copies = [psql_copy(pg, db, Path(tmp) / f"big-{i}.csv") for i in range(3)]
             print(f"psql \\copy of {args.rows} rows to CSV: {[round(t, 2) for t in copies]} s", flush=True)
-            cid = server.http.post("/clusters", json=SPEC).json()["id"]
+            cid = server.create(SPEC)
             cluster = server.wait(cid, ("WAITING",))
             if cluster["status"] != "WAITING":
                 raise RuntimeError(f"cluster {cid}: {cluster['state_change_reason']}")
@@ -108,11 +107,8 @@ def main() -> None:
                     if i >= 3:
                         latencies.append(time.monotonic() - t0)
             print(f"SELECT count(*) on 100k rows, warm: median {statistics.median(latencies) * 1000:.0f} ms", flush=True)
-        finally:
-            if cid:
-                server.terminate(cid)
-            server.stop()
-            pg.stop()
+    finally:
+        pg.stop()
     best_import, best_copy = min(imports), min(copies)
     result = {
         "rows": args.rows,

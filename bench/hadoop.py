@@ -61,9 +61,7 @@ def main() -> None:
     script = str(Path(pyspark.__file__).parent / "examples" / "src" / "main" / "python" / "pi.py")
     with tempfile.TemporaryDirectory(prefix="corral-bench-hadoop-") as tmp:
         home = Path(tmp) / "home"
-        server = Server(home, subnet="127.91.0.0/16")
-        cid = ""
-        try:
+        with Server(home, subnet="127.91.0.0/16") as server:
             creates, cid = bench_create(server, SPEC, args.creates)
             time.sleep(10)  # let the daemons settle after start-up
             rss = cluster_rss(cid)
@@ -80,10 +78,6 @@ def main() -> None:
                 raw_times.append(raw_yarn_submit(cluster, home, script, args.partitions))
                 print(f"pi.py on YARN run {i + 1}: corral step {step_times[-1]:.2f} s, raw spark-submit "
                       f"{raw_times[-1]:.2f} s", flush=True)
-        finally:
-            if cid:
-                server.terminate(cid)
-            server.stop()
     result = {
         "hadoop_create_to_waiting_s_median": round(statistics.median(creates), 2),
         "hadoop_create_to_waiting_s_runs": [round(t, 2) for t in creates],

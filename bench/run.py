@@ -47,9 +47,7 @@ def main() -> None:
     script = str(Path(pyspark.__file__).parent / "examples" / "src" / "main" / "python" / "pi.py")
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         home = Path(tmp) / "home"
-        server = Server(home)
-        cid = ""
-        try:
+        with Server(home) as server:
             creates, cid = bench_create(server, SPEC, args.creates)
             cluster = server.http.get(f"/clusters/{cid}").json()
             step_times, raw_times = [], []
@@ -59,10 +57,6 @@ def main() -> None:
                 raw_times.append(raw_submit(cluster, home, script, args.partitions))
                 print(f"pi.py run {i + 1}: corral step {step_times[-1]:.2f} s, raw spark-submit {raw_times[-1]:.2f} s",
                       flush=True)
-        finally:
-            if cid:
-                server.terminate(cid)
-            server.stop()
     result = {
         "create_to_waiting_s_median": round(statistics.median(creates), 2),
         "create_to_waiting_s_runs": [round(t, 2) for t in creates],

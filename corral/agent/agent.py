@@ -56,6 +56,11 @@ class Agent:
         self.steps = StepRunner(self.dir, self.client, self.emit)
         self.archiver = LogArchiver(self.dir, self.node_id, self.emit)
         self.stop_requested = threading.Event()
+        # Heartbeats go on while the agent shuts down (stopping daemons, copying the last
+        # logs to the LogUri): without them the control plane takes a silent agent for a
+        # dead one and kills it halfway through.
+        self.stopped = threading.Event()
+        self._reporter_thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._report_now = threading.Event()
         self._snapshot: NodeReport | None = None
@@ -112,7 +117,7 @@ class Agent:
             self._wake.set()
 
     def _reporter(self) -> None:
-        while not self.stop_requested.is_set():
+        while not self.stopped.is_set():
             self._report_now.wait(HEARTBEAT_SECONDS)
             self._report_now.clear()
             if not self._send_report():
@@ -222,6 +227,10 @@ class Agent:
         self.archiver.flush(timeout=LOG_ARCHIVE_SECONDS)
         self._set_phase("STOPPED")
         self._take_snapshot()
+        self.stopped.set()
+        self._report_now.set()
+        if self._reporter_thread is not None:
+            self._reporter_thread.join(timeout=5)
         for _ in range(3):
             if self._send_report():
                 break
@@ -236,8 +245,9 @@ class Agent:
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
         self._take_snapshot()
-        for target in (self._plan_poller, self._reporter):
-            threading.Thread(target=target, daemon=True, name=target.__name__).start()
+        threading.Thread(target=self._plan_poller, daemon=True, name="plan-poller").start()
+        self._reporter_thread = threading.Thread(target=self._reporter, daemon=True, name="reporter")
+        self._reporter_thread.start()
         while not self.stop_requested.is_set():
             try:
                 self.tick()

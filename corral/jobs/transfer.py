@@ -68,6 +68,21 @@ def staging_path(target: str, step_id: str) -> str:
     return f"{posixpath.dirname(target.rstrip('/'))}/.corral-staging-{step_id}"
 
 
+class FileCommit(Enum):
+    """How staged files are put in place; DistCp (``hadoop fs``) and Spark (the FileSystem
+    API) both follow it. A rename is atomic on HDFS and a server-side copy on S3."""
+
+    RENAME = "rename"  # no target yet: make its parent, rename the staging directory onto it
+    REPLACE = "replace"  # overwrite: delete the target, then rename
+    MOVE_INTO = "move_into"  # append: move each staged file into the target (name clashes fail)
+
+    @classmethod
+    def of(cls, target_exists: bool, mode: str) -> "FileCommit":
+        if not target_exists:
+            return cls.RENAME
+        return cls.REPLACE if mode == "overwrite" else cls.MOVE_INTO
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ValueError(message)

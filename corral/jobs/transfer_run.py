@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from corral.jobs.transfer import REPORT_ENV, Transfer, parse, staging_path
+from corral.jobs.transfer import REPORT_ENV, FileCommit, Transfer, parse, staging_path
 from corral.services.hadoop_common import DAEMON_JAVA_OPTS
 
 # DistCp's own sizing: a map per 256 MiB (distcp.bytes.per.map), at most 20 maps.
@@ -53,18 +53,19 @@ def exists(path: str) -> bool:
 
 
 def commit_files(staging: str, target: str, mode: str) -> None:
-    """Put the staged files in place: a rename (atomic on HDFS; a server-side copy on S3)."""
-    if not exists(target):
+    """Put the staged files in place (see ``FileCommit``)."""
+    commit = FileCommit.of(exists(target), mode)
+    if commit is FileCommit.RENAME:
         hadoop_fs("-mkdir", "-p", posixpath.dirname(target.rstrip("/")) or "/")
-        hadoop_fs("-mv", staging, target)
-    elif mode == "overwrite":
+    elif commit is FileCommit.REPLACE:
         hadoop_fs("-rm", "-r", "-f", "-skipTrash", target)
-        hadoop_fs("-mv", staging, target)
-    else:  # append: the new files join the old ones (DistCp keeps source names; clashes fail)
+    else:
         listing = hadoop_fs("-ls", "-C", staging).stdout.split()
         if listing:
             hadoop_fs("-mv", *listing, target)
         hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging)
+        return
+    hadoop_fs("-mv", staging, target)
 
 
 def source_size(source: str) -> tuple[int, int]:

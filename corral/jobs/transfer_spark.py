@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from corral.domain.jdbc import dialect, driver_class, driver_url
-from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, Kind, Transfer, parse, staging_path
+from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, FileCommit, Kind, Transfer, parse, staging_path
 
 class TransferError(Exception):
     """A failure explained in one line (the step's state message)."""
@@ -118,15 +118,16 @@ def write_files(spark: SparkSession, df: DataFrame, t: Transfer, step_id: str) -
             writer = writer.option("header", t.header).option("sep", t.delimiter)
         writer.save(staging_str)
         fs.delete(jvm.org.apache.hadoop.fs.Path(staging, "_SUCCESS"), False)
-        if not fs.exists(target):
-            fs.mkdirs(target.getParent())
-            renamed = fs.rename(staging, target)
-        elif t.mode == "overwrite":
-            fs.delete(target, True)
-            renamed = fs.rename(staging, target)
-        else:
+        commit = FileCommit.of(bool(fs.exists(target)), t.mode)
+        if commit is FileCommit.MOVE_INTO:
             renamed = all(fs.rename(f.getPath(), jvm.org.apache.hadoop.fs.Path(target, f.getPath().getName()))
                           for f in fs.listStatus(staging))
+        else:
+            if commit is FileCommit.RENAME:
+                fs.mkdirs(target.getParent())
+            else:
+                fs.delete(target, True)
+            renamed = fs.rename(staging, target)
         if not renamed:
             raise TransferError(f"could not move the staged files into {t.target}")
     finally:

@@ -178,7 +178,13 @@ class LocalProvider:
                 agent.wait(timeout)
             except psutil.TimeoutExpired:
                 pass
-        self._kill(self.leftover_processes(node_id), grace=2.0)
+        # A few rounds: a process that was starting a child when the round began (a
+        # launcher script, the agent's last log copy) leaves that child to the next one.
+        for _ in range(3):
+            leftovers = self.leftover_processes(node_id)
+            if not leftovers:
+                break
+            self._kill(leftovers, grace=2.0)
 
     def terminate_node(self, node_id: str, timeout: float) -> None:
         self.stop_node(node_id, timeout)
