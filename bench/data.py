@@ -39,6 +39,8 @@ def wait_step(server: Server, cid: str, step: dict[str, Any]) -> dict[str, Any]:
         s = server.http.get(f"/clusters/{cid}/steps/{step['id']}").json()
         if s["status"] in ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"):
             if s["status"] != "COMPLETED":
+                stderr = server.http.get(f"/clusters/{cid}/steps/{s['id']}/logs/stderr").text
+                print("\n".join(line for line in stderr.splitlines() if not line.startswith("\tat "))[-6000:])
                 raise RuntimeError(f"step {s['id']} {s['status']}: {s['state_message']}")
             return s
         time.sleep(0.2)
@@ -48,8 +50,8 @@ def make_table(pg: PostgresServer, db: str, rows: int) -> None:
     with psycopg.connect(host="127.0.0.1", port=pg.port, user=ROLE, password=pg.password, dbname=db, autocommit=True) as c:
         c.execute(f"""CREATE TABLE big AS SELECT g::bigint AS id, 'customer-' || (g * 7919 % 1000003) AS name,
                       round((g % 9973) * 1.37, 2)::numeric(12, 2) AS amount, (g % 97)::int AS qty,
-                      (DATE '2024-01-01' + (g % 700))::date AS day, (g % 3 = 0) AS flag
-                      FROM generate_series(1, {rows}) g""")
+                      (DATE '2024-01-01' + (g % 700)::int) AS day, (g % 3 = 0) AS flag
+                      FROM generate_series(1::bigint, {rows}) g""")
         c.execute("ALTER TABLE big ADD PRIMARY KEY (id)")
         c.execute("VACUUM ANALYZE big")
 

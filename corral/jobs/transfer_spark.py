@@ -257,7 +257,10 @@ def main() -> None:
         say(f"{direction} done: {t.source} -> {t.target}")
     except Exception as exc:  # the step fails with one readable line, after the trace
         traceback.print_exc()
-        reason = one_line(exc)
+        try:
+            reason = one_line(exc)
+        except Exception:  # noqa: BLE001 - e.g. the driver JVM is gone: Python's own line then
+            reason = (f"{type(exc).__name__}: " + (str(exc).strip().splitlines() or [""])[0])[:600]
         say(f"{direction} failed: {reason}")
         report = os.environ.get(REPORT_ENV)
         if report:  # transfer_run prints it last on the step's stderr, where its failure message comes from

@@ -240,7 +240,8 @@ HADOOP_SPEC: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def hadoop_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
-    """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share."""
+    """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share
+    (test_fs, then test_hadoop, which terminates it when it is done)."""
     cluster = shared_cp.create(HADOOP_SPEC)
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",), timeout=180)
 
