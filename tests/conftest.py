@@ -8,7 +8,7 @@ database of its own on that server, so tests never see each other's rows.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -53,29 +53,26 @@ def fresh_pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    """One real S3-compatible server (s3proxy) for the whole session, started on first use."""
-    server = S3Server()
+def _running(server: Any, unavailable: type[Exception], what: str) -> Iterator[Any]:
+    """Start ``server`` for the session and always stop it; a server that cannot start fails
+    the tests that need it (never a skip: these servers are what proves the support)."""
     try:
         try:
             server.start()
-        except S3Unavailable as exc:
-            pytest.fail(f"could not start the test S3 server: {exc}", pytrace=False)
+        except unavailable as exc:
+            pytest.fail(f"could not start the test {what}: {exc}", pytrace=False)
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One real S3-compatible server (s3proxy) for the whole session, started on first use."""
+    yield from _running(S3Server(), S3Unavailable, "S3 server")
 
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
-    """One real MariaDB server for the whole session (fails, never skips: it proves MySQL support)."""
-    server = MariaDBServer()
-    try:
-        try:
-            server.start()
-        except MariaDBUnavailable as exc:
-            pytest.fail(f"could not start the test MariaDB server: {exc}", pytrace=False)
-        yield server
-    finally:
-        server.stop()
+    """One real MariaDB server for the whole session, started on first use."""
+    yield from _running(MariaDBServer(), MariaDBUnavailable, "MariaDB server")
