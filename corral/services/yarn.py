@@ -118,6 +118,13 @@ class YarnService(ServiceBase):
             # A NodeManager silent for 60 s is LOST (default 10 min): its containers are
             # rescheduled elsewhere sooner.
             "yarn.nm.liveness-monitor.expiry-interval-ms": "60000",
+            # Work-preserving NodeManager restart: the agent restarts a crashed NodeManager,
+            # which then takes its running containers back. Without it the new NodeManager
+            # wipes their local dirs at start-up and the orphaned executors fail every task
+            # they are given. (Terminate still kills every container by the node's marker.)
+            "yarn.nodemanager.recovery.enabled": "true",
+            "yarn.nodemanager.recovery.supervised": "true",
+            "yarn.nodemanager.recovery.dir": f"{hc.NODE_DIR}/data/yarn/recovery",
             # Java 17 reserves far more virtual than resident memory; only RSS is policed.
             "yarn.nodemanager.vmem-check-enabled": "false",
             "yarn.application.classpath": application_classpath(),

@@ -241,7 +241,7 @@ HADOOP_SPEC: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def hadoop_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share
-    (test_fs, then test_hadoop, which terminates it when it is done)."""
+    (test_fs, then test_hadoop, whose last test terminates it)."""
     cluster = shared_cp.create(HADOOP_SPEC)
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",), timeout=180)
 

@@ -10,26 +10,16 @@ import random
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import HADOOP_SPEC, ControlPlaneProcess, cluster_processes, listening_on
+from tests.integration.conftest import ControlPlaneProcess, cluster_processes, listening_on
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _release_the_hadoop_cluster(shared_cp: ControlPlaneProcess) -> Iterator[None]:
-    """The session's Hadoop cluster (``hadoop_cluster``) has no users after this module:
-    terminate it rather than leave eight idle JVMs taking CPU from every later test (the CI
-    box has 2 cores). No wait: the control plane finishes it in the background."""
-    yield
-    for cluster in shared_cp.http.get("/clusters").json():
-        if cluster["name"] == HADOOP_SPEC["name"] and cluster["status"] in ("WAITING", "RUNNING"):
-            shared_cp.http.post(f"/clusters/{cluster['id']}/terminate")
 MR_TIMEOUT = 300
 
 

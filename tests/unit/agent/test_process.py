@@ -48,6 +48,10 @@ def test_spawn_poll_and_stop_a_sleep(tmp_path: Path, procs: list[ManagedProcess]
     procs.append(proc)
     assert proc.poll() is None
     assert os.getpgid(proc.pid) == proc.pid  # its own process group
+    # Right after the fork the child may not have exec'd yet (its command line is then empty).
+    deadline = time.monotonic() + 5
+    while psutil.Process(proc.pid).cmdline() != ["sleep", "60"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert psutil.Process(proc.pid).cmdline() == ["sleep", "60"]
     adopted = ManagedProcess.adopt(pidfile)
     assert adopted is not None and adopted.pid == proc.pid and adopted.poll() is None
