@@ -222,7 +222,7 @@ class Agent:
         self._set_phase("STOPPING")
         self.steps.stop_all()
         self.supervisor.stop_all()
-        self.steps.ship_logs()
+        self.steps.ship_logs(force=True)
         self._archive_logs()
         self.archiver.flush(timeout=LOG_ARCHIVE_SECONDS)
         self._set_phase("STOPPED")

@@ -26,6 +26,10 @@ from corral.agent.supervisor import EventSink, tail
 STREAMS = ("stdout", "stderr")
 CANCEL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL on cancel
 CHUNK = 1 << 20
+# A running step's new log bytes go up at most this often: every upload is a request and a
+# database write on the control plane, and Spark logs a line every few milliseconds. A
+# finished step's last bytes go at once (its completion waits for them).
+LOG_SHIP_INTERVAL = 1.0
 # "$@" runs the command; its exit code is kept in a file the agent can read after a restart.
 WRAPPER = ["/bin/sh", "-c", '"$@"; echo $? > exit_code', "corral-step"]
 
@@ -51,6 +55,7 @@ class StepRunner:
         self.emit = emit
         self.steps: dict[str, _LocalStep] = {}
         self.procs: dict[str, ManagedProcess] = {}
+        self._shipped_at: dict[str, float] = {}
         self._load()
 
     # -- persistence -----------------------------------------------------------------------
@@ -164,9 +169,15 @@ class StepRunner:
 
     # -- logs -----------------------------------------------------------------------------------
 
-    def ship_logs(self) -> None:
-        """Send new log bytes of every step; on failure try again next tick."""
+    def ship_logs(self, force: bool = False) -> None:
+        """Send new log bytes of every step (a running one's at most every
+        LOG_SHIP_INTERVAL unless ``force``); on failure try again next tick."""
+        now = time.monotonic()
         for step in list(self.steps.values()):
+            recent = now - self._shipped_at.get(step.id, -LOG_SHIP_INTERVAL) < LOG_SHIP_INTERVAL
+            if recent and step.status == "RUNNING" and not force:
+                continue
+            self._shipped_at[step.id] = now
             changed = False
             for stream in STREAMS:
                 path = self.step_dir(step.id) / stream

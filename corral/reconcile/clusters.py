@@ -25,7 +25,7 @@ from corral.providers.base import Liveness, NodeRequest
 from corral.reconcile import deadlines
 from corral.reconcile import steps as step_queue
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Node, bump_plan_version
+from corral.store.models import Cluster, Node, Step, bump_plan_version
 
 log = logging.getLogger("corral.reconcile")
 STATE_DEADLINES = {
@@ -294,10 +294,17 @@ class ClusterReconciler:
     def _stop_cancelled_applications(self, cluster: Cluster) -> None:
         """Killing a step's client does not stop what it submitted (a MapReduce job, a
         Spark application in cluster mode): the services stop those too, on every pass
-        while the cancel is pending, so an application submitted meanwhile is caught."""
+        while the cancel is pending and for a while after it, so an application submitted
+        meanwhile is caught, and so is one whose client died before any pass saw the
+        step CANCEL_PENDING (a kill is a no-op for an application already ended)."""
+        def cancelled(step: Step) -> bool:
+            if step.status == StepState.CANCEL_PENDING.value:
+                return True
+            return (step.status == StepState.CANCELLED.value and step.ended_at is not None
+                    and self.now - step.ended_at < deadlines.CANCEL_SWEEP_SECONDS)
+
         with self.cp.store.session() as s:
-            apps = [app for step in cluster_steps(s, cluster.id) if step.status == StepState.CANCEL_PENDING.value
-                    for app in step.yarn_application_ids or []]
+            apps = [app for step in cluster_steps(s, cluster.id) if cancelled(step) for app in step.yarn_application_ids or []]
         if not apps:
             return
         view = cluster_view(cluster)

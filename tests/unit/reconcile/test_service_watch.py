@@ -58,3 +58,30 @@ def test_checks_are_throttled(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch)
         reconciler.now = now
         reconciler._watch_services(reconciler._load())
     assert len(calls) == 1  # one service (spark), checked once within the interval
+
+
+def test_a_cancelled_steps_applications_are_killed_even_when_the_cancel_was_quick(
+        cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client can die before any pass sees the step CANCEL_PENDING: its YARN
+    application is still killed for a while after the step is CANCELLED, not after that."""
+    killed: list[list[str]] = []
+
+    class Recording(FlakyService):
+        def cancel_applications(self, cluster: object, application_ids: list[str]) -> None:
+            killed.append(list(application_ids))
+
+    monkeypatch.setattr(reconcile_clusters, "get_service", lambda name: Recording())
+    cluster, _ = clusters.create_cluster(cp, make_spec(steps=[{"type": "shell", "args": ["true"]}]))
+    with cp.store.session() as s:
+        step = clusters.cluster_steps(s, cluster.id)[0]
+        step.status, step.ended_at, step.yarn_application_ids = "CANCELLED", 1000.0, ["application_1_0001"]
+
+    def sweep(now: float) -> None:
+        reconciler = reconcile_clusters.ClusterReconciler(cp, cluster.id)
+        reconciler.now = now
+        reconciler._stop_cancelled_applications(reconciler._load())
+
+    sweep(1000.0 + 1)
+    assert killed == [["application_1_0001"]]
+    sweep(1000.0 + reconcile_clusters.deadlines.CANCEL_SWEEP_SECONDS + 1)
+    assert killed == [["application_1_0001"]]  # long over: no more calls
