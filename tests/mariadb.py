@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pymysql
 
+from tests.processes import stop_child
+
 USER = "corral"
 
 
@@ -109,12 +111,7 @@ class MariaDBServer:
     def stop(self) -> None:
         """Stop the server and remove its files."""
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
+            stop_child(self._proc, grace=30)
             self._proc = None
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -19,6 +19,7 @@ from botocore.config import Config
 from corral.runtime import file_lock
 from corral.runtime.hadoop import default_cache
 from tests.postgres import free_port
+from tests.processes import stop_child
 
 VERSION = "4.1.0"
 HERE = Path(__file__).parent / "servers" / "s3proxy"
@@ -110,13 +111,8 @@ class S3Server:
         return {"endpoint": self.endpoint, "access_key": self.access_key, "secret_key": self.secret_key}
 
     def stop_process(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_child(self.proc, grace=10)
         self.proc = None
 
     def stop(self) -> None:

@@ -11,6 +11,11 @@ def dialect(url: str) -> str:
     return url.split(":", 2)[1]
 
 
+def is_mysql(url: str) -> bool:
+    """MySQL or MariaDB: one dialect to the shipped driver and to Hive's metastore."""
+    return dialect(url) in ("mysql", "mariadb")
+
+
 def driver_class(url: str) -> str:
     return DRIVERS[dialect(url)]
 

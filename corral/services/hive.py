@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
-from corral.domain.jdbc import dialect, driver_class, driver_url
+from corral.domain.jdbc import driver_class, driver_url, is_mysql
 from corral.domain.secrets import METASTORE_PASSWORD, placeholder
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
@@ -59,7 +59,7 @@ def backing_store(cluster: ClusterView) -> dict[str, str]:
     # TABLE_PARAMS.PARAM_VALUE exceeds MySQL's 65535-byte row limit.
     mysql = {"datanucleus.rdbms.datastoreAdapterClassName": "org.datanucleus.store.rdbms.adapter.MySQLAdapter",
              "datanucleus.rdbms.mysql.characterSet": "latin1",
-             "datanucleus.rdbms.mysql.collation": "latin1_bin"} if dialect(url) in ("mysql", "mariadb") else {}
+             "datanucleus.rdbms.mysql.collation": "latin1_bin"} if is_mysql(url) else {}
     return {**mysql, "javax.jdo.option.ConnectionURL": driver_url(url),
             "javax.jdo.option.ConnectionDriverName": driver_class(url),
             "javax.jdo.option.ConnectionUserName": external["username"],

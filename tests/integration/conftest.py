@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.processes import stop_child
+
 pytestmark = pytest.mark.integration
 _subnets = itertools.count(0)
 ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
@@ -116,12 +118,7 @@ class ControlPlaneProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_child(self.proc, grace=20)
             self.proc = None
 
     # -- API helpers --------------------------------------------------------------------------
