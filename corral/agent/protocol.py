@@ -14,7 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON", "HADOOP_HOME")
+RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON", "HADOOP_HOME", "SPARK_CDS_OPTS", "HADOOP_CDS_OPTS")
+# Placeholders that stand for JVM options: as a whole argv element they become one element
+# per option (none when empty), so they can sit in a command line as in a string.
+OPTION_PLACEHOLDERS = ("SPARK_CDS_OPTS", "HADOOP_CDS_OPTS")
 
 
 class Probe(BaseModel):

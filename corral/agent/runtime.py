@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from corral.agent.protocol import RUNTIME_PLACEHOLDERS, RuntimeSpec
-from corral.runtime import DeployError, file_lock
+from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDERS, RuntimeSpec
+from corral.runtime import DeployError, cds, file_lock
 from corral.runtime.hadoop import ensure_hadoop
 
 __all__ = ["DeployError", "deploy", "substitute", "substitute_all", "check_java"]
@@ -89,8 +89,14 @@ def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
         spark_home = _cached_pyspark(cache, spec.spark_version)
         values["PYTHONPATH"] = str(cache / "python")
     values["SPARK_HOME"] = spark_home
+    # Class-data archives are built ahead of time (``make setup``); without them the JVMs
+    # start the usual way.
+    values["SPARK_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "spark", spark_home))
+    values["HADOOP_CDS_OPTS"] = cds.java_options(None)
     if spec.hadoop_version:
         values["HADOOP_HOME"] = str(ensure_hadoop(runtime_dir, java_home, spec.hadoop_version))
+        values["HADOOP_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "hadoop",
+                                                                      values["HADOOP_HOME"]))
     return values
 
 
@@ -102,4 +108,11 @@ def substitute(text: str, values: dict[str, str]) -> str:
 def substitute_all(items: dict[str, str] | list[str], values: dict[str, str]):  # type: ignore[no-untyped-def]
     if isinstance(items, dict):
         return {k: substitute(v, values) for k, v in items.items()}
-    return [substitute(v, values) for v in items]
+    out: list[str] = []
+    for item in items:
+        name = item[2:-1] if item.startswith("${") and item.endswith("}") else None
+        if name in OPTION_PLACEHOLDERS and name in values:
+            out += values[name].split()  # JVM options: one argv element each
+        else:
+            out.append(substitute(item, values))
+    return out

@@ -67,7 +67,7 @@ log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 log4j.logger.org.apache.hadoop.conf.Configuration.deprecation=WARN
 """
 
-# ${HADOOP_HOME} and ${JAVA_HOME} (braced) are filled in by the node agent; the script's
+# ${HADOOP_HOME}, ${JAVA_HOME} and ${HADOOP_CDS_OPTS} (braced) are filled in by the node agent; the script's
 # own variables are written unbraced so they are left alone.
 _LAUNCHER = """\
 #!/usr/bin/env bash
@@ -115,13 +115,15 @@ case "$tool:$sub" in
   *) echo "$tool: unknown subcommand '$sub' (Corral's launcher knows the common ones; see $0)" >&2; exit 2 ;;
 esac
 
-cp="$HADOOP_CONF_DIR"
+# The jars first: the class path of the host's Hadoop class-data archive (corral.runtime.cds),
+# which a JVM maps only when its class path begins with it. The jars hold no *-site.xml or
+# log4j.properties that could shadow the configuration directory's.
+cp="$HADOOP_HOME/lib/*:$HADOOP_HOME/classes:$HADOOP_CONF_DIR"
 if [ -n "$resources" ]; then cp="$cp:$HADOOP_HOME/resources"; fi
-cp="$cp:$HADOOP_HOME/classes:$HADOOP_HOME/lib/*"
 if [ -n "${HADOOP_CLASSPATH:-}" ]; then cp="$cp:$HADOOP_CLASSPATH"; fi
 if [ -z "$class" ]; then echo "$cp"; exit 0; fi
 
-opts="@MODULE_OPTS@ -Dhadoop.home.dir=$HADOOP_HOME -Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-INFO,console}"
+opts="@MODULE_OPTS@ ${HADOOP_CDS_OPTS} -Dhadoop.home.dir=$HADOOP_HOME -Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-INFO,console}"
 if [ -n "${HADOOP_HEAPSIZE_MAX:-}" ]; then opts="$opts -Xmx$HADOOP_HEAPSIZE_MAX"; fi
 if [ -n "$daemon" ]; then opts="$opts ${HADOOP_DAEMON_OPTS:-}"; else opts="$opts ${HADOOP_CLIENT_OPTS:-}"; fi
 exec "$JAVA_HOME/bin/java" $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"

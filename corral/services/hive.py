@@ -22,6 +22,7 @@ from corral.services import hadoop_common as hc
 from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS
+from corral.services.spark import CDS_OPTS, SPARK_JARS
 
 METASTORE_PORT = 9083
 THRIFT_PORT = 10000
@@ -115,15 +116,16 @@ class HiveService(ServiceBase):
         if node.role is not NodeRole.MASTER:
             return []
         env = {**hc.client_env(cluster), "SPARK_HOME": "${SPARK_HOME}", "SPARK_CONF_DIR": node.path("conf", "spark"),
-               "SPARK_LOCAL_IP": node.address, "PYSPARK_PYTHON": "${PYTHON}"}
+               "SPARK_LOCAL_IP": node.address, "PYSPARK_PYTHON": "${PYTHON}", "SPARK_LAUNCHER_OPTS": CDS_OPTS}
         env.pop("PATH")
-        # Spark's Hive 2.3 jars, plus S3A (tables may live in s3a://) and the JDBC drivers
-        # of an external metastore database.
-        classpath = f"{conf_dir(node)}:{hc.conf_dir(node)}:${{HADOOP_HOME}}/classes:${{SPARK_HOME}}/jars/*:{S3_JARS}:{JDBC_JARS}"
+        # Spark's Hive 2.3 jars (first: the class path of the Spark class-data archive; they
+        # hold no configuration files to shadow ours), the configuration, S3A (tables may
+        # live in s3a://) and the JDBC drivers of an external metastore database.
+        classpath = f"{SPARK_JARS}:{conf_dir(node)}:{hc.conf_dir(node)}:${{HADOOP_HOME}}/classes:{S3_JARS}:{JDBC_JARS}"
         namenode = Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)
         metastore = ComponentSpec(
             name="hive-metastore", service=self.name,
-            argv=["${JAVA_HOME}/bin/java", "-Xmx512m", *hc.DAEMON_JAVA_OPTS.split(), *hc.JAVA_MODULE_OPTS.split(),
+            argv=["${JAVA_HOME}/bin/java", "-Xmx512m", *hc.DAEMON_JAVA_OPTS.split(), CDS_OPTS, *hc.JAVA_MODULE_OPTS.split(),
                   f"-Dderby.system.home={node.path('data', 'hive')}", "-cp", classpath,
                   "org.apache.hadoop.hive.metastore.HiveMetaStore", "-p", str(METASTORE_PORT)],
             env=env,

@@ -50,6 +50,10 @@ class MapReduceService(ServiceBase):
             "mapreduce.jobhistory.webapp.address": f"{master}:{HISTORY_WEB_PORT}",
             "mapreduce.jobhistory.admin.address": f"{master}:{HISTORY_ADMIN_PORT}",
             "yarn.app.mapreduce.am.resource.mb": task,
+            # The ApplicationMaster coordinates and computes little, like Corral's daemons:
+            # C1 and the serial collector halve its start-up CPU. Its heap is 80 % of its
+            # container, the ratio Hadoop applies to tasks (the stock -Xmx1024m ignores it).
+            "yarn.app.mapreduce.am.command-opts": f"-Xmx{task_mib(cluster) * 4 // 5}m {hc.DAEMON_JAVA_OPTS}",
             "mapreduce.map.memory.mb": task,
             "mapreduce.reduce.memory.mb": task,
             # Several NodeManagers may share a host (the local provider): the shuffle

@@ -31,6 +31,11 @@ HDFS_EVENT_DIR = "/spark-history"
 YARN_AM_MIB = 512
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
 SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
+# Every Spark JVM's class path starts with Spark's jars, the class path of the host's
+# class-data archive (``corral.runtime.cds``), so that the JVM can map it; SPARK_CDS_OPTS
+# names the archive (or is the JDK's default when the host has none).
+SPARK_JARS = "${SPARK_HOME}/jars/*"
+CDS_OPTS = "${SPARK_CDS_OPTS}"
 # pyspark 4.3.0's Python sources for executors (the py4j version is the one it ships)
 PYSPARK_ARCHIVES = "local:${SPARK_HOME}/python/lib/pyspark.zip,local:${SPARK_HOME}/python/lib/py4j-0.10.9.9-src.zip"
 
@@ -103,7 +108,8 @@ class SparkService(ServiceBase):
             "spark.yarn.jars": "local:${SPARK_HOME}/jars/*",
             # pyspark ships its own (shaded) Hadoop client; Hadoop's jars would clash with it.
             "spark.yarn.populateHadoopClasspath": "false",
-            "spark.yarn.am.extraClassPath": HADOOP_CLASSES,
+            "spark.yarn.am.extraClassPath": f"{SPARK_JARS}:{HADOOP_CLASSES}",
+            "spark.yarn.am.extraJavaOptions": CDS_OPTS,
             "spark.executorEnv.PYSPARK_PYTHON": "${PYTHON}",
             "spark.yarn.appMasterEnv.PYSPARK_PYTHON": "${PYTHON}",
             "spark.yarn.historyServer.address": f"{cluster.master.address}:{HISTORY_UI_PORT}",
@@ -117,12 +123,13 @@ class SparkService(ServiceBase):
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         master = cluster.master
         driver_mib = max(512, min(2048, master.itype.usable_mib // 2))
-        # Corral's socket factory (which the cluster's core-site names), S3A and the JDBC
-        # drivers, for every JVM. Without core-site, spark.hadoop.* carries the S3A settings.
-        hadoop = {"spark.driver.extraClassPath": SPARK_EXTRA_CLASSPATH, "spark.executor.extraClassPath": SPARK_EXTRA_CLASSPATH} \
-            if hc.uses_hadoop_runtime(cluster) else {}
+        # Spark's jars first (the class-data archive's class path), then Corral's socket
+        # factory (which the cluster's core-site names), S3A and the JDBC drivers, for every
+        # JVM. Without core-site, spark.hadoop.* carries the S3A settings.
+        extra = f"{SPARK_JARS}:{SPARK_EXTRA_CLASSPATH}" if hc.uses_hadoop_runtime(cluster) else SPARK_JARS
+        classpath = {"spark.driver.extraClassPath": extra, "spark.executor.extraClassPath": extra}
         if "hdfs" not in cluster.services:
-            hadoop.update({f"spark.hadoop.{k}": v for k, v in s3a_properties(cluster).items()})
+            classpath.update({f"spark.hadoop.{k}": v for k, v in s3a_properties(cluster).items()})
         # With HIVE, every Spark application shares the cluster's metastore.
         from corral.services.hive import metastore_uri, warehouse_dir  # noqa: PLC0415 - hive builds on spark
 
@@ -130,9 +137,12 @@ class SparkService(ServiceBase):
                 "spark.sql.warehouse.dir": warehouse_dir(cluster)} if "hive" in cluster.services else {}
         defaults = {
             **self._placement(cluster),
-            **hadoop,
+            **classpath,
             **hive,
             "spark.driver.memory": _mib(driver_mib),
+            # The "default" options come before a user's extraJavaOptions, which keep them.
+            "spark.driver.defaultJavaOptions": CDS_OPTS,
+            "spark.executor.defaultJavaOptions": CDS_OPTS,
             "spark.eventLog.enabled": "true",
             "spark.eventLog.dir": self._event_dir(cluster),
             "spark.history.fs.logDirectory": self._event_dir(cluster),
@@ -164,7 +174,9 @@ class SparkService(ServiceBase):
                 "SPARK_CONF_DIR": self._conf_dir(node),
                 "SPARK_LOCAL_IP": node.address,
                 "SPARK_LOCAL_DIRS": node.path("data", "spark-local"),
-                "SPARK_DAEMON_JAVA_OPTS": (DAEMON_JAVA_OPTS + " " + env.get("SPARK_DAEMON_JAVA_OPTS", "")).strip(),
+                "SPARK_DAEMON_JAVA_OPTS": f"{DAEMON_JAVA_OPTS} {CDS_OPTS} {env.get('SPARK_DAEMON_JAVA_OPTS', '')}".strip(),
+                "SPARK_DAEMON_CLASSPATH": SPARK_JARS,
+                "SPARK_LAUNCHER_OPTS": CDS_OPTS,
                 "SPARK_NO_DAEMONIZE": "1",
                 "PYSPARK_PYTHON": "${PYTHON}",
             }
@@ -185,7 +197,7 @@ class SparkService(ServiceBase):
             argv = ["/bin/bash", "-c", mkdir, "spark-history-server", *argv]
             env.update(hc.client_env(cluster))
             env.pop("PATH")
-            env["SPARK_DAEMON_CLASSPATH"] = HADOOP_CLASSES
+            env["SPARK_DAEMON_CLASSPATH"] = f"{SPARK_JARS}:{HADOOP_CLASSES}"
             wait_for = [Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT)]
         return ComponentSpec(
             name="spark-history-server",
@@ -247,6 +259,7 @@ class SparkService(ServiceBase):
             "SPARK_LOCAL_DIRS": master.path("data", "spark-local"),
             "PYSPARK_PYTHON": "${PYTHON}",
             "SPARK_MASTER_URL": "yarn" if on_yarn(cluster) else self.master_url(cluster),
+            "SPARK_LAUNCHER_OPTS": CDS_OPTS,  # spark-submit's own first JVM
             # spark-submit's own JVM talks to HDFS and YARN too (in cluster mode it is not
             # the driver, so spark.driver.extraClassPath does not reach it).
             **({"SPARK_DIST_CLASSPATH": HADOOP_CLASSES} if "hdfs" in cluster.services else {}),

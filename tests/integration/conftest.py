@@ -48,8 +48,9 @@ def with_test_jvm_options(spec: dict[str, Any]) -> dict[str, Any]:
     given = {c.get("classification") for c in configurations if isinstance(c, dict)}
     if "spark" in services and "spark-defaults" not in given:
         configurations.append({"classification": "spark-defaults", "properties": {
-            "spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS,
-            "spark.yarn.am.extraJavaOptions": TEST_JVM_OPTIONS}})
+            # Not spark.yarn.am.extraJavaOptions: it would replace Corral's, which map the
+            # class-data archive (the driver's and executors' are added to Corral's).
+            "spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS}})
     if "mapreduce" in services and "mapred-site" not in given:
         configurations.append({"classification": "mapred-site", "properties": {
             "mapreduce.map.java.opts": TEST_JVM_OPTIONS, "mapreduce.reduce.java.opts": TEST_JVM_OPTIONS}})
@@ -71,6 +72,31 @@ def cluster_processes(cluster_id: str) -> list[psutil.Process]:
         try:
             if proc.environ().get("CORRAL_CLUSTER_ID") == cluster_id:
                 found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def jvm_main_class(proc: psutil.Process) -> str:
+    """The main class of a Hadoop/Spark/Hive Java process ('' for anything else)."""
+    cmd = proc.cmdline()
+    if not cmd or Path(cmd[0]).name != "java":
+        return ""
+    return next((arg for arg in cmd[1:] if arg.startswith("org.apache.")), "")
+
+
+def class_data_archive_use(cluster_id: str, kinds: set[str], archive: str = "spark") -> dict[str, bool]:
+    """For the cluster's running JVMs whose main class's simple name is in ``kinds``: by
+    name, whether every one of them has mapped the host's ``archive`` ("spark" or "hadoop")
+    class-data archive (``corral.runtime.cds``). A JVM whose class path does not match the
+    archive unmaps it at start-up, so a mapping is the proof that it is used."""
+    found: dict[str, bool] = {}
+    for proc in cluster_processes(cluster_id):
+        try:
+            main = jvm_main_class(proc).rsplit(".", 1)[-1]
+            if main in kinds:
+                mapped = any(m.path.endswith(".jsa") and f"/cds/{archive}-" in m.path for m in proc.memory_maps())
+                found[main] = found.get(main, True) and mapped
         except (psutil.Error, OSError):
             continue
     return found

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, cluster_processes, listening_on
+from tests.integration.conftest import ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,9 @@ def test_ready_means_every_daemon_is_registered_and_every_ui_answers(shared_cp: 
     configs = {c["classification"]: c for c in shared_cp.http.get(f"/clusters/{cluster['id']}/configurations").json()}
     assert configs["hdfs-site"]["properties"]["dfs.replication"] == "2"
     assert configs["spark-defaults"]["properties"]["spark.master"] == "yarn"
+    # Every Hadoop daemon, started by Corral's launcher, maps the host's Hadoop class-data archive.
+    daemons = {"NameNode", "DataNode", "ResourceManager", "NodeManager", "JobHistoryServer"}
+    assert class_data_archive_use(cluster["id"], daemons, archive="hadoop") == dict.fromkeys(daemons, True)
 
 
 def test_shell_steps_have_the_hadoop_tools(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
@@ -197,6 +200,9 @@ def test_nodemanager_killed_during_a_spark_step(shared_cp: ControlPlaneProcess, 
     apps = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 90, "the application id")
     shared_cp.wait_for(lambda: _yarn_app(hadoop_cluster, apps[0])["state"] == "RUNNING", 90, "the application to run")
     time.sleep(5)  # executors are working
+    # On YARN too, the driver, the ApplicationMaster and the executors map the class-data archive.
+    spark_jvms = {"SparkSubmit", "ExecutorLauncher", "YarnCoarseGrainedExecutorBackend", "HistoryServer"}
+    assert class_data_archive_use(cid, spark_jvms) == dict.fromkeys(spark_jvms, True)
     os.kill(_daemon(cid, victim["id"], "org.apache.hadoop.yarn.server.nodemanager.NodeManager").pid, signal.SIGKILL)
     done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
     assert done["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pyhive import hive
 
-from tests.integration.conftest import HADOOP_SPEC, ControlPlaneProcess, cluster_processes
+from tests.integration.conftest import HADOOP_SPEC, ControlPlaneProcess, class_data_archive_use, cluster_processes
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +27,8 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
         cluster = shared_cp.wait_cluster(cid, ("WAITING",), timeout=240)
         master = next(n for n in cluster["nodes"] if n["role"] == "MASTER")
         assert {"hive-metastore", "spark-thriftserver"} <= set(master["components"])
+        # The metastore and the endpoint's driver (spark-submit) use the Spark class-data archive.
+        assert class_data_archive_use(cid, {"HiveMetaStore", "SparkSubmit"}) == {"HiveMetaStore": True, "SparkSubmit": True}
         rows = [("eu", 3), ("us", 5), ("eu", 4), ("apac", 11), ("us", 1)]
         writer = tmp_path / "make_table.py"
         writer.write_text(

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, cluster_processes
+from tests.integration.conftest import ControlPlaneProcess, class_data_archive_use, cluster_processes
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +90,9 @@ def test_cancel_running_spark_step_stops_driver_and_application(shared_cp: Contr
                                    for a in _master_json(spark_cluster)["activeapps"]), 90, "the application to run")
     shared_cp.wait_for(lambda: any("CoarseGrainedExecutorBackend" in " ".join(p.cmdline())
                                    for p in cluster_processes(cid)), 60, "executors to start")
+    # Every Spark JVM (daemons, driver, executors) maps the host's class-data archive.
+    spark_jvms = {"Master", "Worker", "HistoryServer", "SparkSubmit", "CoarseGrainedExecutorBackend"}
+    assert class_data_archive_use(cid, spark_jvms) == dict.fromkeys(spark_jvms, True)
     resp = shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
     assert resp.status_code == 200 and resp.json()["status"] == "CANCEL_PENDING"
     step = shared_cp.wait_step(cid, step["id"], timeout=60)

@@ -1,11 +1,12 @@
-"""Runtime placeholders: only ${SPARK_HOME}, ${JAVA_HOME} and ${PYTHON} are the agent's."""
+"""Runtime placeholders: only the protocol's (${SPARK_HOME}, ${JAVA_HOME}, ...) are the agent's."""
 
 from __future__ import annotations
 
 from corral.agent.protocol import RUNTIME_PLACEHOLDERS
 from corral.agent.runtime import substitute, substitute_all
 
-VALUES = {"HADOOP_HOME": "/opt/hadoop", "SPARK_HOME": "/opt/spark", "JAVA_HOME": "/usr/lib/jvm/17", "PYTHON": "/venv/bin/python"}
+VALUES = {"HADOOP_HOME": "/opt/hadoop", "SPARK_HOME": "/opt/spark", "JAVA_HOME": "/usr/lib/jvm/17", "PYTHON": "/venv/bin/python",
+          "SPARK_CDS_OPTS": "-XX:SharedArchiveFile=/c/s.jsa -Xlog:cds=off", "HADOOP_CDS_OPTS": "-Xshare:auto"}
 
 
 def test_replaces_the_runtime_placeholders() -> None:
@@ -41,3 +42,11 @@ def test_the_placeholders_are_the_protocol_ones() -> None:
 def test_substitute_all() -> None:
     assert substitute_all({"A": "${SPARK_HOME}", "B": "${X}"}, VALUES) == {"A": "/opt/spark", "B": "${X}"}
     assert substitute_all(["${PYTHON}", "-m", "${MOD}"], VALUES) == ["/venv/bin/python", "-m", "${MOD}"]
+
+
+def test_option_placeholders_become_one_argv_element_per_option() -> None:
+    argv = ["${JAVA_HOME}/bin/java", "${SPARK_CDS_OPTS}", "-Dx=${SPARK_CDS_OPTS}", "Main"]
+    assert substitute_all(argv, VALUES) == ["/usr/lib/jvm/17/bin/java", "-XX:SharedArchiveFile=/c/s.jsa", "-Xlog:cds=off",
+                                            "-Dx=-XX:SharedArchiveFile=/c/s.jsa -Xlog:cds=off", "Main"]
+    assert substitute_all(["java", "${SPARK_CDS_OPTS}", "Main"], {**VALUES, "SPARK_CDS_OPTS": ""}) == ["java", "Main"]
+    assert substitute_all(["java", "${SPARK_HOME}"], {"SPARK_HOME": "/a b"}) == ["java", "/a b"]  # paths are not split

@@ -125,6 +125,9 @@ def test_mapreduce_tasks_fit_the_nodemanagers() -> None:
     task = int(mapred["mapreduce.map.memory.mb"])
     assert task % MIN_ALLOCATION_MIB == 0 and 512 <= task <= 3072
     assert mapred["mapreduce.application.classpath"].startswith("$HADOOP_CONF_DIR,")
+    am_opts = mapred["yarn.app.mapreduce.am.command-opts"].split()
+    assert am_opts[0] == f"-Xmx{int(mapred['yarn.app.mapreduce.am.resource.mb']) * 4 // 5}m"  # fits its container
+    assert "-XX:TieredStopAtLevel=1" in am_opts
 
 
 @pytest.mark.parametrize("services, groups, loc, message", [
