@@ -112,6 +112,7 @@ class LogArchiver:
         """A tree laid out as under the prefix, of hard links (copies across devices)."""
         staging = self.node_dir / "run" / "log-archive-upload"
         shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         for files, dest in batch:
             target = staging / dest
             target.mkdir(parents=True, exist_ok=True)

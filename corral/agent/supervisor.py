@@ -20,6 +20,9 @@ from corral.agent.process import ManagedProcess
 from corral.agent.protocol import ComponentReport, ComponentSpec, Probe
 
 EventSink = Callable[[str, str, str, str | None], None]  # level, code, message, component
+# One client for every HTTP probe: a new one per request (httpx.get) costs ~50 ms of CPU
+# building its SSL context, and a starting daemon is probed up to ten times a second.
+_HTTP = httpx.Client()
 
 
 def probe_ok(probe: Probe, timeout: float = 0.5) -> bool:
@@ -30,7 +33,7 @@ def probe_ok(probe: Probe, timeout: float = 0.5) -> bool:
         except OSError:
             return False
     try:
-        return httpx.get(f"http://{probe.host}:{probe.port}{probe.path}", timeout=timeout).status_code < 500
+        return _HTTP.get(f"http://{probe.host}:{probe.port}{probe.path}", timeout=timeout).status_code < 500
     except httpx.HTTPError:
         return False
 

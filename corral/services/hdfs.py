@@ -15,7 +15,7 @@ from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.s3a import s3a_properties
-from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 
 NAMENODE_RPC_PORT = 8020
 NAMENODE_HTTP_PORT = 9870
@@ -121,7 +121,7 @@ class HdfsService(ServiceBase):
     def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
         url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo"
         try:
-            beans = httpx.get(url, timeout=timeout).json()["beans"]
+            beans = HTTP.get(url, timeout=timeout).json()["beans"]
             info = beans[0]
             live = json.loads(info["LiveNodes"])
         except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:

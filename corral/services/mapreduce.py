@@ -12,7 +12,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.yarn import MIN_ALLOCATION_MIB, application_classpath, nodemanagers, smallest_nodemanager_mib
 
@@ -89,7 +89,7 @@ class MapReduceService(ServiceBase):
     def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
         url = f"http://{cluster.master.address}:{HISTORY_WEB_PORT}/ws/v1/history/info"
         try:
-            info = httpx.get(url, timeout=timeout, headers={"Accept": "application/json"}).json()
+            info = HTTP.get(url, timeout=timeout, headers={"Accept": "application/json"}).json()
         except (httpx.HTTPError, ValueError) as exc:
             return ReadyCheck(False, f"JobHistory Server not answering at {url}: {exc!r}")
         version = (info.get("historyInfo") or {}).get("hadoopVersion", "?")

@@ -18,7 +18,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
 from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
@@ -275,13 +275,13 @@ class SparkService(ServiceBase):
         if on_yarn(cluster):
             url = f"http://{cluster.master.address}:{HISTORY_UI_PORT}/api/v1/version"
             try:
-                version = httpx.get(url, timeout=timeout).json().get("spark", "?")
+                version = HTTP.get(url, timeout=timeout).json().get("spark", "?")
             except (httpx.HTTPError, ValueError) as exc:
                 return ReadyCheck(False, f"Spark History Server not answering at {url}: {exc!r}")
             return ReadyCheck(True, f"Spark {version} on YARN, History Server answering")
         url = f"http://{cluster.master.address}:{MASTER_UI_PORT}/json/"
         try:
-            state = httpx.get(url, timeout=timeout).json()
+            state = HTTP.get(url, timeout=timeout).json()
         except (httpx.HTTPError, ValueError) as exc:
             return ReadyCheck(False, f"Spark Master not answering at {url}: {exc}")
         expected = {w.address for w in self._workers(cluster)}

@@ -14,7 +14,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
 
 RM_SCHEDULER_PORT = 8030
 RM_TRACKER_PORT = 8031
@@ -177,7 +177,7 @@ class YarnService(ServiceBase):
     def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
         url = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/nodes"
         try:
-            nodes = (httpx.get(url, timeout=timeout).json().get("nodes") or {}).get("node", [])
+            nodes = (HTTP.get(url, timeout=timeout).json().get("nodes") or {}).get("node", [])
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             return ReadyCheck(False, f"ResourceManager not answering at {url}: {exc!r}")
         running = {n["nodeHostName"] for n in nodes if n.get("state") == "RUNNING"}
@@ -193,9 +193,9 @@ class YarnService(ServiceBase):
         base = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps"
         for app in application_ids:
             try:
-                state = httpx.get(f"{base}/{app}/state", timeout=2.0).json().get("state")
+                state = HTTP.get(f"{base}/{app}/state", timeout=2.0).json().get("state")
                 if state not in _FINAL_APP_STATES:
-                    httpx.put(f"{base}/{app}/state", json={"state": "KILLED"}, timeout=5.0,
+                    HTTP.put(f"{base}/{app}/state", json={"state": "KILLED"}, timeout=5.0,
                               params={"user.name": hc.HADOOP_USER})
                     log.info("killed YARN application %s (was %s)", app, state)
             except (httpx.HTTPError, ValueError) as exc:

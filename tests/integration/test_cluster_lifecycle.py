@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, cluster_processes, listening_on
+from tests.integration.conftest import HTTP, ControlPlaneProcess, cluster_processes, listening_on
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +34,10 @@ def test_create_bootstrap_pi_terminate_leaves_nothing(shared_cp: ControlPlanePro
     # The web UIs answer on the master's address; the Master sees both workers.
     master = by_role["MASTER"]["address"]
     assert cluster["web_uis"]["spark-master"] == f"http://{master}:8080"
-    state = httpx.get(f"http://{master}:8080/json/", timeout=5).json()
+    state = HTTP.get(f"http://{master}:8080/json/", timeout=5).json()
     assert sorted(w["host"] for w in state["workers"] if w["state"] == "ALIVE") == sorted(
         n["address"] for n in nodes if n["role"] == "CORE")
-    assert httpx.get(cluster["web_uis"]["spark-history-server"] + "/api/v1/applications", timeout=5).status_code == 200
+    assert HTTP.get(cluster["web_uis"]["spark-history-server"] + "/api/v1/applications", timeout=5).status_code == 200
 
     # Bootstrap actions ran on every node, with their arguments and the node's role.
     node_dirs = [Path(p) for p in (shared_cp.home / "nodes" / cid).iterdir()]
@@ -62,7 +61,7 @@ def test_create_bootstrap_pi_terminate_leaves_nothing(shared_cp: ControlPlanePro
     assert "SparkContext" in shared_cp.log(cid, step["id"], "stderr")
     assert step["started_at"] and step["ended_at"] and step["exit_code"] == 0
     # The driver wrote its event log where the History Server reads it.
-    shared_cp.wait_for(lambda: httpx.get(cluster["web_uis"]["spark-history-server"] + "/api/v1/applications",
+    shared_cp.wait_for(lambda: HTTP.get(cluster["web_uis"]["spark-history-server"] + "/api/v1/applications",
                                          timeout=5).json(), 30, "the History Server to list the pi application")
 
     assert cluster_processes(cid), "the cluster's processes should be findable by their environment"

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
+from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,7 @@ def _core_nodes(cluster: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _yarn_app(cluster: dict[str, Any], app_id: str) -> dict[str, Any]:
-    return httpx.get(f"{cluster['web_uis']['resourcemanager']}/ws/v1/cluster/apps/{app_id}", timeout=5).json()["app"]
+    return HTTP.get(f"{cluster['web_uis']['resourcemanager']}/ws/v1/cluster/apps/{app_id}", timeout=5).json()["app"]
 
 
 def test_ready_means_every_daemon_is_registered_and_every_ui_answers(shared_cp: ControlPlaneProcess,
@@ -60,18 +59,18 @@ def test_ready_means_every_daemon_is_registered_and_every_ui_answers(shared_cp: 
     assert set(uis) == {"namenode", "resourcemanager", "jobhistory", "spark-history-server"}
     master = cluster["master_address"]
     assert all(url.startswith(f"http://{master}:") for url in uis.values())
-    info = httpx.get(f"{uis['namenode']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo", timeout=5).json()["beans"][0]
+    info = HTTP.get(f"{uis['namenode']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo", timeout=5).json()["beans"][0]
     assert info["Safemode"] == ""
     import json
 
     live = {name.split(":")[0] for name in json.loads(info["LiveNodes"])}
     assert live == {n["address"] for n in _core_nodes(cluster)}  # each DataNode seen at its own address
-    nodes = httpx.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=5).json()["nodes"]["node"]
+    nodes = HTTP.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=5).json()["nodes"]["node"]
     assert {n["nodeHostName"] for n in nodes if n["state"] == "RUNNING"} == live
     assert {n["totalResource"]["memory"] for n in nodes} == {3072}  # local.medium: 4 GiB less the reserve
     for path in (uis["namenode"] + "/dfshealth.html", uis["resourcemanager"] + "/cluster",
                  uis["jobhistory"] + "/jobhistory", uis["spark-history-server"] + "/api/v1/version"):
-        assert httpx.get(path, timeout=10, follow_redirects=True).status_code == 200, path
+        assert HTTP.get(path, timeout=10, follow_redirects=True).status_code == 200, path
     configs = {c["classification"]: c for c in shared_cp.http.get(f"/clusters/{cluster['id']}/configurations").json()}
     assert configs["hdfs-site"]["properties"]["dfs.replication"] == "2"
     assert configs["spark-defaults"]["properties"]["spark.master"] == "yarn"

@@ -9,17 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import ControlPlaneProcess, class_data_archive_use, cluster_processes
+from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes
 
 pytestmark = pytest.mark.integration
 
 
 def _master_json(cluster: dict[str, Any]) -> dict[str, Any]:
-    return httpx.get(cluster["web_uis"]["spark-master"] + "/json/", timeout=5).json()  # type: ignore[no-any-return]
+    return HTTP.get(cluster["web_uis"]["spark-master"] + "/json/", timeout=5).json()  # type: ignore[no-any-return]
 
 
 def test_steps_run_in_order_with_action_on_failure(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
