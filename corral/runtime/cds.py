@@ -74,19 +74,28 @@ def find_archive(cache: Path, java_home: str, kind: str, home: str) -> Path | No
     return path if path.is_file() else None
 
 
+def _stale(meta: Path) -> bool:
+    """An archive whose runtime is gone or has changed (a reinstalled virtual environment
+    at the same path, a JDK update) can never be mapped again."""
+    try:
+        record = json.loads(meta.read_text())
+        current = archive_path(meta.parent.parent, record["java_home"], record["kind"], record["home"])
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return True
+    return current != meta.with_suffix(".jsa")
+
+
 def _prune(directory: Path, keep: Path) -> None:
-    """Drop archives of runtimes that are gone (e.g. removed virtual environments)."""
     for meta in directory.glob("*.json"):
-        try:
-            home = json.loads(meta.read_text())["home"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if meta.with_suffix(".jsa") != keep and not Path(home).is_dir():
+        if meta.with_suffix(".jsa") != keep and _stale(meta):
             meta.with_suffix(".jsa").unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
+    for orphan in directory.glob("*.jsa"):  # e.g. from an interrupted build
+        if not orphan.with_suffix(".json").exists() and orphan != keep:
+            orphan.unlink(missing_ok=True)
 
 
-def _build(cache: Path, path: Path, home: str, training: Training) -> Path:
+def _build(cache: Path, path: Path, record: dict[str, str], training: Training) -> Path:
     """Run ``training`` to write the archive at ``path`` (once; concurrent callers wait)."""
     with file_lock(cache / "cds" / ".build.lock"):
         if path.is_file():
@@ -101,7 +110,7 @@ def _build(cache: Path, path: Path, home: str, training: Training) -> Path:
                 partial.rename(path)
             finally:
                 partial.unlink(missing_ok=True)
-        path.with_suffix(".json").write_text(json.dumps({"home": str(Path(home).resolve())}))
+        path.with_suffix(".json").write_text(json.dumps(record))
         _prune(path.parent, keep=path)
     return path
 
@@ -122,7 +131,8 @@ def build_spark_archive(cache: Path, java_home: str, spark_home: str, python: st
             raise RuntimeError(f"the training job failed (exit {result.returncode}):\n{tail}")
         return result
 
-    return _build(cache, archive_path(cache, java_home, "spark", spark_home), spark_home, train)
+    record = {"kind": "spark", "home": spark_home, "java_home": java_home}
+    return _build(cache, archive_path(cache, java_home, "spark", spark_home), record, train)
 
 
 def _closed_port() -> int:
@@ -150,7 +160,8 @@ def build_hadoop_archive(cache: Path, java_home: str, hadoop_home: str, java_opt
         env = {**os.environ, "JAVA_HOME": java_home}
         return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=TRAINING_TIMEOUT)
 
-    return _build(cache, archive_path(cache, java_home, "hadoop", hadoop_home), hadoop_home, train)
+    record = {"kind": "hadoop", "home": hadoop_home, "java_home": java_home}
+    return _build(cache, archive_path(cache, java_home, "hadoop", hadoop_home), record, train)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def test_build_trains_once_and_records_the_spark_home(tmp_path: Path) -> None:
     built = cds.build_spark_archive(cache, JAVA_HOME, str(home))
     assert built.read_text() == "archive\n"
     assert cds.find_archive(cache, JAVA_HOME, "spark", str(home)) == built
-    assert json.loads(built.with_suffix(".json").read_text()) == {"home": str(home.resolve())}
+    assert json.loads(built.with_suffix(".json").read_text()) == {"kind": "spark", "home": str(home),
+                                                                   "java_home": JAVA_HOME}
     assert cds.build_spark_archive(cache, JAVA_HOME, str(home)) == built
     assert (home / "runs").read_text() == "run\n"  # the second call found it
     assert sorted(p.name for p in built.parent.iterdir()) == sorted([built.name, built.with_suffix(".json").name,
@@ -85,20 +87,22 @@ def test_a_failed_training_raises_with_its_output_and_leaves_no_archive(tmp_path
     assert [p.name for p in (tmp_path / "cache" / "cds").iterdir()] == [".build.lock"]
 
 
-def test_archives_of_removed_spark_homes_are_pruned(tmp_path: Path) -> None:
+def test_archives_of_removed_or_changed_runtimes_are_pruned(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     gone = fake_spark(tmp_path / "old", WRITES_ARCHIVE)
     old = cds.build_spark_archive(cache, JAVA_HOME, str(gone))
+    changed = fake_spark(tmp_path / "changed", WRITES_ARCHIVE)
+    before = cds.build_spark_archive(cache, JAVA_HOME, str(changed))
     kept = cds.build_spark_archive(cache, JAVA_HOME, str(fake_spark(tmp_path / "kept", WRITES_ARCHIVE)))
-    for path in (gone / "jars").iterdir():
-        path.unlink()
-    (gone / "bin" / "spark-submit").unlink()
-    for d in ("jars", "bin"):
-        (gone / d).rmdir()
-    gone.rmdir()
-    new = cds.build_spark_archive(cache, JAVA_HOME, str(fake_spark(tmp_path / "new", WRITES_ARCHIVE)))
+    shutil.rmtree(gone)  # a removed virtual environment
+    (changed / "jars" / "a.jar").write_bytes(b"reinstalled")  # the same path, other jars
+    orphan = cache / "cds" / "spark-0123456789abcdef.jsa"  # an interrupted build's
+    orphan.write_bytes(b"x")
+    after = cds.build_spark_archive(cache, JAVA_HOME, str(changed))
+    assert after != before
     assert not old.exists() and not old.with_suffix(".json").exists()
-    assert kept.exists() and new.exists()
+    assert not before.exists() and not before.with_suffix(".json").exists() and not orphan.exists()
+    assert kept.exists() and after.exists()
 
 
 def _view(services: tuple[str, ...]) -> ClusterView:
