@@ -93,6 +93,8 @@ def _prune(directory: Path, keep: Path) -> None:
     for orphan in directory.glob("*.jsa"):  # e.g. from an interrupted build
         if not orphan.with_suffix(".json").exists() and orphan != keep:
             orphan.unlink(missing_ok=True)
+    for partial in directory.glob("*.partial"):  # a killed build's (builds hold the lock)
+        partial.unlink(missing_ok=True)
 
 
 def _build(cache: Path, path: Path, record: dict[str, str], training: Training) -> Path:

@@ -98,10 +98,13 @@ def test_archives_of_removed_or_changed_runtimes_are_pruned(tmp_path: Path) -> N
     (changed / "jars" / "a.jar").write_bytes(b"reinstalled")  # the same path, other jars
     orphan = cache / "cds" / "spark-0123456789abcdef.jsa"  # an interrupted build's
     orphan.write_bytes(b"x")
+    killed = cache / "cds" / "spark-0123456789abcdef.4242.partial"  # a killed build's
+    killed.write_bytes(b"x")
     after = cds.build_spark_archive(cache, JAVA_HOME, str(changed))
     assert after != before
     assert not old.exists() and not old.with_suffix(".json").exists()
-    assert not before.exists() and not before.with_suffix(".json").exists() and not orphan.exists()
+    assert not before.exists() and not before.with_suffix(".json").exists()
+    assert not orphan.exists() and not killed.exists()
     assert kept.exists() and after.exists()
 
 
