@@ -100,20 +100,19 @@ def _prune(directory: Path, keep: Path) -> None:
 def _build(cache: Path, path: Path, record: dict[str, str], training: Training) -> Path:
     """Run ``training`` to write the archive at ``path`` (once; concurrent callers wait)."""
     with file_lock(cache / "cds" / ".build.lock"):
-        if path.is_file():
-            return path
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        with tempfile.TemporaryDirectory(prefix="corral-cds-") as work:
-            try:
-                result = training(partial, Path(work))
-                if not partial.is_file():
-                    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
-                    raise RuntimeError(f"the training run wrote no archive (exit {result.returncode}):\n{tail}")
-                partial.rename(path)
-            finally:
-                partial.unlink(missing_ok=True)
+        if not path.is_file():
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            with tempfile.TemporaryDirectory(prefix="corral-cds-") as work:
+                try:
+                    result = training(partial, Path(work))
+                    if not partial.is_file():
+                        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+                        raise RuntimeError(f"the training run wrote no archive (exit {result.returncode}):\n{tail}")
+                    partial.rename(path)
+                finally:
+                    partial.unlink(missing_ok=True)
         path.with_suffix(".json").write_text(json.dumps(record))
-        _prune(path.parent, keep=path)
+        _prune(path.parent, keep=path)  # also when nothing was built: a reinstall leaves stale ones
     return path
 
 
