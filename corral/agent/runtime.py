@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDERS, RuntimeSpec
-from corral.runtime import DeployError, cds, file_lock
+from corral.runtime import DeployError, cds, file_lock, java_version_output
 from corral.runtime.hadoop import ensure_hadoop
 
 __all__ = ["DeployError", "deploy", "substitute", "substitute_all", "check_java"]
@@ -27,7 +27,7 @@ _PLACEHOLDER = re.compile(r"\$\{(" + "|".join(RUNTIME_PLACEHOLDERS) + r")\}")
 
 
 def java_major(java: str) -> int:
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    out = java_version_output(str(Path(java).resolve()))
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not match:
         raise DeployError(f"cannot read the Java version from {java}: {out.strip()[:200]}")

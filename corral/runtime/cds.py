@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from corral.runtime import file_lock
+from corral.runtime import file_lock, java_version_output
 
 # CDS prints a mismatch warning on stdout by default, which would corrupt tool output.
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
@@ -44,10 +44,13 @@ KINDS = {"spark": "jars", "hadoop": "lib"}  # archive kind -> the runtime's jar 
 Training = Callable[[Path, Path], "subprocess.CompletedProcess[str]"]  # (partial archive, work dir)
 
 
+def _tail(result: subprocess.CompletedProcess[str]) -> str:
+    return "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+
+
 def _java_identity(java_home: str) -> str:
-    java = Path(java_home, "bin", "java").resolve()
-    version = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=60).stderr
-    return f"{java}\n{version}"
+    java = str(Path(java_home, "bin", "java").resolve())
+    return f"{java}\n{java_version_output(java)}"
 
 
 def _jars_identity(jars: Path) -> str:
@@ -106,8 +109,7 @@ def _build(cache: Path, path: Path, record: dict[str, str], training: Training) 
                 try:
                     result = training(partial, Path(work))
                     if not partial.is_file():
-                        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
-                        raise RuntimeError(f"the training run wrote no archive (exit {result.returncode}):\n{tail}")
+                        raise RuntimeError(f"the training run wrote no archive (exit {result.returncode}):\n{_tail(result)}")
                     partial.rename(path)
                 finally:
                     partial.unlink(missing_ok=True)
@@ -128,8 +130,7 @@ def build_spark_archive(cache: Path, java_home: str, spark_home: str, python: st
                 "--conf", f"spark.sql.warehouse.dir={work}/warehouse", script, str(work)]
         result = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=TRAINING_TIMEOUT)
         if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
-            raise RuntimeError(f"the training job failed (exit {result.returncode}):\n{tail}")
+            raise RuntimeError(f"the training job failed (exit {result.returncode}):\n{_tail(result)}")
         return result
 
     record = {"kind": "spark", "home": spark_home, "java_home": java_home}

@@ -39,10 +39,6 @@ CDS_OPTS = "${SPARK_CDS_OPTS}"
 # pyspark 4.3.0's Python sources for executors (the py4j version is the one it ships)
 PYSPARK_ARCHIVES = "local:${SPARK_HOME}/python/lib/pyspark.zip,local:${SPARK_HOME}/python/lib/py4j-0.10.9.9-src.zip"
 
-# Control daemons do little computing: C1-only JIT and the serial collector roughly halve
-# their start-up CPU on small nodes. Executors and drivers keep the JVM defaults.
-DAEMON_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.net.preferIPv4Stack=true"
-
 
 def _mib(value: int) -> str:
     return f"{value}m"
@@ -174,7 +170,8 @@ class SparkService(ServiceBase):
                 "SPARK_CONF_DIR": self._conf_dir(node),
                 "SPARK_LOCAL_IP": node.address,
                 "SPARK_LOCAL_DIRS": node.path("data", "spark-local"),
-                "SPARK_DAEMON_JAVA_OPTS": f"{DAEMON_JAVA_OPTS} {CDS_OPTS} {env.get('SPARK_DAEMON_JAVA_OPTS', '')}".strip(),
+                # Spark's control daemons run as lean as Hadoop's (C1, serial collector).
+                "SPARK_DAEMON_JAVA_OPTS": f"{hc.DAEMON_JAVA_OPTS} {CDS_OPTS} {env.get('SPARK_DAEMON_JAVA_OPTS', '')}".strip(),
                 "SPARK_DAEMON_CLASSPATH": SPARK_JARS,
                 "SPARK_LAUNCHER_OPTS": CDS_OPTS,
                 "SPARK_NO_DAEMONIZE": "1",
