@@ -24,6 +24,7 @@ from corral.domain.secrets import spec_secrets
 from corral.domain.spec import ClusterSpec, validate_cluster_spec
 from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
 from corral.errors import Conflict, NotFound, ValidationFailed
+from corral.services.registry import spec_view
 from corral.reconcile import deadlines
 from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step, bump_plan_version
 
@@ -63,7 +64,7 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         return existing, False
     validate_cluster_spec(spec)
     available = capabilities(spec.services, spec.object_storage is not None)
-    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",))
+    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",), view=spec_view(spec))
     if step_errors:
         raise ValidationFailed(step_errors)
     bootstrap = []

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 
 from corral import ids
 from corral.control import events
+from corral.control.views import effective_properties, shape_view
 from corral.domain.spec import StepRequest
 from corral.domain.states import ClusterState, ClusterTarget, StepState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.jobs.registry import STEP_KINDS
 from corral.jobs.transfer import OBJECT_STORAGE
+from corral.services.base import ClusterView
 from corral.store.models import Cluster, Step, bump_plan_version
 
 from typing import TYPE_CHECKING
@@ -39,11 +41,14 @@ def _missing_message(req: StepRequest, missing: list[str], available: list[str])
 
 def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: list[str],
                   loc_prefix: tuple[str | int, ...] = (),
-                  secrets: dict[int, dict[str, str]] | None = None) -> tuple[list[Step], list[FieldError]]:
-    """Check every request against what the cluster has (``capabilities``) and store its
-    local files; rows are returned unsaved. ``secrets[i]`` are environment variables of
-    request i whose values are secrets (a database password): kept out of args and logs."""
+                  secrets: dict[int, dict[str, str]] | None = None,
+                  view: ClusterView | None = None) -> tuple[list[Step], list[FieldError]]:
+    """Check every request against what the cluster has (``capabilities``) and, given its
+    ``view``, against what it can schedule; store the requests' local files; rows are
+    returned unsaved. ``secrets[i]`` are environment variables of request i whose values
+    are secrets (a database password): kept out of args and logs."""
     errors: list[FieldError] = []
+    props = effective_properties(view)[0] if view is not None else {}
     checked = []
     for i, req in enumerate(requests):
         prefix = (*loc_prefix, i) if loc_prefix else ()
@@ -53,6 +58,8 @@ def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: li
             errors.append(FieldError((*prefix, "type"), _missing_message(req, missing, available)))
             continue
         files, problems = kind.check(list(req.args))
+        if view is not None and not problems:
+            problems = kind.fit_errors(list(req.args), view, props)
         errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems]
         checked.append((req, files))
     if errors:
@@ -85,7 +92,8 @@ def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], 
         if ClusterState(cluster.status).is_terminal() or cluster.target == ClusterTarget.TERMINATED.value:
             raise Conflict(f"cluster {cluster_id} is {cluster.status} and takes no more steps")
         available = capabilities(list(cluster.services), cluster.object_storage is not None)
-    steps, errors = prepare_steps(cp, requests, available, loc_prefix, secrets)
+        view = shape_view(cluster)
+    steps, errors = prepare_steps(cp, requests, available, loc_prefix, secrets, view)
     if errors:
         raise ValidationFailed(errors)
     for attempt in range(5):

@@ -37,6 +37,10 @@ class StepKind(Protocol):
         It ends with the step's arguments, position for position (an argument may be
         rewritten in place, e.g. a release jar's name to its path on the node)."""
 
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        """Why the cluster could never schedule what ``args`` ask for (e.g. an executor larger
+        than every NodeManager), from its effective configuration ``props``; [] when it can."""
+
 
 class StepKindBase:
     """Most step kinds need the same services whatever their arguments."""
@@ -45,6 +49,9 @@ class StepKindBase:
 
     def requirements(self, args: list[str]) -> tuple[str, ...]:
         return self.requires_services
+
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        return []
 
 
 def require_file(index: int, path: str, what: str) -> tuple[list[LocalFile], list[FieldError]]:

@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 from corral.errors import FieldError
 from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
+from corral.jobs.spark_conf import cluster_driver_options, fit_errors
 from corral.services.base import ClusterView
 
 # spark-submit options that take a value; the first argument that is neither an option
@@ -71,4 +72,9 @@ class SparkStep(StepKindBase):
         return files, errors
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
-        return Command(argv=["${SPARK_HOME}/bin/spark-submit", "--deploy-mode", "client", *args], env={})
+        # A cluster-mode driver runs in a YARN container: sized for one, not for the master.
+        sizing = cluster_driver_options(args, cluster)
+        return Command(argv=["${SPARK_HOME}/bin/spark-submit", "--deploy-mode", "client", *sizing, *args], env={})
+
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        return fit_errors(args, cluster, props)

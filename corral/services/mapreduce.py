@@ -14,7 +14,8 @@ from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
-from corral.services.yarn import MIN_ALLOCATION_MIB, application_classpath, nodemanagers, smallest_nodemanager_mib
+from corral.services.sizing import MR_MIN_TASK_MIB, derive
+from corral.services.yarn import application_classpath
 
 HISTORY_PORT = 10020
 HISTORY_WEB_PORT = 19888
@@ -22,13 +23,10 @@ HISTORY_ADMIN_PORT = 10033
 
 
 def task_mib(cluster: ClusterView) -> int:
-    """Map and reduce containers: two per vcore of the smallest NodeManager would starve
-    the JVMs; one per vcore, between 512 MiB and 2 GiB, keeps every core busy."""
-    nms = nodemanagers(cluster)
-    vcores = min((n.itype.vcpus for n in nms), default=1)
-    per_core = smallest_nodemanager_mib(cluster) // max(1, vcores)
-    mib = max(512, min(2048, per_core))
-    return mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB
+    """Map, reduce and ApplicationMaster containers: one per vcore of the smallest
+    NodeManager, 512 MiB - 2 GiB, as large as still fits beside the SQL endpoint's AM
+    (``corral.services.sizing``)."""
+    return derive(cluster).mr_task_mib or MR_MIN_TASK_MIB
 
 
 class MapReduceService(ServiceBase):
@@ -53,7 +51,7 @@ class MapReduceService(ServiceBase):
             # The ApplicationMaster coordinates and computes little, like Corral's daemons:
             # C1 and the serial collector halve its start-up CPU. Its heap is 80 % of its
             # container, the ratio Hadoop applies to tasks (the stock -Xmx1024m ignores it).
-            "yarn.app.mapreduce.am.command-opts": f"-Xmx{task_mib(cluster) * 4 // 5}m {hc.DAEMON_JAVA_OPTS}",
+            "yarn.app.mapreduce.am.command-opts": f"-Xmx{int(task) * 4 // 5}m {hc.DAEMON_JAVA_OPTS}",
             "mapreduce.map.memory.mb": task,
             "mapreduce.reduce.memory.mb": task,
             # Several NodeManagers may share a host (the local provider): the shuffle

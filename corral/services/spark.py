@@ -21,14 +21,13 @@ from corral.services import hadoop_common as hc
 from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
-from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
+from corral.services.sizing import SPARK_AM_HEAP_MIB, SPARK_MIN_HEAP_MIB, derive, nodemanagers
 
 MASTER_PORT = 7077
 MASTER_UI_PORT = 8080
 WORKER_UI_PORT = 8081
 HISTORY_UI_PORT = 18080
 HDFS_EVENT_DIR = "/spark-history"
-YARN_AM_MIB = 512
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
 SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
 # Every Spark JVM's class path starts with Spark's jars, the class path of the host's
@@ -48,18 +47,10 @@ def on_yarn(cluster: ClusterView) -> bool:
     return "yarn" in cluster.services
 
 
-def _with_overhead(mib: int) -> int:
-    """A container's size for a JVM of ``mib``: Spark adds max(384 MiB, 10%)."""
-    return mib + max(384, mib // 10)
-
-
 def yarn_executor_mib(cluster: ClusterView) -> int:
-    """One executor per NodeManager, leaving room beside it for an ApplicationMaster, so
-    an application gets an executor on every node."""
-    am_container = -(-_with_overhead(YARN_AM_MIB) // MIN_ALLOCATION_MIB) * MIN_ALLOCATION_MIB
-    room = smallest_nodemanager_mib(cluster) - am_container
-    mib = room * 10 // 11 if room >= 384 * 11 else room - 384
-    return max(512, mib)
+    """One executor per NodeManager, as large as fits beside its share of the
+    ApplicationMasters, the SQL endpoint's included (``corral.services.sizing``)."""
+    return derive(cluster).executor_heap_mib or SPARK_MIN_HEAP_MIB
 
 
 class SparkService(ServiceBase):
@@ -100,7 +91,9 @@ class SparkService(ServiceBase):
             "spark.executor.memory": _mib(yarn_executor_mib(cluster)),
             "spark.executor.cores": str(executor_cores),
             "spark.executor.instances": str(len(nodemanagers(cluster))),
-            "spark.yarn.am.memory": _mib(YARN_AM_MIB),
+            # The client-mode AM (ExecutorLauncher) only asks for executors: a small heap
+            # leaves room beside it for an executor on small nodes.
+            "spark.yarn.am.memory": _mib(SPARK_AM_HEAP_MIB),
             "spark.yarn.jars": "local:${SPARK_HOME}/jars/*",
             # pyspark ships its own (shaded) Hadoop client; Hadoop's jars would clash with it.
             "spark.yarn.populateHadoopClasspath": "false",

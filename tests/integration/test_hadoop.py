@@ -15,7 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
+from tests.integration.conftest import (HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, jvm_main_class,
+                                        listening_on)
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,20 @@ def test_shell_steps_have_the_hadoop_tools(shared_cp: ControlPlaneProcess, hadoo
     assert "Total Nodes:2" in out
     assert "Total jobs:" in out
     assert out.strip().splitlines()[-1] == "2"
+
+
+def test_steps_daemons_and_containers_run_as_one_os_user_named_hadoop_in_hdfs(
+        shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
+    cid = hadoop_cluster["id"]
+    out = _shell(shared_cp, cid, 'id -u; echo "$HADOOP_USER_NAME"; echo x | hdfs dfs -put -f - /whoami.txt; '
+                                 "hdfs dfs -stat %u /whoami.txt")
+    uid, hadoop_name, owner = out.strip().splitlines()[-3:]
+    assert int(uid) == os.getuid()  # the agent's user: the one running the control plane here
+    assert hadoop_name == owner == "hadoop"
+    daemons = [p for p in cluster_processes(cid) if jvm_main_class(p)]
+    assert daemons and {p.uids().real for p in daemons} == {os.getuid()}
+    warned = any(e["code"] == "NODE_RUNS_AS_ROOT" for e in shared_cp.events(cid))
+    assert warned == (os.getuid() == 0)
 
 
 def test_terasort_100mb_as_hadoop_jar_steps(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:

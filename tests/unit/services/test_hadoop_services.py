@@ -13,7 +13,7 @@ from corral.services import hadoop_common as hc
 from corral.services.base import ClusterView, NodeView
 from corral.services.registry import get_service, validate_services
 from corral.services.spark import yarn_executor_mib
-from corral.services.yarn import MIN_ALLOCATION_MIB
+from corral.services.sizing import MIN_ALLOCATION_MIB
 from tests.unit.helpers import make_spec
 
 ALL = ("hdfs", "yarn", "mapreduce", "spark")
@@ -113,9 +113,10 @@ def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> 
     assert props["spark.master"] == "yarn" and props["spark.executor.instances"] == "2"
     assert props["spark.yarn.jars"] == "local:${SPARK_HOME}/jars/*"
     executor = yarn_executor_mib(v)
-    am_container = 1024  # 512 MiB + 384 MiB overhead, rounded up to the allocation unit
-    assert executor + max(384, executor // 10) + am_container <= 3072
-    assert executor >= 1024
+    am_container = 640  # 256 MiB + 384 MiB overhead
+    assert props["spark.yarn.am.memory"] == "256m"
+    assert executor + max(384, executor // 10) + am_container <= 3072  # an executor on each node, one beside the AM
+    assert executor >= 1792
     assert "spark.driver.host" not in props  # on YARN the driver's address depends on where it runs
     assert props["spark.eventLog.dir"] == "hdfs://127.7.0.2:8020/spark-history"
 
