@@ -9,11 +9,11 @@ from pydantic import BaseModel, Field
 
 from corral.api.deps import plane
 from corral.api.paging import Page
-from corral.paging import NEXT_OFFSET_HEADER, STEP_STATE_HEADER
 from corral.api.schemas import StepOut, StepsOut
 from corral.control import steps
 from corral.control.context import ControlPlane
 from corral.domain.spec import StepRequest
+from corral.paging import NEXT_OFFSET_HEADER, STEP_STATE_HEADER
 
 router = APIRouter(tags=["steps"])
 
