@@ -6,20 +6,18 @@ commands against real clusters: tests/integration/test_cli.py."""
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pytest
 import typer
 
-from corral.cli.main import main
 from corral.cli.outcome import ExitCode, cluster_created, cluster_terminated, finish, step_succeeded
 from corral.cli.render import Output
 from corral.control import clusters, events, steps
 from corral.control.context import ControlPlane
 from corral.store.models import Cluster, Step
 from tests.unit.api.test_paging import add_shell_steps
-from tests.unit.cli.test_paging_cli import api_url, corral  # noqa: F401  (a fixture)
+from tests.unit.cli.conftest import corral
 
 OUTPUTS = ("table", "json")
 
@@ -70,7 +68,7 @@ def test_finish_exits_by_outcome_in_either_format(ok: bool, capsys: pytest.Captu
         except typer.Exit as exc:
             codes.append(exc.exit_code)
     out = capsys.readouterr().out
-    assert codes == [0, 0] if ok else codes == [1, 1]
+    assert codes == ([0, 0] if ok else [1, 1])
     assert "table form" in out and json.loads(out.split("table form")[1]) == {"status": "X"}
 
 

@@ -5,33 +5,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from corral.cli.main import main
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
 from corral.paging import DEFAULT_LIMIT
 from tests.unit.api.test_paging import MIB, add_events, add_shell_steps, clone_clusters, new_cluster
-from tests.unit.apiserver import serve
-
-
-@pytest.fixture
-def api_url(cp: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with serve(cp) as url:
-        monkeypatch.setenv("CORRAL_URL", url)
-        monkeypatch.setenv("CORRAL_HOME", str(tmp_path / "cli-home"))
-        yield url
-
-
-def corral(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["corral", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return int(exit_info.value.code or 0)
+from tests.unit.cli.conftest import corral
 
 
 @pytest.mark.parametrize("size", [0, MIB, MIB + 1, 3 * MIB + 5])
