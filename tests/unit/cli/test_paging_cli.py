@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
 from corral.paging import DEFAULT_LIMIT
+from corral.store.models import Step
 from tests.unit.api.test_paging import MIB, add_events, add_shell_steps, clone_clusters, new_cluster
 from tests.unit.cli.conftest import corral
 
@@ -73,3 +76,29 @@ def test_cluster_list_prints_every_cluster_and_asks_only_for_active_ones(
     assert sorted(shown) == sorted([template, *active]) and not set(ended) & set(shown)
     assert corral(monkeypatch, "cluster", "list", "--state", "terminated", "-o", "json") == 0
     assert len(json.loads(capfd.readouterr().out)) == 3
+
+
+def test_step_logs_follow_prints_what_comes_until_the_step_ends(
+        cp: ControlPlane, api_url: str, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    cid = new_cluster(cp)
+    add_shell_steps(cp, cid, 1)
+    step_id = steps.list_steps(cp, cid)[0].id
+    first, later = b"a" * 10, b"b" * (MIB + 1)
+    cp.logs.append(cid, step_id, "stdout", 0, first)
+
+    def agent() -> None:  # what an agent does: ship the rest of the log, then report the step ended
+        time.sleep(0.7)
+        cp.logs.append(cid, step_id, "stdout", len(first), later)
+        with cp.store.session() as s:
+            row = s.get(Step, step_id)
+            assert row is not None
+            row.status = "COMPLETED"
+
+    thread = threading.Thread(target=agent)
+    thread.start()
+    capfdbinary.readouterr()
+    try:
+        assert corral(monkeypatch, "step", "logs", cid, step_id, "--follow") == 0
+    finally:
+        thread.join()
+    assert capfdbinary.readouterr().out == first + later
