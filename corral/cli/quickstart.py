@@ -11,8 +11,8 @@ import typer
 
 from corral.agent.runtime import DeployError, check_java
 from corral.cli.client import Client
-from corral.cli.paging import read_log
 from corral.cli.cluster_cmd import create_and_wait
+from corral.cli.paging import read_log
 from corral.cli.progress import UP, print_ready, watch_cluster, ENDED
 from corral.cli.render import console, styled
 from corral.cli.step_cmd import wait_step

@@ -199,7 +199,7 @@ class ControlPlaneProcess:
 
     def log(self, cluster_id: str, step_id: str, stream: str = "stdout") -> str:
         """The whole log: every page."""
-        return read_log(self.http, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").decode()
+        return read_log(self.http, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").decode(errors="replace")
 
     def events(self, cluster_id: str) -> list[dict[str, Any]]:
         return list_all(self.http, f"/clusters/{cluster_id}/events")
