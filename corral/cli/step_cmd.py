@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -11,6 +12,8 @@ from typing import Any, Optional
 import typer
 
 from corral.cli.client import Client
+from corral.cli.outcome import finish, step_succeeded
+from corral.cli.paging import list_all, log_pages
 from corral.cli.render import Output, console, duration, print_json, styled, table, when
 from corral.domain.states import ActionOnFailure, StepState, StepType
 
@@ -58,20 +61,19 @@ def add(
     step = client.post(f"/clusters/{cluster_id}/steps", json=body)["steps"][0]
     if wait:
         step = wait_step(client, cluster_id, step["id"], show=output is Output.table)
-    if output is Output.json:
-        print_json(step)
-    else:
-        console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}")
-        if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
-            console.print(step["state_message"], markup=False, highlight=False)
-    if wait and step["status"] != StepState.COMPLETED.value:
-        raise typer.Exit(1)
+    finish(step, output, lambda: print_step_outcome(step), ok=step_succeeded(step, waited=wait))
+
+
+def print_step_outcome(step: dict[str, Any]) -> None:
+    console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}", highlight=False)
+    if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
+        console.print(step["state_message"], markup=False, highlight=False)
 
 
 @app.command("list")
 def list_(cluster_id: str, output: Output = OutputOpt) -> None:
     """List a cluster's steps in queue order."""
-    steps = Client().get(f"/clusters/{cluster_id}/steps")["steps"]
+    steps = list_all(Client(), f"/clusters/{cluster_id}/steps", key="steps")
     if output is Output.json:
         print_json(steps)
         return
@@ -102,26 +104,20 @@ def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
 @app.command()
 def cancel(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
     """Cancel a PENDING or RUNNING step (its driver and application are stopped)."""
-    s = Client().post(f"/clusters/{cluster_id}/steps/{step_id}/cancel")
-    if output is Output.json:
-        print_json(s)
-    else:
-        console.print(f"step {s['id']} {styled(s['status'])}")
+    s = Client().post(f"/clusters/{cluster_id}/steps/{step_id}/cancel")  # a step that has ended: 409, exit 2
+    finish(s, output, lambda: console.print(f"step {s['id']} {styled(s['status'])}"), ok=True)
 
 
 def stream_log(client: Client, cluster_id: str, step_id: str, stream: str, follow: bool) -> None:
-    offset = 0
+    """Every page of the log to stdout, as it comes (``paging.log_pages``)."""
     out = sys.stdout.buffer
-    while True:
-        resp = client.request("GET", f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}", params={"offset": offset})
-        if resp.content:
-            out.write(resp.content)
+    try:
+        for chunk in log_pages(client, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}", follow=follow):
+            out.write(chunk)
             out.flush()
-        offset = int(resp.headers["X-Corral-Next-Offset"])
-        if not follow or (not resp.content and resp.headers["X-Corral-Step-State"] in FINAL):
-            return
-        if not resp.content:
-            time.sleep(0.5)
+    except BrokenPipeError:  # `| head`: stop quietly, and let Python's exit-time flush hit /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1)
 
 
 @app.command()

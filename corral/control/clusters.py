@@ -12,7 +12,7 @@ import secrets
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -117,12 +117,20 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     return cluster, True
 
 
-def list_clusters(cp: ControlPlane, states: list[str] | None = None) -> list[Cluster]:
+def list_clusters(cp: ControlPlane, states: list[str] | None = None, after: tuple[float, str] | None = None,
+                  limit: int | None = None) -> list[Cluster]:
+    """Clusters newest first (``created_at``, then id, descending), optionally only those in
+    ``states``; ``after`` is the (created_at, id) of the last cluster of the previous page."""
     with cp.store.session() as s:
         query = select(Cluster).options(selectinload(Cluster.nodes), selectinload(Cluster.groups))
         if states:
             query = query.where(Cluster.status.in_(states))
-        return list(s.scalars(query.order_by(Cluster.created_at.desc())))
+        if after is not None:
+            created, cluster_id = after
+            query = query.where(or_(Cluster.created_at < created,
+                                    and_(Cluster.created_at == created, Cluster.id < cluster_id)))
+        query = query.order_by(Cluster.created_at.desc(), Cluster.id.desc())
+        return list(s.scalars(query if limit is None else query.limit(limit)))
 
 
 def get_cluster(cp: ControlPlane, cluster_id: str) -> Cluster:
@@ -157,11 +165,12 @@ def cluster_steps(session: Session, cluster_id: str) -> list[Step]:
     return list(session.scalars(select(Step).where(Step.cluster_id == cluster_id).order_by(Step.seq)))
 
 
-def list_events(cp: ControlPlane, cluster_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+def list_events(cp: ControlPlane, cluster_id: str, after: int = 0, limit: int | None = 1000) -> list[Event]:
+    """The cluster's events with an id above ``after``, oldest first, at most ``limit``."""
     with cp.store.session() as s:
         load_cluster(s, cluster_id)
-        return list(s.scalars(select(Event).where(Event.cluster_id == cluster_id, Event.id > after)
-                              .order_by(Event.id).limit(limit)))
+        query = select(Event).where(Event.cluster_id == cluster_id, Event.id > after).order_by(Event.id)
+        return list(s.scalars(query if limit is None else query.limit(limit)))
 
 
 def list_operations(cp: ControlPlane, cluster_id: str) -> list[Operation]:

@@ -123,13 +123,19 @@ def _enqueue(cp: "ControlPlane", cluster_id: str, steps: list[Step]) -> None:
             events.record(s, cluster_id, "STEP_ADDED", f"step {step.id} '{step.name}' ({step.type}) queued", step_id=step.id)
 
 
-def list_steps(cp: "ControlPlane", cluster_id: str, states: list[str] | None = None) -> list[Step]:
+def list_steps(cp: "ControlPlane", cluster_id: str, states: list[str] | None = None, after_seq: int | None = None,
+               limit: int | None = None) -> list[Step]:
+    """The cluster's steps in queue order, optionally only those in ``states``, after queue
+    position ``after_seq`` (the previous page's last), at most ``limit``."""
     with cp.store.session() as s:
         _cluster(s, cluster_id)
         query = select(Step).where(Step.cluster_id == cluster_id)
         if states:
             query = query.where(Step.status.in_(states))
-        return list(s.scalars(query.order_by(Step.seq)))
+        if after_seq is not None:
+            query = query.where(Step.seq > after_seq)
+        query = query.order_by(Step.seq)
+        return list(s.scalars(query if limit is None else query.limit(limit)))
 
 
 def get_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:

@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from corral.cli.paging import list_all, read_log
 from tests.processes import stop_child
 
 pytestmark = pytest.mark.integration
@@ -197,10 +198,17 @@ class ControlPlaneProcess:
                              timeout, f"step {step_id} to end")
 
     def log(self, cluster_id: str, step_id: str, stream: str = "stdout") -> str:
-        return self.http.get(f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").text
+        """The whole log: every page."""
+        return read_log(self.http, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").decode(errors="replace")
 
     def events(self, cluster_id: str) -> list[dict[str, Any]]:
-        return self.http.get(f"/clusters/{cluster_id}/events").json()
+        return list_all(self.http, f"/clusters/{cluster_id}/events")
+
+    def clusters(self) -> list[dict[str, Any]]:
+        return list_all(self.http, "/clusters")
+
+    def steps(self, cluster_id: str) -> list[dict[str, Any]]:
+        return list_all(self.http, f"/clusters/{cluster_id}/steps", key="steps")
 
     def terminate(self, cluster_id: str, wait: bool = True) -> dict[str, Any]:
         self.http.post(f"/clusters/{cluster_id}/terminate")
@@ -211,7 +219,7 @@ class ControlPlaneProcess:
         ids: list[str] = []
         if self.proc is not None:
             try:
-                clusters = self.http.get("/clusters").json()
+                clusters = self.clusters()
                 ids = [c["id"] for c in clusters]
                 for c in clusters:
                     if c["status"] not in ENDED:

@@ -47,13 +47,13 @@ BAD_SPECS = [
 @pytest.mark.parametrize("override,loc,message", BAD_SPECS, ids=[str(b[1]) for b in BAD_SPECS])
 def test_bad_cluster_spec_is_refused_naming_the_field(shared_cp: ControlPlaneProcess, override: dict[str, Any],
                                                      loc: list[Any], message: str) -> None:
-    before = shared_cp.http.get("/clusters").json()
+    before = shared_cp.clusters()
     nodes_before = sorted((shared_cp.home / "nodes").rglob("*"))
     resp = shared_cp.http.post("/clusters", json={**SMALL_SPEC, **override})
     assert resp.status_code == 422, resp.text
     details = resp.json()["detail"]
     assert any(d["loc"] == ["body", *loc] and message in d["msg"] for d in details), details
-    assert shared_cp.http.get("/clusters").json() == before
+    assert shared_cp.clusters() == before
     assert sorted((shared_cp.home / "nodes").rglob("*")) == nodes_before
 
 
@@ -68,7 +68,7 @@ def test_unknown_ids_are_404(shared_cp: ControlPlaneProcess, spark_cluster: dict
 
 def test_bad_step_is_refused_and_not_queued(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
     cid = spark_cluster["id"]
-    before = shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"]
+    before = shared_cp.steps(cid)
     cases = [
         ([{"type": "SPARK", "args": ["--conf", "a=b", "/no/such/app.py", "x"]}], ["steps", 0, "args", 2], "not found"),
         ([{"type": "SPARK", "args": ["--master", "local", "/bin/true"]}], ["steps", 0, "args", 0], "--master is not allowed"),
@@ -82,7 +82,7 @@ def test_bad_step_is_refused_and_not_queued(shared_cp: ControlPlaneProcess, spar
         resp = shared_cp.http.post(f"/clusters/{cid}/steps", json={"steps": steps})
         assert resp.status_code == 422, resp.text
         assert any(d["loc"] == ["body", *loc] and message in d["msg"] for d in resp.json()["detail"]), resp.json()
-    assert shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"] == before
+    assert shared_cp.steps(cid) == before
 
 
 def _cli(cp: ControlPlaneProcess, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -106,11 +106,11 @@ def test_cli_bad_input_exits_2_with_one_line(shared_cp: ControlPlaneProcess, tmp
         (["step", "add", "c-nothere", "--", "true"], "Missing option '--type'"),
         (["cluster", "frobnicate"], "No such command"),
     ]
-    before = shared_cp.http.get("/clusters").json()
+    before = shared_cp.clusters()
     for args, message in cases:
         result = _cli(shared_cp, *args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("corral: error: ") and message in lines[0], (args, result.stderr)
         assert "Traceback" not in result.stderr
-    assert shared_cp.http.get("/clusters").json() == before
+    assert shared_cp.clusters() == before

@@ -163,7 +163,7 @@ def test_pyspark_on_yarn_writes_parquet_to_hdfs_and_reads_it_back(shared_cp: Con
     assert "wrote 12345" in shared_cp.log(cid, first["id"])
     app = _yarn_app(hadoop_cluster, first["yarn_application_ids"][0])
     assert app["applicationType"] == "SPARK" and app["finalStatus"] == "SUCCEEDED"
-    second = shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"][-1]
+    second = shared_cp.steps(cid)[-1]
     # The driver's stdout is in its container's log, aggregated to HDFS once the app ends.
     command = f"yarn logs -applicationId {second['yarn_application_ids'][0]} -log_files stdout 2>/dev/null"
     shared_cp.wait_for(lambda: "rows 12345 distinct 12345" in _shell(shared_cp, cid, command), 60,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -68,6 +70,22 @@ def test_follow_logs_while_a_step_runs(shared_cp: ControlPlaneProcess, spark_clu
         time.sleep(0.2)
     assert seen.decode() == "".join(f"line-{i}\n" for i in range(1, 7))
     assert "RUNNING" in states, "lines should be readable while the step runs"
+
+
+def test_step_logs_prints_a_log_past_one_page(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
+    """Issue 10, section 4: `corral step logs` printed the first MiB (one API page) of a
+    1 MiB + 1 byte log, with no marker and exit 0."""
+    cid = spark_cluster["id"]
+    size = (1 << 20) + 1
+    step = shared_cp.add_step(cid, "SHELL", [f"python3 -c \"print('x'*{size}, end='')\"; "
+                                             f"python3 -c \"import sys; sys.stderr.write('e'*{size})\""])
+    assert shared_cp.wait_step(cid, step["id"])["status"] == "COMPLETED"
+    for flags, char in (((), "x"), (("--stderr",), "e")):
+        result = subprocess.run([sys.executable, "-m", "corral.cli.main", "step", "logs", cid, step["id"], *flags],
+                                env=shared_cp.env, capture_output=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout) == size and result.stdout == char.encode() * size
+    assert shared_cp.log(cid, step["id"]) == "x" * size  # the tests' own reader too
 
 
 SLEEPY_JOB = textwrap.dedent("""
