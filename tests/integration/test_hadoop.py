@@ -15,7 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
+from tests.integration.conftest import (HTTP, ISSUE10_HADOOP_VALUE, ControlPlaneProcess, class_data_archive_use,
+                                       cluster_processes, listening_on)
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +87,17 @@ def test_shell_steps_have_the_hadoop_tools(shared_cp: ControlPlaneProcess, hadoo
     assert "Total Nodes:2" in out
     assert "Total jobs:" in out
     assert out.strip().splitlines()[-1] == "2"
+
+
+def test_configuration_values_reach_hadoops_configuration_exactly(shared_cp: ControlPlaneProcess,
+                                                                 hadoop_cluster: dict[str, Any]) -> None:
+    """Issue 10: core-site is Hadoop XML (a CR stays a CR; `&`, `<`, non-ASCII; Hadoop
+    leaves an unknown ${var} as it is); hadoop-env is shell, sourced by the launcher: its
+    "$HADOOP_OPTS -D..." works although HADOOP_OPTS was unset, and Hadoop expands the
+    system property it sets. `hdfs getconf` prints Configuration's (trimmed) value."""
+    out = _shell(shared_cp, hadoop_cluster["id"], "export HADOOP_CLIENT_OPTS=-Dfile.encoding=UTF-8; "
+                 "hdfs getconf -confKey corral.test.value; hdfs getconf -confKey corral.test.expanded")
+    assert out == f"{ISSUE10_HADOOP_VALUE}\nfrom-hadoop-env\n"
 
 
 def test_terasort_100mb_as_hadoop_jar_steps(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:
