@@ -23,12 +23,14 @@ Every value a user gives reaches its reader exactly, as that reader defines valu
 - **Shell** (``hadoop-env.sh``, sourced by Corral's Hadoop launcher; ``spark-env.sh``,
   sourced by Spark's scripts): ``export NAME="value"`` lines, as EMR's ``export``
   classifications. Values are shell by design: ``$NAME`` and ``${NAME}`` expand (so
-  ``$HADOOP_OPTS -Dx`` adds to a variable); every other ``$``, backticks, ``"`` and ``\\``
-  are literal (no command substitution, no way out of the quotes). A value cannot hold a
-  line break (LF or CR), and a name must be a shell name.
+  ``$HADOOP_OPTS -Dx`` adds to a variable; the launcher sources with ``set +u``, so an
+  unset one is empty); every other ``$``, backticks, ``"`` and ``\\`` are literal (no
+  command substitution, no other parameter expansion, no way out of the quotes). A value
+  cannot hold a line break (LF or CR); a name must be a shell name and not one of the
+  variables bash keeps for itself (``IFS``, ``UID``, ``BASH*`` ...).
 
-Three placeholder syntaxes are filled in after rendering, with the value escaped for the
-file's format, so neither can change a file's structure:
+Two placeholder syntaxes are filled in after rendering, in values only (never in names),
+each value escaped for the file's format, so neither can change a file's structure:
 
 - ``{{secret:NAME}}`` (``corral.domain.secrets``): by the control plane, only in the plan
   sent to a node. A user value may not contain ``{{secret:``; validation refuses it.
@@ -48,7 +50,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from corral.agent.protocol import RUNTIME_PLACEHOLDERS, FileKind, FileSpec, protect_runtime_placeholders
+from corral.agent.protocol import RUNTIME_PLACEHOLDERS, FileKind, protect_runtime_placeholders
 from corral.domain.secrets import SECRET_MARK
 
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -291,7 +293,3 @@ class Format:
 HADOOP_XML = Format("xml", _hadoop_key_problem, _hadoop_value_problem)
 SPARK_PROPERTIES = Format("properties", _spark_key_problem, lambda value: None)
 SHELL_EXPORTS = Format("shell", _shell_key_problem, _shell_value_problem)
-
-
-def xml_file(path: str, props: Mapping[str, str], final: tuple[str, ...] = ()) -> FileSpec:
-    return FileSpec(path=path, content=hadoop_xml(props, final), format="xml")

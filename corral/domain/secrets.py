@@ -3,7 +3,7 @@
 Services and step kinds write ``{{secret:NAME}}`` where a secret belongs (a config file, an
 environment variable; never a command line). Only the plan handed to a node's agent has
 them filled in (``corral.control.plans.with_secrets``), escaped for the file they are in;
-user-given text may not contain ``{{secret:`` (``corral.formats.text_problem``). The API,
+user-given text may not contain ``{{secret:`` (``corral.formats.placeholder_problem``). The API,
 ``describe --configs``, events and logs see the placeholder or ``********``. The values
 live in the cluster's (or step's) ``secrets`` column, which no API response includes.
 """

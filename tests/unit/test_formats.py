@@ -174,7 +174,8 @@ def test_site_xml_reads_back_exactly_in_hadoops_and_sparks_configuration(readers
     assume("corral.secret" not in props)
     expected = {k: _plain(v) for k, v in props.items()} | {"corral.secret": secret}
     finals = tuple(props)[:1] if final else ()
-    spec = formats.xml_file("/n/core-site.xml", {**props, "corral.secret": secrets.placeholder("s")}, finals)
+    spec = FileSpec(path="/n/core-site.xml", format="xml",
+                    content=formats.hadoop_xml({**props, "corral.secret": secrets.placeholder("s")}, finals))
     path = _write(tmp_path_factory.mktemp("x"), "core-site.xml", _pipeline(spec, secret))
     assert readers["hadoop"].read("hadoop", path) == expected
     assert readers["spark"].read("hadoop", path) == expected
