@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 import httpx
 
 from corral.agent.protocol import ComponentSpec, FileSpec
-from corral.formats import Format
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
+from corral.formats import Format
 
 # One client for the services' checks of their daemons' REST APIs: a new client per request
 # (httpx.get) costs ~50 ms of CPU building its SSL context, a shared one ~0.3 ms.

@@ -169,7 +169,7 @@ class SparkService(ServiceBase):
 
     # -- daemons -------------------------------------------------------------------------
 
-    def _daemon_env(self, node: NodeView, props: dict[str, dict[str, str]], memory: str) -> dict[str, str]:
+    def _daemon_env(self, node: NodeView, memory: str) -> dict[str, str]:
         # The spark-env classification reaches daemons through spark-env.sh (config_files),
         # which replaces any of these it sets ("$SPARK_DAEMON_JAVA_OPTS -Dx" adds to one).
         return {
@@ -190,7 +190,7 @@ class SparkService(ServiceBase):
         spark_class = "${SPARK_HOME}/bin/spark-class"
         argv = [spark_class, "org.apache.spark.deploy.history.HistoryServer", "--properties-file",
                 self._conf_dir(node) + "/spark-defaults.conf"]
-        env = self._daemon_env(node, props, "512m")
+        env = self._daemon_env(node, "512m")
         wait_for: list[Probe] = []
         if "hdfs" in cluster.services:
             # The History Server refuses a missing log directory: create it in HDFS first
@@ -225,7 +225,7 @@ class SparkService(ServiceBase):
                 service=self.name,
                 argv=[spark_class, "org.apache.spark.deploy.master.Master", "--host", node.address,
                       "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT), "--properties-file", props_file],
-                env=self._daemon_env(node, props, "512m"),
+                env=self._daemon_env(node, "512m"),
                 health=Probe(kind="http", host=node.address, port=MASTER_UI_PORT, path="/json/"),
                 ports=[MASTER_PORT, MASTER_UI_PORT],
                 # Drivers run on the master and write their event logs here.
@@ -243,7 +243,7 @@ class SparkService(ServiceBase):
                       "--host", node.address, "--cores", str(itype.vcpus), "--memory", _mib(itype.usable_mib),
                       "--webui-port", str(WORKER_UI_PORT), "--work-dir", node.path("data", "spark-work"),
                       "--properties-file", props_file],
-                env=self._daemon_env(node, props, "384m"),
+                env=self._daemon_env(node, "384m"),
                 health=Probe(kind="http", host=node.address, port=WORKER_UI_PORT, path="/json/"),
                 # A Worker that starts before the Master listens backs off 5-15 s before
                 # retrying its registration; waiting for the port avoids that stall.
