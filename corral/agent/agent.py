@@ -26,6 +26,7 @@ from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
 from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
 from corral.agent.steps import StepRunner
 from corral.agent.supervisor import EventSink, Supervisor
+from corral.formats import LITERAL
 
 log = logging.getLogger("corral.agent")
 HEARTBEAT_SECONDS = 2.0
@@ -167,12 +168,13 @@ class Agent:
         assert self.values is not None
         for spec in plan.files:
             path = Path(spec.path)
-            content = substitute(spec.content, self.values)
-            if path.exists() and path.read_text() == content:
+            # Runtime paths are escaped as the file's format escapes values (corral.formats).
+            content = substitute(spec.content, self.values, LITERAL.get(spec.format, str)).encode("utf-8")
+            if path.exists() and path.read_bytes() == content:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(content)
+            tmp.write_bytes(content)
             tmp.chmod(spec.mode)
             tmp.replace(path)
 

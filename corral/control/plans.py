@@ -6,13 +6,13 @@ something a plan depends on changes, and agents long-poll for a newer version.
 
 from __future__ import annotations
 
-import json
-
-from corral.agent.protocol import ArtifactRef, BootstrapSpec, NodePlan, RuntimeSpec, StepCommand
+from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, NodePlan, RuntimeSpec, StepCommand,
+                                   protect_runtime_placeholders)
 from corral.control.views import cluster_view, effective_properties, has_master
 from corral.domain import secrets
 from corral.domain.catalog import RELEASES
 from corral.domain.states import ClusterTarget, NodeTarget, StepState, StepType
+from corral.formats import LITERAL
 from corral.jobs.registry import STEP_KINDS
 from corral.services.base import ClusterView
 from corral.services.hadoop_common import uses_hadoop_runtime
@@ -102,10 +102,29 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
 
 
 def with_secrets(plan: NodePlan, values: dict[str, str]) -> NodePlan:
-    """The plan with every ``{{secret:NAME}}`` filled in, wherever it is (file contents,
-    environments, argv): only the copy sent to the node's agent carries the values."""
-    text = plan.model_dump_json()
-    if "{{secret:" not in text:
-        return plan
-    escaped = {k: json.dumps(v)[1:-1] for k, v in values.items()}  # the values land inside JSON strings
-    return NodePlan.model_validate_json(secrets.expand(text, escaped))
+    """The plan with every ``{{secret:NAME}}`` filled in: only the copy sent to the node's
+    agent carries the values. Placeholders are filled where services and step kinds put
+    them, file contents and environments, never in command lines (user arguments). In a
+    file each value is escaped for the file's format (``corral.formats.LITERAL``); and
+    everywhere so that the agent's runtime placeholders (``${SPARK_HOME}``) in it stay text.
+
+    Raises ValueError for a placeholder in a file without a format, KeyError for an
+    unknown secret name."""
+    def env(items: dict[str, str]) -> dict[str, str]:
+        return {k: secrets.expand(v, values, protect_runtime_placeholders) for k, v in items.items()}
+
+    def file(spec: FileSpec) -> FileSpec:
+        if secrets.SECRET_MARK not in spec.content:
+            return spec
+        if spec.format not in LITERAL:
+            raise ValueError(f"{spec.path}: a secret placeholder in a file of format {spec.format!r}")
+        escape = LITERAL[spec.format]
+        return spec.model_copy(update={"content": secrets.expand(spec.content, values,
+                                                                 lambda v: protect_runtime_placeholders(escape(v)))})
+
+    return plan.model_copy(update={
+        "files": [file(f) for f in plan.files],
+        "components": [c.model_copy(update={"env": env(c.env)}) for c in plan.components],
+        "steps": [s.model_copy(update={"env": env(s.env)}) for s in plan.steps],
+        "base_env": env(plan.base_env),
+    })

@@ -13,15 +13,17 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from corral import formats
 from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
 from corral.domain.states import ActionOnFailure, NodeRole, StepType
 from corral.errors import FieldError, ValidationFailed
 
 
 def _stringify(value: Any) -> Any:
-    """Config properties are strings in every Hadoop/Spark file; accept YAML scalars too."""
+    """Config properties are strings in every Hadoop/Spark file; accept YAML scalars too
+    (not a missing value: ``key:`` in YAML is null, which is refused, not the text "None")."""
     if isinstance(value, dict):
-        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        return {k: (str(v).lower() if isinstance(v, bool) else v if v is None else str(v)) for k, v in value.items()}
     return value
 
 
@@ -203,6 +205,7 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
     if spec.metastore is not None and spec.object_storage is None:
         errors.append(FieldError(("metastore", "warehouse_dir"), "the warehouse is in object storage: set object_storage"))
     errors.extend(validate_services(spec, shape_ok=not errors))
+    errors.extend(_rendered_field_errors(spec))
     for i, action in enumerate(spec.bootstrap_actions):
         path = Path(action.path)
         if not path.is_absolute():
@@ -211,3 +214,28 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
             errors.append(FieldError(("bootstrap_actions", i, "path"), f"file not found: {action.path}"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def _rendered_field_errors(spec: ClusterSpec) -> list[FieldError]:
+    """Fields Corral writes into Hadoop XML (core-site, hive-site) or spark-defaults.conf:
+    refused when those files cannot carry them (``corral.formats``). Messages never quote
+    a value."""
+    fields: list[tuple[tuple[str | int, ...], str, bool]] = []
+    if spec.object_storage is not None:
+        storage = spec.object_storage
+        fields += [(("object_storage", "endpoint"), storage.endpoint or "", False),
+                   (("object_storage", "region"), storage.region, False),
+                   (("object_storage", "access_key"), storage.access_key, False),
+                   (("object_storage", "secret_key"), storage.secret_key.get_secret_value(), True)]
+    if spec.metastore is not None:
+        store = spec.metastore
+        fields += [(("metastore", "jdbc_url"), store.jdbc_url, False), (("metastore", "username"), store.username, False),
+                   (("metastore", "password"), store.password.get_secret_value(), True),
+                   (("metastore", "warehouse_dir"), store.warehouse_dir, False)]
+    errors = []
+    for loc, value, secret in fields:
+        # A secret is filled in as a value, never read as a placeholder: it may hold "{{secret:".
+        problem = (formats.text_problem(value) if secret else formats.user_text_problem(value)) or formats.xml_problem(value)
+        if problem:
+            errors.append(FieldError(loc, problem))
+    return errors

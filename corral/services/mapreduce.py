@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -32,7 +33,7 @@ def task_mib(cluster: ClusterView) -> int:
 class MapReduceService(ServiceBase):
     name = "mapreduce"
     requires: tuple[str, ...] = ("yarn", "hdfs")
-    classifications = ("mapred-site",)
+    classifications = {"mapred-site": formats.HADOOP_XML}
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -65,7 +66,8 @@ class MapReduceService(ServiceBase):
         return {"mapred-site": mapred}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
-        return [FileSpec(path=f"{hc.conf_dir(node)}/mapred-site.xml", content=hc.site_xml(props.get("mapred-site", {})))]
+        return [FileSpec(path=f"{hc.conf_dir(node)}/mapred-site.xml", content=hc.site_xml(props.get("mapred-site", {})),
+                         format="xml")]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
         if node.role is not NodeRole.MASTER:

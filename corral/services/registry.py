@@ -23,7 +23,9 @@ def get_service(name: str) -> Service:
 
 def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldError]:
     """Service requirements (only once groups and service names are valid: they rely on
-    them) and configuration classifications (always)."""
+    them) and configuration classifications (always): each known, each property one its
+    file's format can carry (``corral.formats``), errors at
+    ``configurations[i].properties.<name>``."""
     errors: list[FieldError] = []
     known = [name for name in spec.services if name in SERVICES]
     chosen = set(known)
@@ -35,9 +37,7 @@ def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldErr
             if needed not in chosen:
                 errors.append(FieldError(("services", i), f"{name} requires {needed}"))
         errors.extend(service.validate(spec))
-    if shape_ok and not errors:
-        errors.extend(validate_fit(spec))
-    owned = {c: s for s in known for c in SERVICES[s].classifications}
+    owned = {c: fmt for s in known for c, fmt in SERVICES[s].classifications.items()}
     for i, conf in enumerate(spec.configurations):
         if conf.classification not in owned:
             known = ", ".join(sorted(owned)) or "none"
@@ -45,6 +45,13 @@ def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldErr
                 FieldError(("configurations", i, "classification"),
                            f"unknown classification {conf.classification!r} for services {', '.join(spec.services)} (known: {known})")
             )
+            continue
+        # Each value must reach its reader as given: refuse what the file's format cannot hold.
+        for key, value in conf.properties.items():
+            errors += [FieldError(("configurations", i, "properties", key), problem)
+                       for problem in owned[conf.classification].problems(key, value)]
+    if shape_ok and not errors:  # sizes are read from the values: only once they are well-formed
+        errors.extend(validate_fit(spec))
     return errors
 
 

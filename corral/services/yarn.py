@@ -9,6 +9,7 @@ import logging
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -57,7 +58,7 @@ _CAPACITY_SCHEDULER = {  # with maximum-am-resource-percent, derived per cluster
 class YarnService(ServiceBase):
     name = "yarn"
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
-    classifications = ("yarn-site", "capacity-scheduler")
+    classifications = {"yarn-site": formats.HADOOP_XML, "capacity-scheduler": formats.HADOOP_XML}
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -130,8 +131,9 @@ class YarnService(ServiceBase):
                                ("yarn.nodemanager.resource.cpu-vcores", str(node.itype.vcpus))):
                 yarn[key] = user.get(key, value)
         return [
-            FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn)),
-            FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {}))),
+            FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn), format="xml"),
+            FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {})),
+                     format="xml"),
         ]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:

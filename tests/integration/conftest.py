@@ -257,10 +257,30 @@ def shared_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane
     cp.cleanup()
 
 
+# Issue 10: values every reader must get exactly as Corral documents them. spark-defaults is
+# Java properties (Spark's driver read `C:<TAB>emp<LF>ew #x` when Corral wrote it raw);
+# spark-env is shell: `$NAME` expands, the rest is literal; ${SPARK_HOME} is the node's path.
+ISSUE10_SPARK_VALUE = "C:\\temp\\new #x"
+ISSUE10_SPARK_ENV = 'C:\\temp "q" `id` $(id) $CORRAL_CLUSTER_ID ${SPARK_HOME}/x \''
+# core-site is Hadoop XML: a CR, XML's own characters, non-ASCII and an unknown ${var} (which
+# Hadoop leaves as it is) reach Configuration; hadoop-env adds to HADOOP_OPTS, which Hadoop
+# then expands in ${corral.env.test}.
+ISSUE10_HADOOP_VALUE = "a\rb & <c> é€😀 C:\\temp #x ${corral.missing}"
+ISSUE10_HADOOP_CONFIGURATIONS = [
+    {"classification": "core-site", "properties": {"corral.test.value": ISSUE10_HADOOP_VALUE,
+                                                   "corral.test.expanded": "${corral.env.test}"}},
+    {"classification": "hadoop-env", "properties": {"HADOOP_OPTS": "$HADOOP_OPTS -Dcorral.env.test=from-hadoop-env"}},
+]
+
+
 @pytest.fixture(scope="session")
 def spark_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     """One WAITING 1 MASTER + 2 CORE Spark cluster that step tests share."""
-    cluster = shared_cp.create(name="shared")
+    cluster = shared_cp.create(name="shared", configurations=[
+        {"classification": "spark-defaults", "properties": {
+            "spark.corral.test": ISSUE10_SPARK_VALUE,
+            "spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS}},
+        {"classification": "spark-env", "properties": {"CORRAL_TEST_ENV": ISSUE10_SPARK_ENV}}])
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",))
 
 
@@ -278,7 +298,7 @@ HADOOP_SPEC: dict[str, Any] = {
 def hadoop_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share
     (test_fs, then test_hadoop, whose last test terminates it)."""
-    cluster = shared_cp.create(HADOOP_SPEC)
+    cluster = shared_cp.create({**HADOOP_SPEC, "configurations": ISSUE10_HADOOP_CONFIGURATIONS})
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",), timeout=180)
 
 

@@ -41,6 +41,17 @@ BAD_SPECS = [
     ({"steps": [{"type": "HADOOP_JAR", "args": ["hadoop-mapreduce-examples.jar", "pi", "1", "1"]}]},
      ["steps", 0, "type"], "HADOOP_JAR steps need the mapreduce service"),
     ({"bogus_field": 1}, ["bogus_field"], "Extra inputs are not permitted"),
+    # Issue 10: what a classification's file format cannot carry, named by property.
+    ({"configurations": [{"classification": "spark-defaults", "properties": {"spark.corral.test": "a\u0000b"}}]},
+     ["configurations", 0, "properties", "spark.corral.test"], "the value contains a NUL character (U+0000) at offset 1"),
+    ({"configurations": [{"classification": "spark-defaults", "properties": {"executor.memory": "1g"}}]},
+     ["configurations", 0, "properties", "executor.memory"], "the name does not start with 'spark.'"),
+    ({"configurations": [{"classification": "spark-env", "properties": {"X": "a\nb"}}]},
+     ["configurations", 0, "properties", "X"], "a line break (U+000A)"),
+    ({"configurations": [{"classification": "spark-defaults", "properties": {"spark.x": "{{secret:object_storage.secret_key}}"}}]},
+     ["configurations", 0, "properties", "spark.x"], "Corral's secret placeholder"),
+    ({"configurations": [{"classification": "spark-defaults", "properties": {"spark.x": None}}]},
+     ["configurations", 0, "properties", "spark.x"], "Input should be a valid string"),
 ]
 
 
@@ -101,6 +112,10 @@ def test_cli_bad_input_exits_2_with_one_line(shared_cp: ControlPlaneProcess, tmp
         (["cluster", "create", "-f", str(tmp_path / "missing.yaml")], "cannot read"),
         (["cluster", "create", "--bootstrap", str(tmp_path / "nope.sh")], "bootstrap_actions[0].path: file not found"),
         (["cluster", "create", "--property", "nonsense"], "expected CLASSIFICATION:KEY=VALUE"),
+        (["cluster", "create", "--property", "hadoop-env:HADOOP_OPTS=-Da\n-Db"],
+         "configurations[0].properties.HADOOP_OPTS: the value contains a line break (U+000A) at offset 3"),
+        (["cluster", "create", "--property", "core-site:fs.a\nb =x"],
+         'configurations[0].properties["fs.a\\nb "]: the name starts or ends with whitespace'),
         (["cluster", "describe", "c-nothere"], "cluster c-nothere not found"),
         (["step", "add", "c-nothere", "--type", "shell", "--", "true"], "cluster c-nothere not found"),
         (["step", "add", "c-nothere", "--", "true"], "Missing option '--type'"),

@@ -15,8 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import (HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, jvm_main_class,
-                                        listening_on)
+from tests.integration.conftest import (HTTP, ISSUE10_HADOOP_VALUE, ControlPlaneProcess, class_data_archive_use,
+                                        cluster_processes, jvm_main_class, listening_on)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +101,17 @@ def test_steps_daemons_and_containers_run_as_one_os_user_named_hadoop_in_hdfs(
     assert daemons and {p.uids().real for p in daemons} == {os.getuid()}
     warned = any(e["code"] == "NODE_RUNS_AS_ROOT" for e in shared_cp.events(cid))
     assert warned == (os.getuid() == 0)
+
+
+def test_configuration_values_reach_hadoops_configuration_exactly(shared_cp: ControlPlaneProcess,
+                                                                 hadoop_cluster: dict[str, Any]) -> None:
+    """Issue 10: core-site is Hadoop XML (a CR stays a CR; `&`, `<`, non-ASCII; Hadoop
+    leaves an unknown ${var} as it is); hadoop-env is shell, sourced by the launcher: its
+    "$HADOOP_OPTS -D..." works although HADOOP_OPTS was unset, and Hadoop expands the
+    system property it sets. `hdfs getconf` prints Configuration's (trimmed) value."""
+    out = _shell(shared_cp, hadoop_cluster["id"], "export HADOOP_CLIENT_OPTS=-Dfile.encoding=UTF-8; "
+                 "hdfs getconf -confKey corral.test.value; hdfs getconf -confKey corral.test.expanded")
+    assert out == f"{ISSUE10_HADOOP_VALUE}\nfrom-hadoop-env\n"
 
 
 def test_terasort_100mb_as_hadoop_jar_steps(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes
+from tests.integration.conftest import (HTTP, ISSUE10_SPARK_ENV, ISSUE10_SPARK_VALUE, ControlPlaneProcess,
+                                       class_data_archive_use, cluster_processes)
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +54,32 @@ def test_steps_run_in_order_with_action_on_failure(shared_cp: ControlPlaneProces
     assert never["status"] == "CANCELLED" and "CANCEL_AND_WAIT" in never["state_message"]
     assert never["started_at"] is None
     assert shared_cp.wait_cluster(cid, ("WAITING",))["status"] == "WAITING"
+
+
+CONF_PROBE = textwrap.dedent("""
+    import os
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.appName("conf-probe").getOrCreate()
+    print(repr(spark.conf.get("spark.corral.test")))
+    print(repr(os.environ.get("CORRAL_TEST_ENV")))
+    seen = spark.sparkContext.parallelize(range(2), 2).map(lambda _: os.environ.get("CORRAL_TEST_ENV")).collect()
+    print(repr(sorted(set(seen))))
+""")
+
+
+def test_configuration_values_reach_the_driver_and_executors_exactly(shared_cp: ControlPlaneProcess,
+                                                                     spark_cluster: dict[str, Any], tmp_path: Path,
+                                                                     pyspark_home: Path) -> None:
+    """Issue 10: spark-defaults is Java properties (read by the driver as written, not as
+    `C:<TAB>emp<LF>ew #x`); spark-env is sourced as shell by spark-submit and the Workers,
+    whose executors inherit it."""
+    cid = spark_cluster["id"]
+    job = tmp_path / "conf_probe.py"
+    job.write_text(CONF_PROBE)
+    step = shared_cp.wait_step(cid, shared_cp.add_step(cid, "SPARK", [str(job)])["id"])
+    assert step["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    env = ISSUE10_SPARK_ENV.replace("$CORRAL_CLUSTER_ID", cid).replace("${SPARK_HOME}", str(pyspark_home))
+    assert shared_cp.log(cid, step["id"]).splitlines() == [repr(ISSUE10_SPARK_VALUE), repr(env), repr([env])]
 
 
 def test_follow_logs_while_a_step_runs(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:

@@ -69,8 +69,9 @@ def test_plans_once_nodes_have_addresses(cp: ControlPlane) -> None:
     assert [c.name for c in master.components] == ["spark-master", "spark-history-server"]
     assert [c.name for c in core0.components] == ["spark-worker"] == [c.name for c in core1.components]
     assert core0.address != core1.address
-    (conf,) = core0.files
-    assert conf.path == f"/nodes/{core0.node_id}/conf/spark/spark-defaults.conf"
+    conf, env = core0.files
+    assert conf.path == f"/nodes/{core0.node_id}/conf/spark/spark-defaults.conf" and conf.format == "properties"
+    assert env.path == f"/nodes/{core0.node_id}/conf/spark/spark-env.sh" and env.format == "shell"
     assert "spark.executor.memory 1g" in conf.content.splitlines()
     assert f"spark.master spark://{master_node.address}:7077" in conf.content.splitlines()
     assert master.base_env["CORRAL_CLUSTER_ID"] == cluster.id

@@ -3,11 +3,15 @@ files, and the checks across services."""
 
 from __future__ import annotations
 
+import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from corral.agent.runtime import substitute
 from corral.control.views import effective_properties
+from corral.formats import LITERAL
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
 from corral.services.base import ClusterView, NodeView
@@ -105,6 +109,24 @@ def test_launcher_knows_the_node_and_the_tools_exist() -> None:
     assert "127.7.0.2" in launcher and "--add-opens=java.base/java.lang=ALL-UNNAMED" in launcher
     assert "${HADOOP_HOME}" in launcher  # filled in by the agent
     assert {"hadoop", "hdfs", "yarn", "mapred"} <= set(rendered)
+
+
+def test_the_launcher_sources_hadoop_env_as_shell_and_survives_unset_variables(tmp_path: Path) -> None:
+    """hadoop-env as EMR's export classification: "$HADOOP_CLASSPATH:..." adds to a variable
+    that is not set (the launcher runs with `set -u`), quotes and `$(...)` stay text."""
+    v = view(user={"hadoop-env": {"HADOOP_CLASSPATH": '$HADOOP_CLASSPATH:/extra "dir" $(id)'}})
+    node = NodeView(node_id="n-2", role=NodeRole.MASTER, address="127.7.0.2", directory=str(tmp_path), instance_type="local.small")
+    props, _ = effective_properties(v)
+    values = {"HADOOP_HOME": "/opt/hadoop home", "JAVA_HOME": "/opt/jdk", "HADOOP_CDS_OPTS": ""}
+    for spec in hc.launcher_files(node, props):
+        path = Path(spec.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(substitute(spec.content, values, LITERAL.get(spec.format, str)))
+        path.chmod(spec.mode)
+    out = subprocess.run([f"{tmp_path}/bin/hadoop", "classpath"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (f"/opt/hadoop home/lib/*:/opt/hadoop home/classes:{tmp_path}/conf/hadoop"
+                                  '::/extra "dir" $(id)')  # the unset variable is empty, as in any shell
 
 
 def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> None:
