@@ -13,6 +13,7 @@ from corral.cli import cluster_cmd, data_cmd, fs_cmd, server_cmd, sql_cmd, step_
 from corral.cli.client import ApiError
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
+from corral.cli.ship import ShipError
 from corral.cli.specfile import SpecFileError
 
 app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark on your hosts, steps on them.",
@@ -43,7 +44,7 @@ def main() -> None:
         _fail("aborted", 1)
     except ApiError as exc:
         _fail(str(exc), 2)
-    except SpecFileError as exc:
+    except (SpecFileError, ShipError) as exc:
         _fail(str(exc), 2)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the Corral server: {exc}", 1)
