@@ -55,6 +55,8 @@ async def upload_artifact(sha256: Sha256Param, request: Request, response: Respo
         raise _too_large(limit)
     stored = cp.artifacts.size(sha256)
     if stored is not None:
+        async for _ in request.stream():  # read, not kept: a client mid-send must not see a reset
+            pass
         response.status_code = 200
         return ArtifactOut(sha256=sha256, size=stored)
     upload = await run_in_threadpool(cp.artifacts.upload, sha256, limit)

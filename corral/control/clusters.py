@@ -69,7 +69,8 @@ def _bootstrap_artifacts(cp: ControlPlane, spec: ClusterSpec) -> tuple[list[dict
         elif action.sha256 is None:
             errors.append(FieldError(loc, f"{action.path}: not uploaded — {upload_how()} and give its sha256"))
         elif not cp.artifacts.exists(action.sha256):
-            errors.append(FieldError(loc, f"{action.path}: not uploaded (no artifact {action.sha256}) — {upload_how(action.sha256)}"))
+            errors.append(FieldError(loc, f"{action.path}: not uploaded (no artifact {action.sha256}) — "
+                                          f"{upload_how(action.sha256)}"))
         else:
             name = node_name(action.path)
             bootstrap.append({"name": action.name or name, "args": action.args, "sha256": action.sha256,

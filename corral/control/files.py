@@ -8,7 +8,6 @@ clients, stored by content hash (checked while they arrive) and served to agents
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import threading
 from pathlib import Path

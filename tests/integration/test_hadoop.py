@@ -214,8 +214,8 @@ def test_local_files_with_aliases_are_shipped_with_a_streaming_step(shared_cp: C
     local.mkdir()
     (local / "stop.txt").write_text("the\nand\n")
     _zip(local / "env.zip", {"data.txt": "zipped\n"})
-    (local / "mapper.py").write_text("import sys\nsys.stdin.read()\n"
-                                     "print(open('stopwords').read() + open('env/data.txt').read(), end='')\n")
+    (local / "mapper.py").write_text("import sys\nif sys.stdin.read():  # the map task that has the line\n"
+                                     "    print(open('stopwords').read() + open('env/data.txt').read(), end='')\n")
     _shell(shared_cp, cid, "printf 'one\\n' | hdfs dfs -put -f - /ship-one.txt")
     step = _cli_step_add(shared_cp, cid, "streaming", [
         "-D", "mapreduce.job.reduces=0", "-input", "/ship-one.txt", "-output", "/ship/streaming",
