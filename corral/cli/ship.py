@@ -113,8 +113,12 @@ def ship_step(http: httpx.Client, step: dict[str, Any], loc: tuple[str | int, ..
     args = absolute_args(step["type"], args, base or Path.cwd())
     files, errors = kind.check(args)
     uploaded = dict(step.get("files") or {})
+    sent: set[str] = set()
     if not errors:
         for f in files:
+            if f.path in sent:
+                continue  # named twice in the arguments: checked and sent once
+            sent.add(f.path)
             where = format_loc((*loc, "args", f.index))
             path = Path(f.path)
             if not path.exists():
