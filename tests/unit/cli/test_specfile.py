@@ -10,7 +10,6 @@ import pytest
 
 from corral.cli.specfile import DEFAULT_GROUPS, SpecFileError, SpecFlags, load_spec_file, merge_flags
 from corral.domain.spec import ClusterSpec, validate_cluster_spec
-from corral.errors import ValidationFailed
 
 
 def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
