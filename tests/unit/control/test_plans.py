@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
 from corral.control.plans import artifact_placeholder, build_plan
