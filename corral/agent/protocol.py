@@ -90,7 +90,8 @@ class BootstrapSpec(BaseModel):
 
 class StepCommand(BaseModel):
     """What the master's agent runs for a step. ``{artifact:<sha256>}`` in argv is the
-    node-local path of that artifact once fetched."""
+    node-local directory of that artifact once fetched; each of ``artifacts`` is the file
+    ``{artifact:<sha256>}/<name>`` in it (one content may be shipped under several names)."""
 
     id: str
     argv: list[str]

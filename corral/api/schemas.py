@@ -142,6 +142,7 @@ class StepOut(BaseModel):
     state_message: str | None
     exit_code: int | None
     yarn_application_ids: list[str] = []
+    files: dict[str, str] = {}  # each local file shipped with the step (client path) -> its sha256
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -151,6 +152,7 @@ class StepOut(BaseModel):
         return cls(id=s.id, cluster_id=s.cluster_id, name=s.name, type=s.type, args=list(s.args),
                    action_on_failure=s.action_on_failure, status=s.status, state_message=s.state_message,
                    exit_code=s.exit_code, yarn_application_ids=list(s.yarn_application_ids or []),
+                   files={a["path"]: a["sha256"] for a in s.artifacts or []},
                    created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
                    ended_at=ts(s.ended_at))
 

@@ -11,6 +11,7 @@ from corral.cli.client import Client
 from corral.cli.outcome import cluster_created, cluster_terminated, finish
 from corral.cli.paging import list_all
 from corral.cli.progress import ENDED, UP, print_ready, watch_cluster
+from corral.cli.ship import ship_cluster_spec
 from corral.cli.render import Output, component_summary, console, duration, print_json, styled, table, when
 from corral.cli.specfile import SpecFlags, load_spec_file, merge_flags
 from corral.domain.states import ClusterState
@@ -20,7 +21,8 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
 
 
 def create_and_wait(client: Client, spec: dict[str, Any], wait: bool, show: bool = True) -> dict[str, Any]:
-    cluster = client.post("/clusters", json=spec)
+    # Bootstrap scripts and step files are uploaded from here: the server may be elsewhere.
+    cluster = client.post("/clusters", json=ship_cluster_spec(client.http, spec))
     if not wait:
         return cluster
     return watch_cluster(client, cluster["id"], UP, "CREATE_CLUSTER", show=show)

@@ -15,6 +15,7 @@ from corral.cli.client import ApiError
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
+from corral.cli.ship import ShipError
 from corral.cli.specfile import SpecFileError
 
 app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark on your hosts, steps on them.",
@@ -43,7 +44,7 @@ def main() -> None:
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except Abort:
         _fail("aborted", ExitCode.FAILED)
-    except (ApiError, SpecFileError) as exc:
+    except (ApiError, SpecFileError, ShipError) as exc:
         _fail(str(exc), ExitCode.BAD_INPUT)
     except httpx.HTTPStatusError as exc:  # a 5xx: the server's own failure (4xx answers are ApiError)
         _fail(f"the Corral server failed: {exc.response.status_code} {exc.response.reason_phrase} "

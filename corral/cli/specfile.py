@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from corral.cli.ship import absolute_args
 
 
 class SpecFileError(Exception):
@@ -28,10 +31,14 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         raise SpecFileError(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise SpecFileError(f"{path}: a cluster spec must be a mapping (name, node_groups, ...), got {type(data).__name__}")
-    # Relative script paths are relative to the spec file, wherever the command runs.
+    # Relative script and step file paths are relative to the spec file, wherever the
+    # command runs (symbolic links kept: a file's name is what the job sees).
     for action in data.get("bootstrap_actions") or []:
         if isinstance(action, dict) and isinstance(action.get("path"), str) and not Path(action["path"]).is_absolute():
-            action["path"] = str((path.parent / action["path"]).resolve())
+            action["path"] = os.path.abspath(path.parent / action["path"])
+    for step in data.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("args"), list):
+            step["args"] = absolute_args(step.get("type"), step["args"], path.parent.absolute())
     return data
 
 
@@ -91,7 +98,7 @@ def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]
         elif "count" not in group or group.get("count") == 0:
             group["count"] = 1
     for path in flags.bootstrap:
-        spec.setdefault("bootstrap_actions", []).append({"path": str(path.expanduser().resolve())})
+        spec.setdefault("bootstrap_actions", []).append({"path": os.path.abspath(path.expanduser())})
     for prop in flags.properties:
         classification, sep, assignment = prop.partition(":")
         key, eq, value = assignment.partition("=")

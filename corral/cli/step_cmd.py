@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -14,22 +13,13 @@ import typer
 from corral.cli.client import Client
 from corral.cli.outcome import finish, step_succeeded
 from corral.cli.paging import list_all, log_pages
+from corral.cli.ship import ship_step
 from corral.cli.render import Output, console, duration, print_json, styled, table, when
 from corral.domain.states import ActionOnFailure, StepState, StepType
 
 app = typer.Typer(help="Add, follow and cancel steps.", no_args_is_help=True)
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
 FINAL = {s.value for s in StepState if s.is_terminal()}
-
-
-def absolutize(args: list[str]) -> list[str]:
-    """Arguments naming an existing relative file become absolute: the server reads them."""
-    out = []
-    for arg in args:
-        path = Path(arg)
-        out.append(str(path.resolve()) if not arg.startswith("-") and not path.is_absolute() and "://" not in arg
-                   and path.is_file() else arg)
-    return out
 
 
 def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) -> dict[str, Any]:
@@ -56,8 +46,10 @@ def add(
 ) -> None:
     """Queue a step on a cluster."""
     client = Client()
-    body = {"steps": [{"type": type_.value, "name": name, "args": absolutize(args or []),
-                       "action_on_failure": action_on_failure.value}]}
+    # Local files are uploaded from here: the server may be on another machine.
+    request = ship_step(client.http, {"type": type_.value, "name": name, "args": args or [],
+                                      "action_on_failure": action_on_failure.value})
+    body = {"steps": [request]}
     step = client.post(f"/clusters/{cluster_id}/steps", json=body)["steps"][0]
     if wait:
         step = wait_step(client, cluster_id, step["id"], show=output is Output.table)

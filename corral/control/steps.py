@@ -1,9 +1,10 @@
-"""Step requests: add (validated, files shipped), list, get, cancel, logs."""
+"""Step requests: add (validated, files checked as uploaded), list, get, cancel, logs."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from pathlib import PurePosixPath
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -15,6 +16,7 @@ from corral.control.views import effective_properties, shape_view
 from corral.domain.spec import StepRequest
 from corral.domain.states import ClusterState, ClusterTarget, StepState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
+from corral.jobs.files import LocalFile, node_name
 from corral.jobs.registry import STEP_KINDS
 from corral.jobs.transfer import OBJECT_STORAGE
 from corral.services.base import ClusterView
@@ -39,14 +41,55 @@ def _missing_message(req: StepRequest, missing: list[str], available: list[str])
     return f"{req.type.value} steps need the {', '.join(services)} service, which this cluster does not run ({running})"
 
 
+def upload_how(sha256: str = "{sha256}") -> str:
+    return f"upload it with PUT /api/v1/artifacts/{sha256}"
+
+
+def local_path_problem(path: str, what: str) -> str | None:
+    """Why ``path`` cannot name a client's file to ship, if it cannot: it must be absolute
+    (the CLI makes relative ones so) and end in a file name (the copy on the node is named
+    after it, inside the artifact's own directory)."""
+    if not PurePosixPath(path).is_absolute():
+        return f"{what} must be an absolute path, got {path!r}"
+    if node_name(path) in ("", ".", "..") or "\0" in path:
+        return f"{what} must name a file, got {path!r}"
+    return None
+
+
+def uploaded_artifacts(cp: "ControlPlane", files: list[LocalFile], uploaded: dict[str, str],
+                       loc: tuple[str | int, ...]) -> tuple[list[dict[str, Any]], list[FieldError]]:
+    """The step's artifact records: every local file its parser found (``files``) must be
+    named in the request's ``files`` (``uploaded``: path -> sha256) and stored. Nothing is
+    read from this machine's disk but the artifact store: the paths are the client's."""
+    artifacts: list[dict[str, Any]] = []
+    errors: list[FieldError] = []
+    for f in files:
+        where = (*loc, "args", f.index)
+        problem = local_path_problem(f.path, f.what)
+        sha = uploaded.get(f.path)
+        if problem:
+            errors.append(FieldError(where, problem + f.hint))
+        elif sha is None:
+            errors.append(FieldError(where, f"{f.what} {f.path}: not uploaded — {upload_how()} and name it in files"))
+        elif not cp.artifacts.exists(sha):
+            errors.append(FieldError(where, f"{f.what} {f.path}: not uploaded (no artifact {sha}) — {upload_how(sha)}"))
+        else:
+            artifacts.append({"index": f.index, "start": f.start, "end": f.end, "uri": f.uri, "path": f.path,
+                              "name": node_name(f.path), "sha256": sha})
+    named = {f.path for f in files}
+    errors += [FieldError((*loc, "files", path), "names no local file of the step's arguments")
+               for path in uploaded if path not in named]
+    return artifacts, errors
+
+
 def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: list[str],
                   loc_prefix: tuple[str | int, ...] = (),
                   secrets: dict[int, dict[str, str]] | None = None,
                   view: ClusterView | None = None) -> tuple[list[Step], list[FieldError]]:
-    """Check every request against what the cluster has (``capabilities``) and, given its
-    ``view``, against what it can schedule; store the requests' local files; rows are
-    returned unsaved. ``secrets[i]`` are environment variables of request i whose values
-    are secrets (a database password): kept out of args and logs."""
+    """Check every request against what the cluster has (``capabilities``), that its local
+    files were uploaded and, given the cluster's ``view``, that the cluster could ever
+    schedule it; rows are returned unsaved. ``secrets[i]`` are environment variables of
+    request i whose values are secrets (a database password): kept out of args and logs."""
     errors: list[FieldError] = []
     props = effective_properties(view)[0] if view is not None else {}
     checked = []
@@ -60,15 +103,14 @@ def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: li
         files, problems = kind.check(list(req.args))
         if view is not None and not problems:
             problems = kind.fit_errors(list(req.args), view, props)
-        errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems]
-        checked.append((req, files))
+        artifacts, missing_files = uploaded_artifacts(cp, files, dict(req.files), prefix)
+        errors += [FieldError((*prefix, *e.loc), e.msg) for e in problems] + missing_files
+        checked.append((req, artifacts))
     if errors:
-        return [], errors  # nothing stored: bad input creates nothing
+        return [], errors  # bad input creates nothing
     now = time.time()
     steps: list[Step] = []
-    for i, (req, files) in enumerate(checked):
-        artifacts = [{"index": f.index, "path": f.path, "name": Path(f.path).name, "sha256": cp.artifacts.put(Path(f.path))}
-                     for f in files]
+    for i, (req, artifacts) in enumerate(checked):
         steps.append(Step(
             id=ids.step_id(), name=req.name or f"{req.type.value.lower()} step", type=req.type.value,
             args=list(req.args), artifacts=artifacts, action_on_failure=req.action_on_failure.value,

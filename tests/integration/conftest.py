@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from corral.cli.paging import list_all, read_log
+from corral.cli.ship import ship_cluster_spec, ship_step
 from tests.processes import stop_child
 
 pytestmark = pytest.mark.integration
@@ -156,7 +157,10 @@ class ControlPlaneProcess:
     # -- API helpers --------------------------------------------------------------------------
 
     def create(self, spec: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-        resp = self.http.post("/clusters", json=with_test_jvm_options({**(spec or SMALL_SPEC), **overrides}))
+        """Create a cluster the way the CLI does: local bootstrap scripts and step files are
+        uploaded first (``corral.cli.ship``)."""
+        spec = ship_cluster_spec(self.http, with_test_jvm_options({**(spec or SMALL_SPEC), **overrides}))
+        resp = self.http.post("/clusters", json=spec)
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
 
@@ -186,7 +190,9 @@ class ControlPlaneProcess:
         raise AssertionError(f"timed out waiting for {what}")
 
     def add_step(self, cluster_id: str, type_: str, args: list[str], **extra: Any) -> dict[str, Any]:
-        resp = self.http.post(f"/clusters/{cluster_id}/steps", json={"steps": [{"type": type_, "args": args, **extra}]})
+        """Add a step the way the CLI does: its local files are uploaded first."""
+        step = ship_step(self.http, {"type": type_, "args": args, **extra})
+        resp = self.http.post(f"/clusters/{cluster_id}/steps", json={"steps": [step]})
         assert resp.status_code == 201, resp.text
         return resp.json()["steps"][0]
 

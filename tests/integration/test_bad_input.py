@@ -29,8 +29,10 @@ BAD_SPECS = [
      ["node_groups", 1, "count"], "at least 1 CORE"),
     ({"node_groups": _groups(("MASTER", "local.small", 1), ("CORE", "local.small", -1))},
      ["node_groups", 1, "count"], "greater than or equal to 0"),
-    ({"bootstrap_actions": [{"path": "/does/not/exist.sh"}]}, ["bootstrap_actions", 0, "path"], "file not found"),
-    ({"steps": [{"type": "SPARK", "args": ["/does/not/exist.py"]}]}, ["steps", 0, "args", 0], "not found"),
+    # Local files are the client's, uploaded before: a path alone is refused, existing or not.
+    ({"bootstrap_actions": [{"path": "/does/not/exist.sh"}]}, ["bootstrap_actions", 0, "path"], "not uploaded"),
+    ({"bootstrap_actions": [{"path": "/etc/hostname"}]}, ["bootstrap_actions", 0, "path"], "not uploaded"),
+    ({"steps": [{"type": "SPARK", "args": ["/does/not/exist.py"]}]}, ["steps", 0, "args", 0], "not uploaded"),
     ({"configurations": [{"classification": "hdfs-site", "properties": {"a": "b"}}]},
      ["configurations", 0, "classification"], "unknown classification 'hdfs-site'"),
     ({"release": "emr-9.9"}, ["release"], "unknown release"),
@@ -81,10 +83,12 @@ def test_bad_step_is_refused_and_not_queued(shared_cp: ControlPlaneProcess, spar
     cid = spark_cluster["id"]
     before = shared_cp.steps(cid)
     cases = [
-        ([{"type": "SPARK", "args": ["--conf", "a=b", "/no/such/app.py", "x"]}], ["steps", 0, "args", 2], "not found"),
+        ([{"type": "SPARK", "args": ["--conf", "a=b", "/no/such/app.py", "x"]}], ["steps", 0, "args", 2], "not uploaded"),
+        ([{"type": "SPARK", "args": ["--files", "/etc/hostname#h", "local:/x.py"]}], ["steps", 0, "args", 1],
+         "--files entry /etc/hostname: not uploaded — upload it with PUT /api/v1/artifacts/{sha256} and name it in files"),
         ([{"type": "SPARK", "args": ["--master", "local", "/bin/true"]}], ["steps", 0, "args", 0], "--master is not allowed"),
         ([{"type": "SPARK", "args": []}], ["steps", 0, "args"], "no application"),
-        ([{"type": "SHELL", "args": ["/no/such/script.sh"]}], ["steps", 0, "args", 0], "not found"),
+        ([{"type": "SHELL", "args": ["/no/such/script.sh"]}], ["steps", 0, "args", 0], "not uploaded"),
         ([{"type": "PIG", "args": ["x"]}], ["steps", 0, "type"], "Input should be"),
         ([{"type": "HIVE", "args": ["SELECT 1"]}], ["steps", 0, "type"], "HIVE steps need the hive service"),
         ([{"type": "SHELL", "args": ["true"], "action_on_failure": "EXPLODE"}], ["steps", 0, "action_on_failure"], "Input should be"),
@@ -118,12 +122,18 @@ def test_cli_bad_input_exits_2_with_one_line(shared_cp: ControlPlaneProcess, tmp
          'configurations[0].properties["fs.a\\nb "]: the name starts or ends with whitespace'),
         (["cluster", "describe", "c-nothere"], "cluster c-nothere not found"),
         (["step", "add", "c-nothere", "--type", "shell", "--", "true"], "cluster c-nothere not found"),
+        # a missing local file is refused by the CLI, where the files are, before anything is sent
+        (["step", "add", "c-nothere", "--type", "spark", "--", "--name", "x", "--files",
+          f"{tmp_path}/here.txt,/local/x.txt#x", f"{tmp_path}/here.txt"], "args[3]: --files entry not found: /local/x.txt"),
+        (["step", "add", "c-nothere", "--type", "streaming", "--", "-input", "/i", "-output", "/o", "-mapper", "cat",
+          "-archives", "deps.zip#d"], f"args[7]: -archives entry not found: {tmp_path}/deps.zip"),
         (["step", "add", "c-nothere", "--", "true"], "Missing option '--type'"),
         (["cluster", "frobnicate"], "No such command"),
     ]
+    (tmp_path / "here.txt").write_text("here\n")
     before = shared_cp.clusters()
     for args, message in cases:
-        result = _cli(shared_cp, *args)
+        result = _cli(shared_cp, *args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("corral: error: ") and message in lines[0], (args, result.stderr)

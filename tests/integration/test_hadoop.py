@@ -5,10 +5,15 @@ clean terminate. Tests run in file order on one shared cluster; the last one end
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
+import shutil
 import signal
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +184,74 @@ def test_pyspark_on_yarn_writes_parquet_to_hdfs_and_reads_it_back(shared_cp: Con
     command = f"yarn logs -applicationId {second['yarn_application_ids'][0]} -log_files stdout 2>/dev/null"
     shared_cp.wait_for(lambda: "rows 12345 distinct 12345" in _shell(shared_cp, cid, command), 60,
                        "the driver's output in the aggregated YARN logs")
+
+
+def _cli_step_add(cp: ControlPlaneProcess, cluster_id: str, type_: str, args: list[str], cwd: Path) -> dict[str, Any]:
+    """``corral step add`` as a user runs it: the CLI uploads the step's local files."""
+    result = subprocess.run([sys.executable, "-m", "corral.cli.main", "step", "add", cluster_id, "--type", type_,
+                             "-o", "json", "--", *args], env=cp.env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def _zip(path: Path, members: dict[str, str]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+
+
+def test_local_files_with_aliases_are_shipped_with_a_spark_step(shared_cp: ControlPlaneProcess,
+                                                                 hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 10 §3's input: ``--files /local/lookup.txt#lookup.txt --archives
+    /local/deps.zip#depsdir``. The local files are deleted as soon as ``step add`` returns,
+    so only the shipped copies can serve; the driver (in YARN: cluster mode) and the
+    executors read both through their aliases."""
+    cid = hadoop_cluster["id"]
+    local = tmp_path / "tmp-dir"
+    local.mkdir()
+    lookup, data = "alpha\t1\nbeta # not a comment\t2\n", "from the archive: ü\n"
+    (local / "lookup.txt").write_text(lookup)
+    _zip(local / "deps.zip", {"data.txt": data})
+    (local / "job.py").write_text(
+        "import json\n"
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.appName('shipped-files').getOrCreate()\n"
+        "def read(_):\n"
+        "    return [open('lookup.txt', encoding='utf-8').read(), open('depsdir/data.txt', encoding='utf-8').read()]\n"
+        "result = {'driver': read(0), 'executors': spark.sparkContext.parallelize(range(4), 4).map(read).collect()}\n"
+        "spark.createDataFrame([(json.dumps(result),)], ['v']).coalesce(1).write.mode('overwrite').text('/ship/spark')\n")
+    step = _cli_step_add(shared_cp, cid, "spark", ["--deploy-mode", "cluster", "--files", f"{local}/lookup.txt#lookup.txt",
+                                                   "--archives", f"{local}/deps.zip#depsdir", "job.py"], cwd=local)
+    shutil.rmtree(local)
+    assert step["args"][-1] == f"{local}/job.py"  # made absolute by the CLI, where the file was
+    assert set(step["files"]) == {f"{local}/lookup.txt", f"{local}/deps.zip", f"{local}/job.py"}
+    done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
+    assert done["status"] == "COMPLETED", (done, shared_cp.log(cid, step["id"], "stderr")[-3000:])
+    result = json.loads(_shell(shared_cp, cid, "hdfs dfs -cat /ship/spark/part-*"))
+    assert result == {"driver": [lookup, data], "executors": [[lookup, data]] * 4}
+
+
+def test_local_files_with_aliases_are_shipped_with_a_streaming_step(shared_cp: ControlPlaneProcess,
+                                                                     hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """The same for Hadoop's generic options: ``-files x#alias -archives y#alias``, given
+    after the streaming options (Corral moves them first), read by every map task."""
+    cid = hadoop_cluster["id"]
+    local = tmp_path / "tmp-dir"
+    local.mkdir()
+    (local / "stop.txt").write_text("the\nand\n")
+    _zip(local / "env.zip", {"data.txt": "zipped\n"})
+    (local / "mapper.py").write_text("import sys\nif sys.stdin.read():  # the map task that has the line\n"
+                                     "    print(open('stopwords').read() + open('env/data.txt').read(), end='')\n")
+    _shell(shared_cp, cid, "printf 'one\\n' | hdfs dfs -put -f - /ship-one.txt")
+    step = _cli_step_add(shared_cp, cid, "streaming", [
+        "-D", "mapreduce.job.reduces=0", "-input", "/ship-one.txt", "-output", "/ship/streaming",
+        "-mapper", f"{local}/mapper.py", "-files", f"{local}/stop.txt#stopwords", "-archives", "env.zip#env"],
+        cwd=local)
+    shutil.rmtree(local)
+    done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
+    assert done["status"] == "COMPLETED", (done, shared_cp.log(cid, step["id"], "stderr")[-3000:])
+    out = _shell(shared_cp, cid, "hdfs dfs -cat /ship/streaming/part-*")
+    assert [line.rstrip("\t") for line in out.splitlines()] == ["the", "and", "zipped"]
 
 
 def test_cancelling_a_hadoop_jar_step_kills_its_yarn_application(shared_cp: ControlPlaneProcess,
