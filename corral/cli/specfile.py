@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         raise SpecFileError(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise SpecFileError(f"{path}: a cluster spec must be a mapping (name, node_groups, ...), got {type(data).__name__}")
+    _keep_property_text(data, yaml.load(text, Loader=yaml.BaseLoader))  # noqa: S506 - BaseLoader builds only str/list/dict
     # Relative script and step file paths are relative to the spec file, wherever the
     # command runs (symbolic links kept: a file's name is what the job sees).
     for action in data.get("bootstrap_actions") or []:
@@ -40,6 +42,25 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         if isinstance(step, dict) and isinstance(step.get("args"), list):
             step["args"] = absolute_args(step.get("type"), step["args"], path.parent.absolute())
     return data
+
+
+def _keep_property_text(data: dict[str, Any], raw: Any) -> None:
+    """Configuration values as written: YAML would read ``010`` as 8, ``1e3`` as 1000.0 and
+    ``0x1F`` as 31, but every Hadoop and Spark file takes text, and the text is what the
+    user meant. Numbers and dates take their source text (``raw``: the same document read
+    with every scalar as a string); booleans and null keep YAML's reading."""
+    configs, raw_configs = data.get("configurations"), raw.get("configurations") if isinstance(raw, dict) else None
+    if not isinstance(configs, list) or not isinstance(raw_configs, list) or len(configs) != len(raw_configs):
+        return
+    for conf, raw_conf in zip(configs, raw_configs):
+        props = conf.get("properties") if isinstance(conf, dict) else None
+        raw_props = raw_conf.get("properties") if isinstance(raw_conf, dict) else None
+        if not isinstance(props, dict) or not isinstance(raw_props, dict):
+            continue
+        for key, value in list(props.items()):
+            text = raw_props.get(str(key))
+            if isinstance(value, (int, float, datetime.date)) and not isinstance(value, bool) and isinstance(text, str):
+                props[key] = text
 
 
 @dataclass

@@ -153,3 +153,12 @@ def test_merge_does_not_modify_the_loaded_spec() -> None:
     before = copy.deepcopy(base)
     merge_flags(base, SpecFlags(core_count=4, properties=["spark-defaults:a=b"]))
     assert base == before
+
+
+def test_configuration_values_keep_their_text(tmp_path: Path) -> None:
+    spec = tmp_path / "c.yaml"
+    spec.write_text("name: x\nnode_groups: []\nconfigurations:\n"
+                    "  - classification: spark-defaults\n"
+                    "    properties: {a: 010, b: 1e3, c: 0x1F, d: 2024-03-10, e: true, f: 1_000, g: plain, h: 12}\n")
+    props = load_spec_file(spec)["configurations"][0]["properties"]
+    assert props == {"a": "010", "b": "1e3", "c": "0x1F", "d": "2024-03-10", "e": True, "f": "1_000", "g": "plain", "h": "12"}
