@@ -25,8 +25,8 @@ from corral.domain.locations import STAGING_PREFIX, FileLocation
 from corral.domain.sql_names import Dialect, Name, quote, sql_dialect
 from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, FileCommit, Kind, Transfer, parse
 from corral.jobs.transfer_types import (CSV_JSON_WRITE, MYSQL_TABLE_OPTIONS, SQL_SETTINGS, Column, Unrepresentable,
-                                        column_type, connection_properties, probe_queries, temporal_export_check,
-                                        with_utc)
+                                        column_type, connection_properties, csv_number_stats, csv_number_type,
+                                        probe_queries, temporal_export_check, with_utc)
 
 
 class TransferError(Exception):
@@ -147,6 +147,8 @@ def file_reader(spark: SparkSession, t: Transfer) -> Any:
     reader = spark.read.format(fmt)
     if fmt in ("csv", "json"):
         reader = reader.option("mode", "FAILFAST")  # a value that does not parse fails, never becomes NULL
+        if fmt == "json" and not t.schema:  # inferred numbers with a fraction: decimals (exact), not doubles
+            reader = reader.option("prefersDecimal", "true")
     if fmt == "csv":
         reader = reader.option("header", t.header).option("sep", t.delimiter)
         if not t.schema:
@@ -154,6 +156,26 @@ def file_reader(spark: SparkSession, t: Transfer) -> Any:
     if t.schema:
         reader = reader.schema(t.schema)
     return reader
+
+
+def exact_csv_numbers(spark: SparkSession, t: Transfer, inferred: DataFrame) -> DataFrame:
+    """CSV inference makes every number with a fraction a DOUBLE, which keeps 15 significant
+    digits (DBL_DIG): a column with longer numbers is read as DECIMAL(38, s) when its values
+    fit, else the transfer fails naming it (``transfer_types.csv_number_type``)."""
+    doubles = [f.name for f in inferred.schema.fields if f.dataType.typeName() == "double"]
+    if not doubles:
+        return inferred
+    raw = spark.read.format("csv").option("header", t.header).option("sep", t.delimiter).load(t.source_files.uri)
+    row = raw.selectExpr(*[e for name in doubles for e in csv_number_stats(quote(name, "spark"))]).first()
+    types = {name: csv_number_type(name, list(row[4 * i:4 * i + 4])) for i, name in enumerate(doubles)}  # type: ignore[index]
+    if all(ddl == "DOUBLE" for ddl in types.values()):
+        return inferred
+    # (with spark.sql.timestampType TIMESTAMP_NTZ, plain "timestamp" in DDL would mean NTZ)
+    ddl = {f.name: "timestamp_ltz" if f.dataType.typeName() == "timestamp" else f.dataType.simpleString()
+           for f in inferred.schema.fields}
+    schema = ", ".join(f"{quote(name, 'spark')} {types.get(name) or ddl[name]}" for name in ddl)
+    return spark.read.format("csv").option("mode", "FAILFAST").option("header", t.header).option("sep", t.delimiter) \
+        .schema(schema).load(t.source_files.uri)
 
 
 def source_relation(t: Transfer) -> str:
@@ -206,7 +228,8 @@ def read_jdbc(spark: SparkSession, t: Transfer) -> DataFrame:
 def read_source(spark: SparkSession, t: Transfer) -> DataFrame:
     kind = t.source_kind
     if kind in (Kind.S3, Kind.HDFS):
-        return file_reader(spark, t).load(t.source_files.uri)
+        df = file_reader(spark, t).load(t.source_files.uri)
+        return exact_csv_numbers(spark, t, df) if t.format == "csv" and not t.schema else df
     if kind is Kind.HIVE:
         return spark.table(t.source_hive.sql("spark"))
     return read_jdbc(spark, t)

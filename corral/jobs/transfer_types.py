@@ -180,6 +180,37 @@ def _numeric_check(col: Column, at: int) -> Check:
     return check
 
 
+# -- CSV numbers: what inference made a DOUBLE ----------------------------------------------------
+
+DOUBLE_DIGITS = 15  # DBL_DIG: every decimal of this many significant digits survives a double
+_PLAIN = r"^\\s*[+-]?([0-9]*)[.]?([0-9]*)\\s*$"
+
+
+def csv_number_stats(column_sql: str) -> list[str]:
+    """Spark SQL aggregates over a CSV column read as text: the most significant digits, the
+    most digits before and after the point, and how many values are not plain decimals
+    (an exponent, NaN, Infinity)."""
+    whole = f"regexp_replace(regexp_extract({column_sql}, '{_PLAIN}', 1), '^0+', '')"
+    fraction = f"regexp_replace(regexp_extract({column_sql}, '{_PLAIN}', 2), '0+$', '')"
+    significant = f"length(regexp_replace(regexp_replace(concat({whole}, {fraction}), '^0+', ''), '0+$', ''))"
+    plain = f"{column_sql} RLIKE '{_PLAIN}'"
+    return [f"MAX(CASE WHEN {plain} THEN {significant} END)", f"MAX(CASE WHEN {plain} THEN length({whole}) END)",
+            f"MAX(CASE WHEN {plain} THEN length({fraction}) END)",
+            f"COUNT(CASE WHEN {column_sql} IS NOT NULL AND trim({column_sql}) <> '' AND NOT ({plain}) THEN 1 END)"]
+
+
+def csv_number_type(name: str, stats: list[Any]) -> str:
+    """DOUBLE when every value survives it, else DECIMAL(38, s) when they all fit; raises
+    Unrepresentable otherwise."""
+    significant, whole, scale, not_plain = (int(v or 0) for v in stats)
+    if significant <= DOUBLE_DIGITS:
+        return "DOUBLE"
+    if not not_plain and whole + scale <= MAX_DECIMAL_DIGITS:
+        return f"DECIMAL({MAX_DECIMAL_DIGITS}, {scale})"
+    raise Unrepresentable(f"column {name!r} holds numbers of {significant} significant digits, more than a DOUBLE "
+                          f"keeps, and not all fit a DECIMAL of {MAX_DECIMAL_DIGITS} digits; give --schema")
+
+
 # -- writing: the staging table's columns --------------------------------------------------------
 
 MYSQL_TYPES = {"timestamp_ntz": "DATETIME(6)", "timestamp": "TIMESTAMP(6) NULL", "binary": "LONGBLOB",
