@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from corral.domain.jdbc import driver_class, driver_url
 from corral.domain.locations import STAGING_PREFIX, FileLocation
@@ -26,7 +27,8 @@ from corral.domain.sql_names import Dialect, Name, quote, sql_dialect
 from corral.jobs.transfer import PASSWORD_ENV, REPORT_ENV, FileCommit, Kind, Transfer, parse
 from corral.jobs.transfer_types import (CSV_JSON_WRITE, MYSQL_TABLE_OPTIONS, SQL_SETTINGS, Column, Unrepresentable,
                                         column_type, connection_properties, csv_number_stats, csv_number_type,
-                                        probe_queries, temporal_export_check, with_utc)
+                                        probe_queries, read_as_text, temporal_export_check, with_utc,
+                                        write_as_text)
 
 
 class TransferError(Exception):
@@ -71,6 +73,14 @@ def jdbc_options(t: Transfer, url: str, writing: bool) -> dict[str, str]:
             "driver": driver_class(url), **connection_properties(sql_dialect(url), writing)}
 
 
+def sql_state(exc: BaseException) -> str:
+    """The SQLSTATE of a Java SQLException behind a Py4J error ('' for anything else)."""
+    try:
+        return str(exc.java_exception.getSQLState())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - not a Py4J error, or not an SQLException
+        return ""
+
+
 class Jdbc:
     """A plain JDBC connection in the driver: metadata, probes and the commit Spark's
     writer cannot do. Names reach it already quoted for its dialect."""
@@ -97,9 +107,7 @@ class Jdbc:
             stmt.executeQuery(f"SELECT 1 FROM {table_sql} WHERE 1 = 0").close()
             return True
         except Exception as exc:  # py4j's Py4JJavaError around a java.sql.SQLException
-            java = getattr(exc, "java_exception", None)
-            state = str(java.getSQLState()) if java is not None and hasattr(java, "getSQLState") else ""
-            if state in ("42P01", "42S02"):
+            if sql_state(exc) in ("42P01", "42S02"):
                 return False
             raise
         finally:
@@ -183,16 +191,19 @@ def source_relation(t: Transfer) -> str:
     return t.table_name.sql(sql_dialect(t.source)) if t.table else f"({t.query}) corral_q"
 
 
-def exact_read_types(db: Jdbc, relation: str) -> dict[str, str]:
+def exact_read_types(db: Jdbc, relation: str) -> tuple[dict[str, str], list[str]]:
     """Spark types for the columns whose default mapping would not keep every value, after
-    one aggregate look at the values; raises Unrepresentable (``transfer_types``)."""
-    probe = probe_queries(db.dialect, db.columns(relation), relation)
-    if probe is None:
-        return {}
-    sql, checks = probe
-    row = db.one_row(sql)
-    types = {col.name: spark_type for col, check in checks if (spark_type := check(row)) is not None}
-    return types
+    one aggregate look at the values (raises Unrepresentable), and the columns read as text
+    to be cast to TIMESTAMP_NTZ in Spark (``transfer_types.read_as_text``)."""
+    columns = db.columns(relation)
+    types: dict[str, str] = {}
+    probe = probe_queries(db.dialect, columns, relation)
+    if probe is not None:
+        sql, checks = probe
+        row = db.one_row(sql)
+        types = {col.name: spark_type for col, check in checks if (spark_type := check(row)) is not None}
+    as_text = [col.name for col in columns if read_as_text(db.dialect, col)]
+    return {**types, **{name: "STRING" for name in as_text}}, as_text
 
 
 def bounds(db: Jdbc, t: Transfer, relation: str) -> tuple[int, int]:
@@ -209,7 +220,7 @@ def read_jdbc(spark: SparkSession, t: Transfer) -> DataFrame:
     relation = source_relation(t)
     db = Jdbc(spark, options)
     try:
-        types = exact_read_types(db, relation)
+        types, as_text = exact_read_types(db, relation)
         partitioned = bool(t.partition_column) and (t.num_partitions or 1) > 1
         if partitioned:
             lo, hi = (t.lower_bound, t.upper_bound) if t.lower_bound is not None else bounds(db, t, relation)
@@ -222,7 +233,10 @@ def read_jdbc(spark: SparkSession, t: Transfer) -> DataFrame:
         options.update(partitionColumn=t.partition_name, lowerBound=str(lo), upperBound=str(hi + 1),  # type: ignore[operator]
                        numPartitions=str(t.num_partitions))
     with exact_names(spark):  # the partition column resolves now, at load
-        return spark.read.format("jdbc").options(**options).load()
+        df = spark.read.format("jdbc").options(**options).load()
+    for name in as_text:
+        df = df.withColumn(name, F.col(quote(name, "spark")).cast("timestamp_ntz"))
+    return df
 
 
 def read_source(spark: SparkSession, t: Transfer) -> DataFrame:
@@ -349,6 +363,10 @@ def write_jdbc(spark: SparkSession, df: DataFrame, t: Transfer, step_id: str) ->
         db.execute_all([f"DROP TABLE IF EXISTS {staging.sql(dialect)}"])
         try:
             db.execute_all([create_table_sql(spark, df, staging, dialect, options["url"])])
+            as_text = {f.name for f in df.schema.fields if write_as_text(dialect, f.dataType.typeName())}
+            if as_text:
+                df = df.select(*[F.col(quote(f.name, "spark")).cast("string").alias(f.name) if f.name in as_text
+                                 else F.col(quote(f.name, "spark")) for f in df.schema.fields])
             with exact_names(spark):
                 df.write.format("jdbc").options(**options).option("dbtable", staging.sql(dialect)) \
                     .option("batchsize", "10000").mode("append").save()

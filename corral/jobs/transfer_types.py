@@ -98,6 +98,20 @@ class Column:
         return 0 < self.precision <= MAX_DECIMAL_DIGITS and 0 <= self.scale <= self.precision
 
 
+def read_as_text(dialect: Dialect, col: Column) -> bool:
+    """MySQL ``DATETIME`` is read as its text and cast to TIMESTAMP_NTZ in Spark: Spark's MySQL
+    dialect turns the driver's ``java.sql.Timestamp`` into TIMESTAMP_NTZ without the Julian to
+    Gregorian rebase (``JdbcDialect.convertJavaTimestampToTimestampNTZ``'s default; the
+    PostgreSQL dialect overrides it), which moves values before 1582-10-15 by days."""
+    return dialect == "mysql" and col.sql_type == _TIMESTAMP and col.type_name.startswith("datetime")
+
+
+def write_as_text(dialect: Dialect, spark_type: str) -> bool:
+    """The same on the way out: TIMESTAMP_NTZ goes to MySQL as text (the server parses it
+    into the DATETIME(6) column), not through ``convertTimestampNTZToJavaTimestamp``."""
+    return dialect == "mysql" and spark_type == "timestamp_ntz"
+
+
 def _text(dialect: Dialect, expr: str) -> str:
     return f"CAST({expr} AS {'TEXT' if dialect == 'postgresql' else 'CHAR'})"
 

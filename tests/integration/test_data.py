@@ -203,9 +203,11 @@ def test_round_trips_through_object_storage_and_postgres(shared_cp: ControlPlane
         assert cli.returncode == 0, (cli.stdout, cli.stderr)
         step_ids.append(json.loads(cli.stdout)["id"])
         held = pyhive_rows(cluster, "SELECT COUNT(*), typeof(MAX(t)), CAST(MAX(CASE WHEN Id = 1 THEN t END) AS STRING), "
+                                    "CAST(MAX(CASE WHEN Id = 2 THEN t END) AS STRING), "
                                     "CAST(MAX(CASE WHEN Id = 1 THEN z END) AS STRING), typeof(MAX(z)) FROM sales_exact",
                            "SET spark.sql.session.timeZone=UTC")
-        assert held == [(3, "timestamp_ntz", "2024-03-10 02:30:00", "0001-01-01 00:00:00", "timestamp")]
+        assert held == [(3, "timestamp_ntz", "2024-03-10 02:30:00", "0001-01-01 00:00:00", "0001-01-01 00:00:00",
+                         "timestamp")]
         step_ids.append(step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **{
             "from": "hive:sales_exact", "to": jdbc, "table": "ExportTarget", "user": "corral",
             "password": postgres_server.password}))["id"])
@@ -341,8 +343,9 @@ def test_mysql_metastore_and_mariadb_round_trips(shared_cp: ControlPlaneProcess,
         # `Id` -> Hive -> a new table ExportTarget, cell for cell as MariaDB renders them
         step_ok(shared_cp, cid, transfer(shared_cp, cid, "imports", **{
             "from": jdbc, "to": "hive:my_sales", "table": "`Sales`", "partition_column": "`Id`", "num_partitions": 2, **db}))
-        assert pyhive_rows(cluster, "SELECT COUNT(*), CAST(MAX(CASE WHEN Id = 1 THEN t END) AS STRING) FROM my_sales") == [
-            (3, "2024-03-10 02:30:00")]
+        assert pyhive_rows(cluster, "SELECT COUNT(*), CAST(MAX(CASE WHEN Id = 1 THEN t END) AS STRING), "
+                                    "CAST(MAX(CASE WHEN Id = 2 THEN t END) AS STRING) FROM my_sales") == [
+            (3, "2024-03-10 02:30:00", "0001-01-01 00:00:00")]
         step_ok(shared_cp, cid, transfer(shared_cp, cid, "exports", **{"from": "hive:my_sales", "to": jdbc,
                                                                         "table": "ExportTarget", **db}))
         with mariadb_server.connect(shop_db) as conn, conn.cursor() as cur:

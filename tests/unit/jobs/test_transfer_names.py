@@ -160,3 +160,23 @@ def test_quoted_names_address_exactly_their_table_in_mariadb(mariadb_server: Mar
             assert cur.fetchone() == (rows,), name
         cur.execute("SELECT BINARY table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
         assert {r[0].decode() for r in cur.fetchall()} == {n.object for n in names}
+
+
+def test_the_api_takes_exact_names_and_points_at_the_field(cp: Any) -> None:
+    from corral.control import clusters, transfers
+    from corral.errors import ValidationFailed
+    from corral.store.models import Step
+    from tests.unit.helpers import count_rows, make_spec
+
+    cluster, _ = clusters.create_cluster(cp, make_spec(services=["hdfs", "spark", "hive"]))
+    body = {"from": PG_URL, "to": "hive:s", "user": "u", "password": "pw-1"}
+    step = transfers.add_transfer(cp, cluster.id, "import", DataTransferRequest.model_validate(
+        {**body, "table": 'public."Sales"', "partition_column": "Id", "num_partitions": 2}))
+    assert step.args[step.args.index("--table") + 1] == 'public."Sales"'  # the job reads exactly this name
+    for fields, loc in [({"table": "a.b.c"}, "table"), ({"table": '"Sales'}, "table"),
+                        ({"table": "t", "partition_column": "a.b", "num_partitions": 2}, "partition_column"),
+                        ({"table": "t", "to": "hive:bad-name"}, "target")]:
+        with pytest.raises(ValidationFailed) as info:
+            transfers.add_transfer(cp, cluster.id, "import", DataTransferRequest.model_validate({**body, **fields}))
+        assert [e.loc for e in info.value.errors] == [(loc,)], info.value
+    assert count_rows(cp.store, Step) == 1  # the refused ones added nothing

@@ -122,3 +122,29 @@ def test_connections_and_jvms_of_the_job_are_in_utc() -> None:
     assert column_type("mysql", "timestamp_ntz", "DATETIME") == "DATETIME(6)" == MYSQL_TYPES["timestamp_ntz"]
     assert column_type("postgresql", "timestamp_ntz", "TIMESTAMP") == "TIMESTAMP"
     assert column_type("mysql", "decimal", "DECIMAL(38,2)") == "DECIMAL(38,2)"
+    # MySQL DATETIME goes through text both ways (Spark's MySQL dialect does not rebase it)
+    from corral.jobs.transfer_types import read_as_text, write_as_text
+
+    assert read_as_text("mysql", MY_COLUMNS[1]) and not read_as_text("mysql", MY_COLUMNS[2])
+    assert not read_as_text("postgresql", PG_COLUMNS["t"])
+    assert write_as_text("mysql", "timestamp_ntz") and not write_as_text("postgresql", "timestamp_ntz")
+
+
+@pytest.mark.parametrize("stats, expected", [
+    ([15, 10, 5, 1], "DOUBLE"),  # 15 significant digits survive a double, exponents too
+    ([16, 10, 6, 0], "DECIMAL(38, 6)"),  # longer, plain decimals: exact as DECIMAL
+    ([38, 20, 18, 0], "DECIMAL(38, 18)"),
+    ([None, None, None, 0], "DOUBLE"),  # no values
+])
+def test_inferred_csv_doubles_are_kept_only_when_exact(stats: list[Any], expected: str) -> None:
+    from corral.jobs.transfer_types import csv_number_type
+
+    assert csv_number_type("amount", stats) == expected
+
+
+@pytest.mark.parametrize("stats", [[16, 10, 6, 1], [39, 21, 18, 0]])
+def test_inferred_csv_numbers_no_type_holds_are_refused(stats: list[Any]) -> None:
+    from corral.jobs.transfer_types import csv_number_type
+
+    with pytest.raises(Unrepresentable, match="column 'amount' holds numbers of"):
+        csv_number_type("amount", stats)
