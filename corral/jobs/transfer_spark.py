@@ -73,6 +73,9 @@ def jdbc_options(t: Transfer, url: str, writing: bool) -> dict[str, str]:
             "driver": driver_class(url), **connection_properties(sql_dialect(url), writing)}
 
 
+SPARK_JDBC_OPTIONS = {"url", "driver", "fetchsize", "preferTimestampNTZ", "customSchema", "dbtable", "batchsize"}
+
+
 def sql_state(exc: BaseException) -> str:
     """The SQLSTATE of a Java SQLException behind a Py4J error ('' for anything else)."""
     try:
@@ -89,7 +92,7 @@ class Jdbc:
         jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
         props = jvm.java.util.Properties()
         for key, value in options.items():
-            if key not in ("url", "driver"):
+            if key not in SPARK_JDBC_OPTIONS:  # the rest are the driver's own properties
                 props.setProperty(key, value)
         # The drivers are on the driver JVM's class path (spark.driver.extraClassPath).
         self.conn = jvm.java.sql.DriverManager.getConnection(options["url"], props)
