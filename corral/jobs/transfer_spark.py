@@ -324,10 +324,10 @@ def write_files(spark: SparkSession, df: DataFrame, t: Transfer, step_id: str) -
         fs.delete(staging, True)
 
 
-def check_export_values(df: DataFrame) -> None:
+def check_export_values(df: DataFrame, dialect: Dialect) -> None:
     """Dates and timestamps a JDBC driver would change fail the export before it writes."""
     checks = [(f.name, cond) for f in df.schema.fields
-              if (cond := temporal_export_check(f.dataType.typeName(), quote(f.name, "spark"))) is not None]
+              if (cond := temporal_export_check(dialect, f.dataType.typeName(), quote(f.name, "spark"))) is not None]
     if not checks:
         return
     row = df.selectExpr(*[f"MIN(CASE WHEN {cond} THEN CAST({quote(name, 'spark')} AS STRING) END)"
@@ -357,7 +357,7 @@ def write_jdbc(spark: SparkSession, df: DataFrame, t: Transfer, step_id: str) ->
     options = jdbc_options(t, t.target, writing=True)
     target = t.table_name
     staging = target.sibling(staging_name(step_id))
-    check_export_values(df)
+    check_export_values(df, dialect)
     db = Jdbc(spark, options)
     try:
         exists = db.table_exists(target.sql(dialect))

@@ -130,6 +130,8 @@ def _bad_temporal(dialect: Dialect, col: Column, q: str) -> str | None:
                 f"OR ({q} >= {kind} '1582-10-05' AND {q} < {kind} '1582-10-15')")
     if col.type_name.startswith("timestamp"):
         return None  # MySQL's TIMESTAMP holds 1970..2038 only
+    if read_as_text(dialect, col):
+        return f"{q} < '0001-01-01'"  # zero dates and year 0; the text path has no calendar gap
     return f"{q} < '0001-01-01' OR ({q} >= '1582-10-05' AND {q} < '1582-10-15')"
 
 
@@ -240,10 +242,11 @@ def column_type(dialect: Dialect, spark_type: str, spark_default: str) -> str:
     return spark_default
 
 
-def temporal_export_check(spark_type: str, column_sql: str) -> str | None:
+def temporal_export_check(dialect: Dialect, spark_type: str, column_sql: str) -> str | None:
     """A Spark SQL condition for values of a date/timestamp column that JDBC drivers cannot
-    write exactly (outside 0001..9999, or in 1582-10-05..14), or None for other types."""
-    if spark_type not in ("date", "timestamp", "timestamp_ntz"):
+    write exactly (outside 0001..9999, or in 1582-10-05..14), or None for other types and
+    for values written as text (``write_as_text``: the database checks those itself)."""
+    if spark_type not in ("date", "timestamp", "timestamp_ntz") or write_as_text(dialect, spark_type):
         return None
     v = f"CAST({column_sql} AS TIMESTAMP_NTZ)"  # in the session's zone, UTC: the fields written
     return (f"{v} < TIMESTAMP_NTZ'0001-01-01 00:00:00' OR {v} > TIMESTAMP_NTZ'9999-12-31 23:59:59.999999' "
