@@ -28,11 +28,13 @@ class DataTransferRequest(BaseModel):
     target: str = Field(alias="to", min_length=1, max_length=4096)
     format: Literal["csv", "json", "parquet"] | None = None
     mode: Literal["error", "append", "overwrite"] = "error"
-    table: str | None = Field(default=None, max_length=256)
+    table: str | None = Field(default=None, max_length=256,
+                              description='exactly as named, case kept: Sales, schema.Sales, public."my.table" '
+                                          "(corral.domain.sql_names)")
     query: str | None = Field(default=None, max_length=65536)
     user: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = Field(default=None, max_length=512)
-    partition_column: str | None = Field(default=None, max_length=128)
+    partition_column: str | None = Field(default=None, max_length=128, description="its exact name")
     num_partitions: int | None = None
     lower_bound: int | None = None
     upper_bound: int | None = None

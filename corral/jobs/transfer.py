@@ -9,20 +9,22 @@ A transfer is written as options, the same in the CLI, the REST body and the ste
         --partition-column id --num-partitions 8
     --from hive:region_totals --to jdbc:postgresql://db:5432/shop --table region_totals --user etl
 
-Locations: ``s3a://`` (or ``s3://``), ``hdfs://...`` or an absolute HDFS path, ``hive:[db.]table``,
-``jdbc:postgresql://``, ``jdbc:mysql://``, ``jdbc:mariadb://``. Object storage <-> HDFS is a
-DistCp copy; everything else is a Spark job (``transfer_spark``). The database password is
-never an argument: it reaches the step as the secret environment variable PASSWORD_ENV.
+Locations: ``s3a://`` (or ``s3://``), ``hdfs://...`` or an absolute HDFS path (the forms of
+``corral.domain.locations``), ``hive:[db.]table``, ``jdbc:postgresql://``, ``jdbc:mysql://``,
+``jdbc:mariadb://``; table and column names follow ``corral.domain.sql_names``' exact-name
+rule. Object storage <-> HDFS is a DistCp copy; everything else is a Spark job
+(``transfer_spark``). The database password is never an argument: it reaches the step as
+the secret environment variable PASSWORD_ENV.
 """
 
 from __future__ import annotations
 
 import argparse
-import posixpath
-import re
 from dataclasses import dataclass
 from enum import Enum
 
+from corral.domain.locations import FileLocation, is_file_location, parse_location
+from corral.domain.sql_names import Name, check_for, parse_name, sql_dialect
 from corral.errors import FieldError
 from corral.jobs.base import Command, LocalFile, StepKindBase
 
@@ -31,7 +33,6 @@ REPORT_ENV = "CORRAL_TRANSFER_REPORT"  # where the Spark job leaves its one-line
 FORMATS = ("csv", "json", "parquet")
 MODES = ("error", "append", "overwrite")
 OBJECT_STORAGE = "object_storage"  # a requirement that is not a service: the spec's object store
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 class Kind(str, Enum):
@@ -42,9 +43,9 @@ class Kind(str, Enum):
 
 
 def kind_of(location: str) -> Kind | None:
-    if location.startswith(("s3a://", "s3://")):
+    if location.startswith(("s3a:", "s3:")):
         return Kind.S3
-    if location.startswith("hdfs://") or location.startswith("/"):
+    if is_file_location(location):
         return Kind.HDFS
     if location.startswith("hive:"):
         return Kind.HIVE
@@ -54,7 +55,13 @@ def kind_of(location: str) -> Kind | None:
 
 
 def normalize(location: str) -> str:
-    return "s3a://" + location[len("s3://"):] if location.startswith("s3://") else location
+    """A file location in its one normal form (``corral.domain.locations``); others as given."""
+    if not is_file_location(location):
+        return location
+    try:
+        return parse_location(location).uri
+    except ValueError:
+        return location  # parse() reports it
 
 
 DIRECTIONS = {
@@ -64,8 +71,8 @@ DIRECTIONS = {
 
 
 def staging_path(target: str, step_id: str) -> str:
-    """Where a step stages files before its commit: hidden, beside the target."""
-    return f"{posixpath.dirname(target.rstrip('/'))}/.corral-staging-{step_id}"
+    """Where a step stages files before its commit (``FileLocation.staging``), as a URI."""
+    return parse_location(target).staging(step_id).uri
 
 
 class FileCommit(Enum):
@@ -74,10 +81,13 @@ class FileCommit(Enum):
 
     RENAME = "rename"  # no target yet: make its parent, rename the staging directory onto it
     REPLACE = "replace"  # overwrite: delete the target, then rename
-    MOVE_INTO = "move_into"  # append: move each staged file into the target (name clashes fail)
+    MOVE_INTO = "move_into"  # append, or a root: move each staged file into it (name clashes fail)
 
     @classmethod
-    def of(cls, target_exists: bool, mode: str) -> "FileCommit":
+    def of(cls, target_exists: bool, mode: str, is_root: bool = False) -> "FileCommit":
+        """``target_exists``: for a root (which always exists), whether it holds anything."""
+        if is_root:
+            return cls.MOVE_INTO  # a root cannot be renamed onto or deleted
         if not target_exists:
             return cls.RENAME
         return cls.REPLACE if mode == "overwrite" else cls.MOVE_INTO
@@ -134,6 +144,34 @@ class Transfer:
         return kind_of(self.target)  # type: ignore[return-value]
 
     @property
+    def source_files(self) -> FileLocation:
+        """The source as a file location (for an s3a:// or HDFS source)."""
+        return parse_location(self.source)
+
+    @property
+    def target_files(self) -> FileLocation:
+        return parse_location(self.target)
+
+    @property
+    def source_hive(self) -> Name:
+        """``hive:db.t`` -> Name(('db', 't')) (for a Hive source)."""
+        return parse_name(self.source[len("hive:"):])
+
+    @property
+    def target_hive(self) -> Name:
+        return parse_name(self.target[len("hive:"):])
+
+    @property
+    def table_name(self) -> Name:
+        """``--table`` (a database transfer's table)."""
+        return parse_name(self.table or "")
+
+    @property
+    def partition_name(self) -> str:
+        """``--partition-column``, the column's exact name."""
+        return parse_name(self.partition_column or "", max_parts=1).object
+
+    @property
     def is_copy(self) -> bool:
         """Object storage <-> HDFS as files, byte for byte: DistCp."""
         return {self.source_kind, self.target_kind} == {Kind.S3, Kind.HDFS} and self.format is None
@@ -163,13 +201,29 @@ def parse(direction: str, args: list[str]) -> Transfer:
             names = " or ".join(sorted(k.value for k in allowed))
             raise ValueError(f"{where} {location!r}: a data {direction} goes {'from' if where == '--from' else 'to'} "
                              f"{names}, not a {kind.value}")
-        if kind is Kind.HIVE and not _TABLE.match(location[len("hive:"):]):
-            raise ValueError(f"{where} {location!r}: expected hive:table or hive:database.table")
-    # Names go into SQL the job writes (the commit, the bounds query): plain identifiers only.
-    for flag, name in (("--table", t.table), ("--partition-column", t.partition_column)):
-        if name is not None and not _TABLE.match(name):
-            raise ValueError(f"{flag} {name!r}: expected a name like orders or schema.orders (letters, digits, _)")
+        if kind in (Kind.S3, Kind.HDFS):
+            try:
+                parse_location(location)
+            except ValueError as exc:
+                raise ValueError(f"{where} {exc}") from None
+        if kind is Kind.HIVE:
+            try:
+                check_for(parse_name(location[len("hive:"):]), "spark")
+            except ValueError as exc:
+                raise ValueError(f"{where} {location!r}: expected hive:table or hive:database.table: {exc}") from None
+    if t.target_kind in (Kind.S3, Kind.HDFS) and t.mode == "overwrite" and t.target_files.is_root:
+        raise ValueError(f"--to {t.target!r} is a root: --mode overwrite would delete everything in it; "
+                         "name a directory, or use --mode append")
     jdbc_side = Kind.JDBC in (t.source_kind, t.target_kind)
+    database = t.source if t.source_kind is Kind.JDBC else t.target
+    # Names go into the SQL the job writes (quoted: corral.domain.sql_names); refuse only
+    # what the database cannot hold exactly.
+    for flag, value, parts in (("--table", t.table, 2), ("--partition-column", t.partition_column, 1)):
+        if value is not None and jdbc_side:
+            try:
+                check_for(parse_name(value, max_parts=parts), sql_dialect(database))
+            except ValueError as exc:
+                raise ValueError(f"{flag}: {exc}") from None
     if jdbc_side:
         if t.source_kind is Kind.JDBC and (t.table is None) == (t.query is None):
             raise ValueError("a database source needs exactly one of --table or --query")

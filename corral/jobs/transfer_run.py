@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from corral.jobs.transfer import REPORT_ENV, FileCommit, Transfer, parse, staging_path
+from corral.domain.locations import STAGING_PREFIX, FileLocation
+from corral.jobs.transfer import REPORT_ENV, FileCommit, Transfer, parse
 from corral.services.hadoop_common import DAEMON_JAVA_OPTS
 
 # DistCp's own sizing: a map per 256 MiB (distcp.bytes.per.map), at most 20 maps.
@@ -52,20 +53,30 @@ def exists(path: str) -> bool:
     return hadoop_fs("-test", "-e", path, check=False).returncode == 0
 
 
-def commit_files(staging: str, target: str, mode: str) -> None:
+def holds_data(target: FileLocation) -> bool:
+    """Whether a target is there: a directory or file, or for a root (always there),
+    anything in it but transfers' staging directories."""
+    if not target.is_root:
+        return exists(target.uri)
+    names = [posixpath.basename(p) for p in hadoop_fs("-ls", "-C", target.uri).stdout.split()]
+    return any(not n.startswith(STAGING_PREFIX) for n in names)
+
+
+def commit_files(staging: FileLocation, target: FileLocation, mode: str) -> None:
     """Put the staged files in place (see ``FileCommit``)."""
-    commit = FileCommit.of(exists(target), mode)
+    commit = FileCommit.of(holds_data(target), mode, target.is_root)
     if commit is FileCommit.RENAME:
-        hadoop_fs("-mkdir", "-p", posixpath.dirname(target.rstrip("/")) or "/")
+        if target.parent is not None and not target.parent.is_root:
+            hadoop_fs("-mkdir", "-p", target.parent.uri)
     elif commit is FileCommit.REPLACE:
-        hadoop_fs("-rm", "-r", "-f", "-skipTrash", target)
+        hadoop_fs("-rm", "-r", "-f", "-skipTrash", target.uri)
     else:
-        listing = hadoop_fs("-ls", "-C", staging).stdout.split()
+        listing = hadoop_fs("-ls", "-C", staging.uri).stdout.split()
         if listing:
-            hadoop_fs("-mv", *listing, target)
-        hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging)
+            hadoop_fs("-mv", *listing, target.uri)
+        hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri)
         return
-    hadoop_fs("-mv", staging, target)
+    hadoop_fs("-mv", staging.uri, target.uri)
 
 
 def source_size(source: str) -> tuple[int, int]:
@@ -84,14 +95,15 @@ def distcp_options(files: int, size: int) -> list[str]:
 
 
 def run_distcp(t: Transfer, step_id: str) -> int:
-    if t.mode == "error" and exists(t.target):
+    target = t.target_files
+    if t.mode == "error" and holds_data(target):
         say(f"{t.target} already exists (use --mode overwrite or append)")
         return 1
-    files, size = source_size(t.source)
-    staging = staging_path(t.target, step_id)
-    hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging, check=False)  # a retried step's leftovers
+    files, size = source_size(t.source_files.uri)
+    staging = target.staging(step_id)
+    hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)  # a retried step's leftovers
     argv = ["hadoop", "distcp", f"-Dmapreduce.job.name=corral {t.direction} {step_id}",
-            *distcp_options(files, size), t.source, staging]
+            *distcp_options(files, size), t.source_files.uri, staging.uri]
     say(f"{files} files, {size} bytes; running " + " ".join(argv))
     committed = False
     try:
@@ -99,11 +111,11 @@ def run_distcp(t: Transfer, step_id: str) -> int:
         if code != 0:
             say(f"DistCp failed (exit code {code}); {t.target} is unchanged")
             return code
-        commit_files(staging, t.target, t.mode)
+        commit_files(staging, target, t.mode)
         committed = True  # the staging directory is gone (renamed, or emptied and removed)
     finally:
         if not committed:
-            hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging, check=False)
+            hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)
     say(f"copied {t.source} to {t.target}")
     return 0
 
