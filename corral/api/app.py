@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
@@ -33,6 +34,14 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
 
     app = FastAPI(title="Corral", version=__version__, lifespan=lifespan,
                   description="Self-hosted elastic MapReduce: clusters, steps, events.")
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes each bad value ("input"), and a bad value may be a
+        # secret (a too-long password, an object-store key): name the field, never the value.
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "value_error")}
+                  for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(ValidationFailed)
     async def _invalid(_: Request, exc: ValidationFailed) -> JSONResponse:

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
 
 from corral import formats
 from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
@@ -31,6 +31,17 @@ def _stringify(value: Any) -> Any:
 
 # An uploaded artifact's content hash: 64 lowercase hex digits.
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _no_nul(value: str) -> str:
+    """A program's argument or environment value is a C string (execve): it cannot hold NUL."""
+    if "\x00" in value:
+        raise ValueError("holds a NUL byte, which no program can receive in an argument or its environment")
+    return value
+
+
+# A command-line argument: any text but NUL.
+Argument = Annotated[str, AfterValidator(_no_nul)]
 
 
 class _Model(BaseModel):
@@ -60,7 +71,7 @@ class BootstrapAction(_Model):
     path: str = Field(description="the script's absolute path on the client")
     # The script's content, uploaded before the create (the CLI does both).
     sha256: Sha256 | None = Field(default=None, description="sha256 of the uploaded script (PUT /api/v1/artifacts/{sha256})")
-    args: list[str] = Field(default_factory=list)
+    args: list[Argument] = Field(default_factory=list)
 
 
 class ObjectStorageSpec(_Model):
@@ -115,7 +126,7 @@ class MetastoreSpec(_Model):
 class StepRequest(_Model):
     name: str | None = Field(default=None, max_length=256)
     type: StepType
-    args: list[str] = Field(default_factory=list)
+    args: list[Argument] = Field(default_factory=list)
     action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
     # Each local file the arguments name (its path as the step's parser reads it) -> the
     # sha256 of its content, uploaded before (PUT /api/v1/artifacts/{sha256}).

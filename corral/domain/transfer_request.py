@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from corral.domain.states import ActionOnFailure
 
@@ -35,6 +35,17 @@ class DataTransferRequest(BaseModel):
     user: str | None = Field(default=None, max_length=128)
     password: SecretStr | None = Field(default=None, max_length=512)
     partition_column: str | None = Field(default=None, max_length=128, description="its exact name")
+
+    @field_validator("name", "source", "target", "table", "query", "user", "password", "partition_column",
+                     "delimiter", "schema_ddl")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """Every field reaches the step as an argument or its environment (the password),
+        C strings that cannot hold NUL."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and "\x00" in text:
+            raise ValueError("holds a NUL byte, which no program can receive in an argument or its environment")
+        return value
     num_partitions: int | None = None
     lower_bound: int | None = None
     upper_bound: int | None = None
