@@ -102,11 +102,20 @@ class MetastoreSpec(_Model):
         return value
 
 
+# A step's longest allowed run time: 7 days, AWS Glue's limit for a job run's timeout
+# (Dataproc's job time limits are of the same order).
+MAX_STEP_TIMEOUT_SECONDS = 7 * 24 * 3600
+StepTimeout = Annotated[int, Field(strict=True, ge=1, le=MAX_STEP_TIMEOUT_SECONDS,
+                                   description="seconds the step may run (from its start) before it is "
+                                               "cancelled and FAILED with reason TIMEOUT")]
+
+
 class StepRequest(_Model):
     name: str | None = Field(default=None, max_length=256)
     type: StepType
     args: list[str] = Field(default_factory=list)
     action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
+    timeout: StepTimeout | None = None
 
     @field_validator("type", mode="before")
     @classmethod
