@@ -5,6 +5,9 @@ task sizes derived from the NodeManagers' instance types.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import httpx
 
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
@@ -13,12 +16,41 @@ from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services.yarn_diagnostics import error_line
 from corral.services.hdfs import NAMENODE_RPC_PORT
-from corral.services.yarn import MIN_ALLOCATION_MIB, application_classpath, nodemanagers, smallest_nodemanager_mib
+from corral.services.yarn import (APP_PREFIX, MIN_ALLOCATION_MIB, RM_WEB_PORT, application_classpath, nodemanagers,
+                                  smallest_nodemanager_mib)
 
 HISTORY_PORT = 10020
 HISTORY_WEB_PORT = 19888
 HISTORY_ADMIN_PORT = 10033
+CONTAINER_LOG_TAIL = 16 << 10  # bytes of a failed attempt's stderr read for its error line
+_JSON = {"Accept": "application/json"}
+log = logging.getLogger(__name__)
+
+
+def failed_attempt(tasks: dict[str, Any], attempts_of: Any) -> dict[str, Any] | None:
+    """The last failed attempt of the job's first FAILED task (its error is the job's), from
+    the JobHistory Server's ``/jobs/{job}/tasks`` document; ``attempts_of(task_id)`` returns
+    that task's ``/attempts`` document."""
+    failed = [t for t in (tasks.get("tasks") or {}).get("task") or [] if t.get("state") == "FAILED"]
+    for task in sorted(failed, key=lambda t: (t.get("finishTime") or 0, str(t.get("id")))):
+        attempts = [a for a in ((attempts_of(task["id"]).get("taskAttempts") or {}).get("taskAttempt") or [])
+                    if a.get("state") == "FAILED"]
+        if attempts:
+            return max(attempts, key=lambda a: (a.get("startTime") or 0, str(a.get("id"))))
+    return None
+
+
+def attempt_error(attempt: dict[str, Any], stderr: str) -> str | None:
+    """A failed task attempt's own error line: the last exception its container wrote to
+    stderr (a streaming mapper's Python traceback ends there), with the attempt's
+    diagnostics line when that says something else (``PipeMapRed ... failed with code 1``)."""
+    diagnostic = error_line(str(attempt.get("diagnostics") or ""))
+    logged = error_line(stderr, last=True)
+    if logged and diagnostic and logged != diagnostic:
+        return f"{logged} (task attempt {attempt.get('id')}: {diagnostic})"
+    return logged or diagnostic
 
 
 def task_mib(cluster: ClusterView) -> int:
@@ -97,3 +129,66 @@ class MapReduceService(ServiceBase):
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"jobhistory": f"http://{cluster.master.address}:{HISTORY_WEB_PORT}"}
+
+    def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
+        """For MapReduce jobs (DistCp, HADOOP_JAR, STREAMING) among the applications: the
+        failed task attempt's error, from the JobHistory Server's REST API (its task
+        attempts' ``diagnostics``, and the attempt container's aggregated stderr through
+        ``/ws/v1/history/containerlogs``). Other applications are unknown to it (404)."""
+        details = {}
+        for app in application_ids:
+            if not app.startswith(APP_PREFIX):
+                continue
+            try:
+                line = self._job_failure(cluster, app)
+                if line is None:
+                    line = self._am_failure(cluster, app)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.debug("no JobHistory answer for %s: %s", app, exc)
+                continue
+            if line:
+                details[app] = line
+        return details
+
+    def _history(self, cluster: ClusterView) -> str:
+        return f"http://{cluster.master.address}:{HISTORY_WEB_PORT}/ws/v1/history"
+
+    def _container_log(self, cluster: ClusterView, container: str, name: str) -> str:
+        """The tail of a finished container's aggregated log file (HsWebServices' containerlogs)."""
+        resp = HTTP.get(f"{self._history(cluster)}/containerlogs/{container}/{name}",
+                        params={"size": str(-CONTAINER_LOG_TAIL)}, timeout=5.0)
+        return resp.text if resp.status_code == 200 else ""
+
+    def _job_failure(self, cluster: ClusterView, app: str) -> str | None:
+        """A MapReduce job's failed task attempt error; None when the server has no such job."""
+        jobs = f"{self._history(cluster)}/mapreduce/jobs/job_{app.removeprefix(APP_PREFIX)}"
+        resp = HTTP.get(f"{jobs}/tasks", timeout=5.0, headers=_JSON)
+        if resp.status_code != 200:
+            return None  # not a MapReduce job, or one whose ApplicationMaster wrote no history
+        attempt = failed_attempt(resp.json(), lambda task: HTTP.get(
+            f"{jobs}/tasks/{task}/attempts", timeout=5.0, headers=_JSON).json())
+        if attempt is None:
+            return None
+        container = attempt.get("assignedContainerId")
+        return attempt_error(attempt, self._container_log(cluster, container, "stderr") if container else "")
+
+    def _am_failure(self, cluster: ClusterView, app: str) -> str | None:
+        """Any other FAILED application (a cluster-mode Spark driver, an ApplicationMaster
+        that died) whose RM diagnostics name no exception: the last exception its last
+        ApplicationMaster container wrote (stdout first: a PySpark driver's traceback goes
+        there), from the aggregated logs this server reads."""
+        rm = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps/{app}"
+        info = HTTP.get(rm, timeout=5.0).json()["app"]
+        if info.get("finalStatus") != "FAILED" or error_line(str(info.get("diagnostics") or "")):
+            return None  # not failed, or the yarn service's diagnostics already say it
+        attempts = (HTTP.get(f"{rm}/appattempts", timeout=5.0).json().get("appAttempts") or {}).get("appAttempt") or []
+        if not attempts:
+            return None
+        container = max(attempts, key=lambda a: int(a.get("id") or 0)).get("containerId")
+        if not container:
+            return None
+        for name in ("stdout", "stderr"):
+            line = error_line(self._container_log(cluster, container, name), last=True)
+            if line:
+                return line
+        return None

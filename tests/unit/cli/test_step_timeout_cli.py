@@ -1,0 +1,53 @@
+"""``--timeout`` of ``step add`` and ``data import|export``: a bad value is exit 2 with one
+line naming the option, before any request; a good one goes into the request body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from corral.cli import data_cmd, step_cmd
+from corral.cli.main import app
+
+
+class RecordingClient:
+    bodies: list[tuple[str, Any]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def post(self, path: str, json: Any = None) -> Any:
+        RecordingClient.bodies.append((path, json))
+        step = {"id": "s-1", "name": "x", "status": "PENDING", "state_message": None}
+        return {"steps": [step]} if path.endswith("/steps") else step
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> type[RecordingClient]:
+    RecordingClient.bodies = []
+    monkeypatch.setattr(step_cmd, "Client", RecordingClient)
+    monkeypatch.setattr(data_cmd, "Client", RecordingClient)
+    return RecordingClient
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "604801", "1.5", "soon"])
+@pytest.mark.parametrize("command", [["step", "add", "c-1", "--type", "shell"],
+                                     ["data", "import", "c-1", "--from", "s3a://b/x/", "--to", "/x"]])
+def test_a_bad_timeout_is_exit_2_before_any_request(client: type[RecordingClient], command: list[str], value: str) -> None:
+    result = CliRunner().invoke(app, [*command, "--timeout", value, *(["--", "true"] if command[0] == "step" else [])])
+    assert result.exit_code == 2, result.output
+    assert "--timeout" in result.output
+    assert client.bodies == []
+
+
+def test_a_timeout_goes_into_the_request(client: type[RecordingClient]) -> None:
+    assert CliRunner().invoke(app, ["step", "add", "c-1", "--type", "shell", "--timeout", "90", "--", "true"]).exit_code == 0
+    assert CliRunner().invoke(app, ["step", "add", "c-1", "--type", "shell", "--", "true"]).exit_code == 0
+    assert CliRunner().invoke(app, ["data", "export", "c-1", "--from", "/x", "--to", "s3a://b/x/",
+                                    "--timeout", "3600"]).exit_code == 0
+    (_, first), (_, second), (_, export) = client.bodies
+    assert first["steps"][0]["timeout"] == 90
+    assert "timeout" not in second["steps"][0]
+    assert export["timeout"] == 3600
