@@ -28,7 +28,7 @@ from corral.control.clusters import cluster_steps
 from corral.control.context import ControlPlane
 from corral.domain import secrets
 from corral.domain.states import StepFailureCode, StepState
-from corral.services.base import ClusterView, StepWork, WaitMemo
+from corral.services.base import ClusterView, NotYet, StepWork, WaitMemo
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Step, bump_plan_version
 
@@ -38,6 +38,11 @@ NEW_LOG_LIMIT = 64 << 10  # at most this much of a step's new stderr is read per
 # A step that failed longer ago than this (e.g. before the control plane was upgraded) is
 # not diagnosed: its cluster's daemons may have forgotten it.
 DIAGNOSE_WITHIN_SECONDS = 600.0
+# A service that is not ready to say (NotYet: logs still being aggregated) is asked again
+# this often, for this long after the step ended; then the others' answers are taken.
+DIAGNOSE_RETRY_SECONDS = 3.0
+DIAGNOSE_PATIENCE_SECONDS = 90.0
+_diagnose_asked: dict[str, float] = {}  # step id -> when its services last said NotYet
 WAITING_EVENT = "STEP_WAITING"
 
 
@@ -163,13 +168,22 @@ def diagnose_failures(cp: ControlPlane, cluster: Cluster, view: ClusterView, now
                 st.diagnosed = True
         pending = [st for st in pending if not st.diagnosed]
     for step in pending:
+        if now - _diagnose_asked.get(step.id, float("-inf")) < DIAGNOSE_RETRY_SECONDS:
+            continue
         apps = application_ids(step)
         details: dict[str, str] = {}
+        waiting = False
         for name in view.services:
             try:
                 details.update(get_service(name).failure_details(view, apps))
+            except NotYet:
+                waiting = True
             except Exception:  # noqa: BLE001 - best effort: the step keeps its own reason
                 log.exception("failure_details of %s for step %s failed", name, step.id)
+        if waiting and now - (step.ended_at or now) < DIAGNOSE_PATIENCE_SECONDS:
+            _diagnose_asked[step.id] = now
+            continue
+        _diagnose_asked.pop(step.id, None)
         lines = list(dict.fromkeys(details[app] for app in apps if app in details))
         with cp.store.session() as s:
             row = s.get(Step, step.id)

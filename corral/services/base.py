@@ -80,6 +80,11 @@ class ReadyCheck:
     detail: str
 
 
+class NotYet(Exception):
+    """Raised by ``Service.failure_details`` while what it would read is still being
+    written (YARN is still aggregating the containers' logs): ask again a little later."""
+
+
 @dataclass(frozen=True)
 class StepWork:
     """What a RUNNING step has set going, for a service to judge whether it waits.
@@ -159,9 +164,10 @@ class Service(Protocol):
     def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
         """For the step's applications of this service that failed: application id -> the
         failed container's own error line (e.g. ``java.io.IOException: ...``), from the
-        service's diagnostics or aggregated logs. Called once when a step ends FAILED; a
-        later service in the release's order that answers for the same application
-        overrides an earlier one (it knows that application's kind better). Best effort."""
+        service's diagnostics or aggregated logs. Called once when a step ends FAILED, or
+        again a few seconds later while it raises NotYet (for a bounded time); a later
+        service in the release's order that answers for the same application overrides an
+        earlier one (it knows that application's kind better). Best effort otherwise."""
 
 
 class ServiceBase:

@@ -15,7 +15,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services.base import HTTP, ClusterView, NodeView, NotYet, ReadyCheck, ServiceBase
 from corral.services.yarn_diagnostics import error_line
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.yarn import (APP_PREFIX, MIN_ALLOCATION_MIB, RM_WEB_PORT, application_classpath, nodemanagers,
@@ -26,6 +26,9 @@ HISTORY_WEB_PORT = 19888
 HISTORY_ADMIN_PORT = 10033
 CONTAINER_LOG_TAIL = 16 << 10  # bytes of a failed attempt's stderr read for its error line
 _JSON = {"Accept": "application/json"}
+# YARN's LogAggregationStatus values while a finished application's logs are still moving
+# to HDFS (the JobHistory Server reads them from there).
+_AGGREGATING = ("NOT_START", "RUNNING", "RUNNING_WITH_FAILURE")
 log = logging.getLogger(__name__)
 
 
@@ -140,15 +143,23 @@ class MapReduceService(ServiceBase):
             if not app.startswith(APP_PREFIX):
                 continue
             try:
+                info = HTTP.get(f"{self._rm(cluster)}/apps/{app}", timeout=5.0).json()["app"]
+                if info.get("finalStatus") != "FAILED":
+                    continue
+                if info.get("logAggregationStatus") in _AGGREGATING:
+                    raise NotYet(f"{app}'s container logs are still being aggregated")
                 line = self._job_failure(cluster, app)
                 if line is None:
-                    line = self._am_failure(cluster, app)
+                    line = self._am_failure(cluster, app, info)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 log.debug("no JobHistory answer for %s: %s", app, exc)
                 continue
             if line:
                 details[app] = line
         return details
+
+    def _rm(self, cluster: ClusterView) -> str:
+        return f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster"
 
     def _history(self, cluster: ClusterView) -> str:
         return f"http://{cluster.master.address}:{HISTORY_WEB_PORT}/ws/v1/history"
@@ -172,16 +183,15 @@ class MapReduceService(ServiceBase):
         container = attempt.get("assignedContainerId")
         return attempt_error(attempt, self._container_log(cluster, container, "stderr") if container else "")
 
-    def _am_failure(self, cluster: ClusterView, app: str) -> str | None:
+    def _am_failure(self, cluster: ClusterView, app: str, info: dict[str, Any]) -> str | None:
         """Any other FAILED application (a cluster-mode Spark driver, an ApplicationMaster
-        that died) whose RM diagnostics name no exception: the last exception its last
-        ApplicationMaster container wrote (stdout first: a PySpark driver's traceback goes
-        there), from the aggregated logs this server reads."""
-        rm = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps/{app}"
-        info = HTTP.get(rm, timeout=5.0).json()["app"]
-        if info.get("finalStatus") != "FAILED" or error_line(str(info.get("diagnostics") or "")):
-            return None  # not failed, or the yarn service's diagnostics already say it
-        attempts = (HTTP.get(f"{rm}/appattempts", timeout=5.0).json().get("appAttempts") or {}).get("appAttempt") or []
+        that died) whose RM diagnostics (``info``) name no exception: the last exception
+        its last ApplicationMaster container wrote (stdout first: a PySpark driver's
+        traceback goes there), from the aggregated logs this server reads."""
+        if error_line(str(info.get("diagnostics") or "")):
+            return None  # the yarn service's diagnostics already say it
+        url = f"{self._rm(cluster)}/apps/{app}/appattempts"
+        attempts = (HTTP.get(url, timeout=5.0).json().get("appAttempts") or {}).get("appAttempt") or []
         if not attempts:
             return None
         container = max(attempts, key=lambda a: int(a.get("id") or 0)).get("containerId")

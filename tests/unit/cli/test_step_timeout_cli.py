@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rich.markup import escape
+from rich.text import Text
 from typer.testing import CliRunner
 
 from corral.cli import data_cmd, step_cmd
@@ -51,3 +53,39 @@ def test_a_timeout_goes_into_the_request(client: type[RecordingClient]) -> None:
     assert first["steps"][0]["timeout"] == 90
     assert "timeout" not in second["steps"][0]
     assert export["timeout"] == 3600
+
+
+def test_wait_progress_shows_what_a_running_step_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+
+    class Status:
+        def __enter__(self) -> "Status":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def update(self, text: str) -> None:
+            shown.append(text)
+
+    class Console:
+        def status(self, text: str) -> Status:
+            return Status()
+
+    wait = ("waiting for YARN: Queue's AM resource limit exceeded (AM Resource Request = <memory:1024, vCores:1>) "
+            "[application_1_0002 ACCEPTED for 20 s]")
+    answers = iter([{"name": "job", "status": "RUNNING", "state_message": None},
+                    {"name": "job", "status": "RUNNING", "state_message": wait},
+                    {"name": "job", "status": "FAILED", "state_message": "TIMEOUT: ran too long"}])
+
+    class Polled:
+        def get(self, path: str) -> Any:
+            return next(answers)
+
+    monkeypatch.setattr(step_cmd, "console", Console())
+    monkeypatch.setattr(step_cmd.time, "sleep", lambda seconds: None)
+    assert step_cmd.wait_step(Polled(), "c-1", "s-1")["status"] == "FAILED"  # type: ignore[arg-type]
+    assert wait not in shown[0]
+    assert shown[1].endswith(": " + escape(wait))  # YARN's text, not Rich markup
+    assert Text.from_markup(shown[1]).plain.endswith(": " + wait)
+    assert "TIMEOUT" not in shown[2]  # a final state's message is printed by the command, not the spinner

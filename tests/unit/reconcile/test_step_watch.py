@@ -13,7 +13,7 @@ from corral.control import agents, clusters, steps
 from corral.control.context import ControlPlane
 from corral.reconcile import clusters as reconcile_clusters
 from corral.reconcile import step_watch
-from corral.services.base import ReadyCheck, StepWork, WaitMemo
+from corral.services.base import NotYet, ReadyCheck, StepWork, WaitMemo
 from corral.store.models import Event, Step
 from tests.unit.control.test_agents import report
 from tests.unit.helpers import count_rows, make_spec
@@ -28,6 +28,7 @@ class FakeService:
         self.works: list[StepWork] = []
         self.diagnosed: list[list[str]] = []
         self.killed: list[list[str]] = []
+        self.not_yet = 0  # failure_details raises NotYet this many more times
 
     def check_ready(self, cluster: object, timeout: float) -> ReadyCheck:
         return ReadyCheck(True, "fine")
@@ -41,6 +42,9 @@ class FakeService:
 
     def failure_details(self, cluster: object, application_ids: list[str]) -> dict[str, str]:
         self.diagnosed.append(list(application_ids))
+        if self.not_yet:
+            self.not_yet -= 1
+            raise NotYet("logs still being aggregated")
         return dict(self.details)
 
 
@@ -49,7 +53,9 @@ def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
     fake = FakeService()
     monkeypatch.setattr(step_watch, "get_service", lambda name: fake)
     monkeypatch.setattr(reconcile_clusters, "get_service", lambda name: fake)
+    monkeypatch.setattr(reconcile_clusters.deadlines, "AGENT_LOST_SECONDS", 1e9)  # the fake agents report once
     step_watch._watches.clear()
+    step_watch._diagnose_asked.clear()
     return fake
 
 
@@ -193,6 +199,32 @@ def test_a_failed_steps_container_error_goes_into_its_reason_once(cp: ControlPla
     assert steps.get_step(cp, cid, sid).state_message == (
         "exit code 1; container error: java.io.IOException: Relative path in absolute URI: a:b; "
         "last lines of stderr:\nJob failed")
+
+
+def test_a_service_not_ready_to_say_is_asked_again_then_given_up_on(cp: ControlPlane, service: FakeService) -> None:
+    cid, sid, master, token = running_step(cp, yarn_application_ids=["application_1_0001"])
+    fail(cp, cid, sid, master, token, "exit code 1")
+    ended = steps.get_step(cp, cid, sid).ended_at or 0.0
+    service.not_yet, service.details = 1, {"application_1_0001": "java.io.IOException: disk full"}
+    reconcile(cp, cid, ended + 1)
+    assert steps.get_step(cp, cid, sid).state_message == "exit code 1"  # logs still being aggregated
+    reconcile(cp, cid, ended + 2)
+    assert len(service.diagnosed) == 1  # not asked again before DIAGNOSE_RETRY_SECONDS
+    reconcile(cp, cid, ended + 1 + step_watch.DIAGNOSE_RETRY_SECONDS)
+    assert steps.get_step(cp, cid, sid).state_message == "exit code 1; container error: java.io.IOException: disk full"
+    # A service that never gets ready: after the patience, the step keeps what it has.
+    cid, sid, master, token = running_step(cp, yarn_application_ids=["application_1_0002"])
+    fail(cp, cid, sid, master, token, "exit code 1")
+    ended = steps.get_step(cp, cid, sid).ended_at or 0.0
+    service.not_yet, calls = 10**6, len(service.diagnosed)
+    for t in range(0, int(step_watch.DIAGNOSE_PATIENCE_SECONDS) + 10, 5):
+        reconcile(cp, cid, ended + t)
+    with cp.store.session() as s:
+        row = s.get(Step, sid)
+        assert row is not None and row.diagnosed and row.state_message == "exit code 1"
+    asked = len(service.diagnosed) - calls
+    reconcile(cp, cid, ended + step_watch.DIAGNOSE_PATIENCE_SECONDS + 60)
+    assert len(service.diagnosed) - calls == asked  # done with it
 
 
 def test_secrets_are_starred_out_of_container_errors(cp: ControlPlane, service: FakeService) -> None:
