@@ -148,7 +148,7 @@ class MapReduceService(ServiceBase):
                     continue
                 if info.get("logAggregationStatus") in _AGGREGATING:
                     raise NotYet(f"{app}'s container logs are still being aggregated")
-                line = self._job_failure(cluster, app)
+                line = self._job_failure(cluster, app, info)
                 if line is None:
                     line = self._am_failure(cluster, app, info)
             except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -170,12 +170,20 @@ class MapReduceService(ServiceBase):
                         params={"size": str(-CONTAINER_LOG_TAIL)}, timeout=5.0)
         return resp.text if resp.status_code == 200 else ""
 
-    def _job_failure(self, cluster: ClusterView, app: str) -> str | None:
-        """A MapReduce job's failed task attempt error; None when the server has no such job."""
+    def _job_failure(self, cluster: ClusterView, app: str, info: dict[str, Any]) -> str | None:
+        """A MapReduce job's failed task attempt error; None when it is no MapReduce job or
+        its ApplicationMaster wrote no history (it died: its container's logs may say why)."""
+        if info.get("applicationType") != "MAPREDUCE":
+            return None
         jobs = f"{self._history(cluster)}/mapreduce/jobs/job_{app.removeprefix(APP_PREFIX)}"
         resp = HTTP.get(f"{jobs}/tasks", timeout=5.0, headers=_JSON)
+        if resp.status_code == 404 and info.get("state") == "FINISHED":
+            # The ApplicationMaster unregistered (it did not die), so it wrote the job's
+            # history; but the job's client returns once the AM reports the failure, and
+            # the AM moves that history to where this server reads it only as it stops.
+            raise NotYet(f"the JobHistory Server does not have {app}'s job yet")
         if resp.status_code != 200:
-            return None  # not a MapReduce job, or one whose ApplicationMaster wrote no history
+            return None
         attempt = failed_attempt(resp.json(), lambda task: HTTP.get(
             f"{jobs}/tasks/{task}/attempts", timeout=5.0, headers=_JSON).json())
         if attempt is None:

@@ -117,6 +117,32 @@ def test_cancel_pending_step(shared_cp: ControlPlaneProcess, spark_cluster: dict
     assert shared_cp.log(cid, queued["id"]) == ""
 
 
+def test_a_standalone_spark_step_that_gets_no_executor_says_so_and_is_ended_by_its_timeout(
+        shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Executors larger than any Worker: the Master keeps the application WAITING and the
+    driver logs "Initial job has not accepted any resources" for ever (issue 10)."""
+    cid = spark_cluster["id"]
+    largest = max(w["memory"] for w in _master_json(spark_cluster)["workers"] if w["state"] == "ALIVE")
+    job = tmp_path / "too_big.py"
+    job.write_text("from pyspark.sql import SparkSession\n"
+                   "spark = SparkSession.builder.appName('too-big').getOrCreate()\n"
+                   "print(spark.sparkContext.parallelize(range(10), 2).sum())\n")
+    timeout = 75
+    step = shared_cp.add_step(cid, "SPARK", ["--executor-memory", f"{largest + 512}m", str(job)], timeout=timeout)
+    message = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
+                                 .startswith("waiting for Spark: application app-") and m, timeout,
+                                 "the step to say it waits for executors")
+    assert f"without executors; each needs {largest + 512} MB (largest free on a Worker: {largest} MB" in message, message
+    app_id = message.split("application ", 1)[1].split(" ", 1)[0]
+    assert shared_cp.step(cid, step["id"])["spark_application_ids"] == [app_id]
+    assert any(a["id"] == app_id and a["state"] == "WAITING" for a in _master_json(spark_cluster)["activeapps"])
+    done = shared_cp.wait_step(cid, step["id"], timeout=timeout + 60)
+    assert (done["status"], done["failure_code"]) == ("FAILED", "TIMEOUT"), done
+    assert done["state_message"].startswith(f"TIMEOUT: the step ran longer than its timeout of {timeout} s"), done
+    assert "it was waiting for Spark: application " in done["state_message"], done
+    shared_cp.wait_for(lambda: not _master_json(spark_cluster)["activeapps"], 30, "the application to leave the Master")
+
+
 LONG_JOB = textwrap.dedent("""
     import time
     from pyspark.sql import SparkSession

@@ -170,3 +170,38 @@ def test_recorded_failures_read_from_the_rm() -> None:
     spark = load("failed_spark_cluster_app.json")["app"]
     assert diag.app_failure(spark) == "User application exited with status 1"
     assert diag.error_line(spark["diagnostics"]) is None  # so its ApplicationMaster's logs are read
+
+
+def test_the_yarn_hooks_ask_the_rm_for_the_steps_own_applications(monkeypatch: pytest.MonkeyPatch,
+                                                                  pending_app: dict[str, Any]) -> None:
+    import httpx
+
+    from corral.domain.states import NodeRole
+    from corral.services import yarn
+    from corral.services.base import ClusterView, NodeView, StepWork
+
+    apps = {pending_app["id"]: {"app": pending_app}}
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/ws/v1/cluster/nodes":
+            return httpx.Response(200, json=load("nodes_beside_am.json"))
+        app = apps.get(request.url.path.rsplit("/", 1)[-1])
+        return httpx.Response(200, json=app) if app else httpx.Response(404)
+
+    monkeypatch.setattr(yarn, "HTTP", httpx.Client(transport=httpx.MockTransport(handler)))
+    view = ClusterView(cluster_id="c-1", release="corral-1.0", services=("hdfs", "yarn"),
+                       nodes=(NodeView("n-m", NodeRole.MASTER, "127.60.0.2", "/m", "local.small"),))
+    work = StepWork("s-1", (pending_app["id"], "application_1796155039859_0099", "app-20261201-0001"))
+    service, memo = yarn.YarnService(), WaitMemo()
+    assert service.waiting_reason(view, work, memo, now=0.0) is None
+    assert (service.waiting_reason(view, work, memo, now=30.0) or "").startswith(
+        "waiting for YARN: 1 container of 3072 MB, 1 vcore requested, not granted for 30 s")
+    assert not any("app-2026" in path for path in asked)  # a standalone Master's id is not the RM's
+    apps[pending_app["id"]] = {"app": {**pending_app, "state": "FINISHED", "finalStatus": "SUCCEEDED"}}
+    assert service.waiting_reason(view, work, memo, now=35.0) is None
+    asked.clear()
+    assert service.waiting_reason(view, work, memo, now=40.0) is None
+    assert f"/ws/v1/cluster/apps/{pending_app['id']}" not in asked  # a finished application is not asked again
+    assert service.failure_details(view, [pending_app["id"]]) == {}  # it succeeded
