@@ -32,13 +32,22 @@ _AGGREGATING = ("NOT_START", "RUNNING", "RUNNING_WITH_FAILURE")
 log = logging.getLogger(__name__)
 
 
+def listed(document: dict[str, Any] | None, outer: str, inner: str) -> list[dict[str, Any]]:
+    """``document[outer][inner]`` as a list: the JobHistory Server's JSON (Jersey's JAXB
+    mapping) gives a list of one element as the element itself (``"task": {...}``)."""
+    value = ((document or {}).get(outer) or {}).get(inner)
+    if isinstance(value, dict):
+        return [value]
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def failed_attempt(tasks: dict[str, Any], attempts_of: Any) -> dict[str, Any] | None:
     """The last failed attempt of the job's first FAILED task (its error is the job's), from
     the JobHistory Server's ``/jobs/{job}/tasks`` document; ``attempts_of(task_id)`` returns
     that task's ``/attempts`` document."""
-    failed = [t for t in (tasks.get("tasks") or {}).get("task") or [] if t.get("state") == "FAILED"]
+    failed = [t for t in listed(tasks, "tasks", "task") if t.get("state") == "FAILED"]
     for task in sorted(failed, key=lambda t: (t.get("finishTime") or 0, str(t.get("id")))):
-        attempts = [a for a in ((attempts_of(task["id"]).get("taskAttempts") or {}).get("taskAttempt") or [])
+        attempts = [a for a in listed(attempts_of(task["id"]), "taskAttempts", "taskAttempt")
                     if a.get("state") == "FAILED"]
         if attempts:
             return max(attempts, key=lambda a: (a.get("startTime") or 0, str(a.get("id"))))
@@ -199,7 +208,7 @@ class MapReduceService(ServiceBase):
         if error_line(str(info.get("diagnostics") or "")):
             return None  # the yarn service's diagnostics already say it
         url = f"{self._rm(cluster)}/apps/{app}/appattempts"
-        attempts = (HTTP.get(url, timeout=5.0).json().get("appAttempts") or {}).get("appAttempt") or []
+        attempts = listed(HTTP.get(url, timeout=5.0).json(), "appAttempts", "appAttempt")
         if not attempts:
             return None
         container = max(attempts, key=lambda a: int(a.get("id") or 0)).get("containerId")

@@ -134,3 +134,14 @@ def test_applications_that_did_not_fail_are_not_read(monkeypatch: pytest.MonkeyP
     asked = serve(monkeypatch, answers)
     assert MapReduceService().failure_details(view(), [SPARK]) == {}
     assert asked == [f"/ws/v1/cluster/apps/{SPARK}"]
+
+
+def test_a_one_task_job_as_the_history_server_writes_it() -> None:
+    """Recorded from a DistCp job with one (uber) map: a list of one is the element itself."""
+    tasks = {"tasks": {"task": {"id": "task_1796160543418_0001_m_000000", "state": "FAILED", "type": "MAP",
+                                "finishTime": 1796160575415, "successfulAttempt": ""}}}
+    attempt = {"id": "attempt_1796160543418_0001_m_000000_0", "state": "FAILED", "startTime": 1796160573134,
+               "diagnostics": "Error: java.io.IOException: x\n\tat A.b(A.java:1)\n", "assignedContainerId": "c"}
+    found = failed_attempt(tasks, lambda task: {"taskAttempts": {"taskAttempt": attempt}})
+    assert found == attempt
+    assert attempt_error(attempt, "") == "java.io.IOException: x"
