@@ -264,11 +264,11 @@ def test_a_failed_map_tasks_own_error_is_in_the_steps_reason(shared_cp: ControlP
     once = ["-D", "mapreduce.map.maxattempts=1"]
     streaming = shared_cp.add_step(cid, "STREAMING", [*once, "-mapper", str(mapper), "-input", "/bad/in.txt",
                                                       "-output", "/bad/out-streaming"])
-    # A Java map task: grep's RegexMapper compiles the pattern in the task, not in the client.
-    java = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "grep", *once, "/bad/in.txt",
-                                                  "/bad/out-grep", "record[("])
-    for step, expected in ((streaming, "container error: ValueError: cannot parse record 'first record' (task attempt "),
-                           (java, "container error: java.util.regex.PatternSyntaxException: ")):
+    # A Java map task: secondarysort's mapper parses each line as two integers.
+    java = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "secondarysort", *once,
+                                                  "/bad/in.txt", "/bad/out-sort"])
+    for step, expected in ((streaming, "container error: ValueError: cannot parse record '"),
+                           (java, 'container error: java.lang.NumberFormatException: For input string: "')):
         done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
         assert done["status"] == "FAILED", done
         message = shared_cp.wait_for(lambda s=step: "container error:" in (m := shared_cp.step(cid, s["id"])["state_message"])
