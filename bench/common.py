@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from corral.cli.ship import ship_cluster_spec, ship_step
+
 ENDED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 NODE_GROUPS = [{"role": "MASTER", "instance_type": "local.small", "count": 1},
                {"role": "CORE", "instance_type": "local.medium", "count": 2}]
@@ -53,7 +55,7 @@ class Server:
             self.stop()
 
     def create(self, spec: dict[str, Any]) -> str:
-        cid = str(self.http.post("/clusters", json=spec).json()["id"])
+        cid = str(self.http.post("/clusters", json=ship_cluster_spec(self.http, spec)).json()["id"])
         self.live.add(cid)
         return cid
 
@@ -98,7 +100,8 @@ def run_step(server: Server, cid: str, type_: str, args: list[str]) -> float:
     """Seconds from the API request to the API reporting the step COMPLETED (queueing,
     dispatch and log shipping included)."""
     t0 = time.monotonic()
-    step = server.http.post(f"/clusters/{cid}/steps", json={"steps": [{"type": type_, "args": args}]}).json()["steps"][0]
+    request = ship_step(server.http, {"type": type_, "args": args})  # local files are uploaded, as the CLI does
+    step = server.http.post(f"/clusters/{cid}/steps", json={"steps": [request]}).json()["steps"][0]
     while True:
         s = server.http.get(f"/clusters/{cid}/steps/{step['id']}").json()
         if s["status"] in ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"):

@@ -28,6 +28,7 @@ import psycopg  # noqa: E402
 from pyhive import hive  # noqa: E402
 
 from bench.common import NODE_GROUPS, Server  # noqa: E402
+from corral.cli.paging import read_log  # noqa: E402
 from tests.postgres import ROLE, PostgresServer, find_bindir  # noqa: E402
 
 SPEC: dict[str, Any] = {"name": "bench-data", "services": ["hdfs", "yarn", "mapreduce", "spark", "hive"],
@@ -39,7 +40,7 @@ def wait_step(server: Server, cid: str, step: dict[str, Any]) -> dict[str, Any]:
         s = server.http.get(f"/clusters/{cid}/steps/{step['id']}").json()
         if s["status"] in ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED"):
             if s["status"] != "COMPLETED":
-                stderr = server.http.get(f"/clusters/{cid}/steps/{s['id']}/logs/stderr").text
+                stderr = read_log(server.http, f"/clusters/{cid}/steps/{s['id']}/logs/stderr").decode(errors="replace")
                 print("\n".join(line for line in stderr.splitlines() if not line.startswith("\tat "))[-6000:])
                 raise RuntimeError(f"step {s['id']} {s['status']}: {s['state_message']}")
             return s

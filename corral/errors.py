@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Sequence
 
 
 def format_loc(loc: Sequence[str | int]) -> str:
-    """('node_groups', 1, 'count') -> 'node_groups[1].count'."""
+    """('node_groups', 1, 'count') -> 'node_groups[1].count'. A name that is empty, has
+    blanks at its ends or unprintable characters (a property name at fault, say) is shown
+    quoted, as JSON: 'properties["a\\nb"]', so the location stays one readable line."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif part and part.isprintable() and part == part.strip():
             out += ("." if out else "") + part
+        else:
+            out += f"[{json.dumps(part)}]"
     return out
 
 

@@ -15,6 +15,9 @@ from functools import cached_property
 from pathlib import Path
 
 DEFAULT_PORT = 7420
+# Uploaded step files and bootstrap scripts (CORRAL_MAX_ARTIFACT_MB): big enough for fat
+# jars and packed Python environments, small enough that a mistake does not fill the disk.
+DEFAULT_MAX_ARTIFACT_MB = 2048
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Settings:
     host: str
     port: int
     local_subnet: ipaddress.IPv4Network
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_MB << 20
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -38,6 +42,7 @@ class Settings:
             host=os.environ.get("CORRAL_HOST", "127.0.0.1"),
             port=int(os.environ.get("CORRAL_PORT", DEFAULT_PORT)),
             local_subnet=subnet,
+            max_artifact_bytes=int(os.environ.get("CORRAL_MAX_ARTIFACT_MB", DEFAULT_MAX_ARTIFACT_MB)) << 20,
         )
 
     @property

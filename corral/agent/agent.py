@@ -25,13 +25,27 @@ from corral.agent.logarchive import LogArchiver
 from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
 from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
 from corral.agent.steps import StepRunner
-from corral.agent.supervisor import Supervisor
+from corral.agent.supervisor import EventSink, Supervisor
+from corral.formats import LITERAL
 
 log = logging.getLogger("corral.agent")
 HEARTBEAT_SECONDS = 2.0
 PLAN_WAIT_SECONDS = 20.0
 LOG_ARCHIVE_SECONDS = 45.0  # at shutdown, for the last copies to the LogUri
 GONE_GRACE = 3  # consecutive "this node does not exist" answers before the agent stops
+
+
+def warn_if_root(emit: EventSink, euid: int | None = None) -> bool:
+    """Daemons, steps and YARN containers all run as the agent's own OS user: without
+    Hadoop's native container-executor (not on Maven Central) a NodeManager runs every
+    container as itself, so one user for all is what Hadoop allows. Their Hadoop identity
+    is ``hadoop`` (HDFS's superuser, as on EMR) whatever that OS user is. An agent running
+    as root says so once, as a warning event: run Corral as an unprivileged user."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return False
+    emit("WARN", "NODE_RUNS_AS_ROOT", "the node agent runs as root, so its daemons and steps do too (Hadoop's "
+         "container-executor is not available to run them as other users): run Corral as an unprivileged user", None)
+    return True
 
 
 class Agent:
@@ -154,12 +168,13 @@ class Agent:
         assert self.values is not None
         for spec in plan.files:
             path = Path(spec.path)
-            content = substitute(spec.content, self.values)
-            if path.exists() and path.read_text() == content:
+            # Runtime paths are escaped as the file's format escapes values (corral.formats).
+            content = substitute(spec.content, self.values, LITERAL.get(spec.format, str)).encode("utf-8")
+            if path.exists() and path.read_bytes() == content:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(content)
+            tmp.write_bytes(content)
             tmp.chmod(spec.mode)
             tmp.replace(path)
 
@@ -244,6 +259,7 @@ class Agent:
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
+        warn_if_root(self.emit)
         self._take_snapshot()
         threading.Thread(target=self._plan_poller, daemon=True, name="plan-poller").start()
         self._reporter_thread = threading.Thread(target=self._reporter, daemon=True, name="reporter")

@@ -39,7 +39,10 @@ def run_bootstrap_actions(actions: list[BootstrapSpec], node_dir: Path, client: 
         key = f"{index}:{action.name}:{action.artifact.sha256}"
         if key in done:
             continue
-        script = node_dir / "artifacts" / action.artifact.sha256 / action.artifact.name
+        name = action.artifact.name
+        if name in ("", ".", "..") or "/" in name or "/" in action.artifact.sha256:
+            raise BootstrapFailed(f"bootstrap action '{action.name}': refusing artifact name {name!r}")
+        script = node_dir / "artifacts" / action.artifact.sha256 / name
         if not script.exists():
             client.download_artifact(action.artifact.sha256, script)
         out = node_dir / "logs" / f"bootstrap-{index}.stdout"

@@ -5,11 +5,14 @@ The agent only ever calls the control plane (no inbound port on nodes):
 - it posts ``NodeReport``s (what is actually there) on every change and as a heartbeat.
 
 Strings in a plan may contain runtime placeholders such as ``${SPARK_HOME}``; only the
-agent knows where the release's runtime lives on its host, so it substitutes them.
+agent knows where the release's runtime lives on its host, so it substitutes them (in a
+file, escaped for the file's format). ``$${SPARK_HOME}`` stands for ``${SPARK_HOME}``
+itself: how a value that must not be substituted (a secret) is sent.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -18,6 +21,19 @@ RUNTIME_PLACEHOLDERS = ("SPARK_HOME", "JAVA_HOME", "PYTHON", "HADOOP_HOME", "SPA
 # Placeholders that stand for JVM options: as a whole argv element they become one element
 # per option (none when empty), so they can sit in a command line as in a string.
 OPTION_PLACEHOLDERS = ("SPARK_CDS_OPTS", "HADOOP_CDS_OPTS")
+# `${NAME}` is the node's value, `$${NAME}` the text `${NAME}`.
+RUNTIME_PLACEHOLDER = re.compile(r"(\$?)\$\{(" + "|".join(RUNTIME_PLACEHOLDERS) + r")\}")
+_BARE_PLACEHOLDER = re.compile(r"\$\{(?:" + "|".join(RUNTIME_PLACEHOLDERS) + r")\}")
+
+
+def protect_runtime_placeholders(text: str) -> str:
+    """``text`` such that the agent's substitution gives back ``text`` itself."""
+    return _BARE_PLACEHOLDER.sub(lambda m: "$" + m.group(0), text)
+
+
+# How a file's values are written, so that what is filled into it later (runtime paths,
+# secrets) is escaped the same way (``corral.formats``): "text" means not at all.
+FileKind = Literal["text", "xml", "properties", "shell"]
 
 
 class Probe(BaseModel):
@@ -53,8 +69,9 @@ class ComponentSpec(BaseModel):
 
 class FileSpec(BaseModel):
     path: str  # absolute, on the node
-    content: str
+    content: str  # written as UTF-8
     mode: int = 0o644
+    format: FileKind = "text"
 
 
 class ArtifactRef(BaseModel):
@@ -73,7 +90,8 @@ class BootstrapSpec(BaseModel):
 
 class StepCommand(BaseModel):
     """What the master's agent runs for a step. ``{artifact:<sha256>}`` in argv is the
-    node-local path of that artifact once fetched."""
+    node-local directory of that artifact once fetched; each of ``artifacts`` is the file
+    ``{artifact:<sha256>}/<name>`` in it (one content may be shipped under several names)."""
 
     id: str
     argv: list[str]

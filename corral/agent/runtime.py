@@ -16,14 +16,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
-from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDERS, RuntimeSpec
+from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDER, RuntimeSpec
 from corral.runtime import DeployError, cds, file_lock, java_version_output
 from corral.runtime.hadoop import ensure_hadoop
 
 __all__ = ["DeployError", "deploy", "substitute", "substitute_all", "check_java"]
-
-_PLACEHOLDER = re.compile(r"\$\{(" + "|".join(RUNTIME_PLACEHOLDERS) + r")\}")
 
 
 def java_major(java: str) -> int:
@@ -100,9 +99,17 @@ def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
     return values
 
 
-def substitute(text: str, values: dict[str, str]) -> str:
-    """Replace ``${SPARK_HOME}``-style placeholders; anything else (shell variables) stays."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+def substitute(text: str, values: dict[str, str], escape: Callable[[str], str] = str) -> str:
+    """Replace ``${SPARK_HOME}``-style placeholders with ``escape(value)`` (a file's
+    escaping, ``corral.formats.LITERAL``), ``$${SPARK_HOME}`` with ``${SPARK_HOME}``; anything
+    else (shell variables, a placeholder without a value here) stays."""
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if match.group(1) or name not in values:
+            return "${" + name + "}"
+        return escape(values[name])
+
+    return RUNTIME_PLACEHOLDER.sub(replace, text)
 
 
 def substitute_all(items: dict[str, str] | list[str], values: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -102,6 +102,9 @@ class StepRunner:
         self._poll()
 
     def _artifact_path(self, sha256: str, name: str) -> Path:
+        # The control plane refuses such names too: a file stays inside its artifact's directory.
+        if name in ("", ".", "..") or "/" in name or "/" in sha256 or sha256 in ("", ".", ".."):
+            raise OSError(f"refusing artifact name {name!r}")
         return self.artifacts / sha256 / name
 
     def _start(self, cmd: StepCommand, env: dict[str, str]) -> None:
@@ -121,7 +124,7 @@ class StepRunner:
                 local = self._artifact_path(ref.sha256, ref.name)
                 if not local.exists():
                     self.client.download_artifact(ref.sha256, local)
-                argv = [a.replace("{artifact:" + ref.sha256 + "}", str(local)) for a in argv]
+                argv = [a.replace("{artifact:" + ref.sha256 + "}", str(local.parent)) for a in argv]
             proc = ManagedProcess.spawn(WRAPPER + argv, {**env, **cmd.env}, str(workdir),
                                         workdir / "stdout", workdir / "stderr", workdir / "pid")
         except (OSError, httpx.HTTPError) as exc:

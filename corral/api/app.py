@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import routes_agent, routes_clusters, routes_data, routes_steps
+from corral.api import routes_agent, routes_artifacts, routes_clusters, routes_data, routes_steps
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
 from corral.reconcile.loop import Reconciler
@@ -50,6 +50,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_clusters.router, prefix="/api/v1")
     app.include_router(routes_steps.router, prefix="/api/v1")
     app.include_router(routes_data.router, prefix="/api/v1")
+    app.include_router(routes_artifacts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

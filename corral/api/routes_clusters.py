@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Response
 
 from corral.api.deps import plane
+from corral.api.paging import Page
 from corral.api.schemas import ClusterDetail, ClusterSummary, EffectiveConfig, EventOut, OperationOut, effective_configs
 from corral.control import clusters
 from corral.control.context import ControlPlane
@@ -23,8 +24,12 @@ def create_cluster(spec: ClusterSpec, response: Response, cp: ControlPlane = Dep
 
 
 @router.get("/clusters", response_model=list[ClusterSummary])
-def list_clusters(state: list[str] | None = Query(default=None), cp: ControlPlane = Depends(plane)) -> list[ClusterSummary]:
-    return [ClusterSummary.of(c) for c in clusters.list_clusters(cp, state)]
+def list_clusters(response: Response, state: list[str] | None = Query(default=None), page: Page = Depends(),
+                  cp: ControlPlane = Depends(plane)) -> list[ClusterSummary]:
+    """Clusters newest first; paged (``corral.paging``)."""
+    after = page.after("clusters", (float, str))
+    rows = clusters.list_clusters(cp, state, after=(after[0], after[1]) if after else None, limit=page.limit + 1)
+    return [ClusterSummary.of(c) for c in page.answer(response, "clusters", rows, lambda c: (c.created_at, c.id))]
 
 
 @router.get("/clusters/{cluster_id}", response_model=ClusterDetail)
@@ -48,9 +53,14 @@ def delete_cluster(cluster_id: str, cp: ControlPlane = Depends(plane)) -> Cluste
 
 
 @router.get("/clusters/{cluster_id}/events", response_model=list[EventOut])
-def cluster_events(cluster_id: str, after: int = 0, limit: int = Query(default=1000, le=10000),
-                   cp: ControlPlane = Depends(plane)) -> list[EventOut]:
-    return [EventOut.of(e) for e in clusters.list_events(cp, cluster_id, after, limit)]
+def cluster_events(cluster_id: str, response: Response,
+                   after: int = Query(default=0, ge=0, description="only events with a higher id (to follow new ones)"),
+                   page: Page = Depends(), cp: ControlPlane = Depends(plane)) -> list[EventOut]:
+    """The cluster's events, oldest first; paged (``corral.paging``)."""
+    marker = page.after("events", (int,))
+    start = max(after, int(marker[0])) if marker else after
+    rows = clusters.list_events(cp, cluster_id, start, page.limit + 1)
+    return [EventOut.of(e) for e in page.answer(response, "events", rows, lambda e: (e.id,))]
 
 
 @router.get("/clusters/{cluster_id}/operations", response_model=list[OperationOut])

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from corral.api.deps import plane
+from corral.api.paging import Page
 from corral.api.schemas import StepOut, StepsOut
 from corral.control import steps
 from corral.control.context import ControlPlane
 from corral.domain.spec import StepRequest
+from corral.paging import NEXT_OFFSET_HEADER, STEP_STATE_HEADER
 
 router = APIRouter(tags=["steps"])
 
@@ -27,9 +29,12 @@ def add_steps(cluster_id: str, body: AddSteps, cp: ControlPlane = Depends(plane)
 
 
 @router.get("/clusters/{cluster_id}/steps", response_model=StepsOut)
-def list_steps(cluster_id: str, state: list[str] | None = Query(default=None),
-               cp: ControlPlane = Depends(plane)) -> StepsOut:
-    return StepsOut(steps=[StepOut.of(s) for s in steps.list_steps(cp, cluster_id, state)])
+def list_steps(cluster_id: str, response: Response, state: list[str] | None = Query(default=None),
+               page: Page = Depends(), cp: ControlPlane = Depends(plane)) -> StepsOut:
+    """The cluster's steps in queue order; paged (``corral.paging``)."""
+    after = page.after("steps", (int,))
+    rows = steps.list_steps(cp, cluster_id, state, after_seq=int(after[0]) if after else None, limit=page.limit + 1)
+    return StepsOut(steps=[StepOut.of(s) for s in page.answer(response, "steps", rows, lambda s: (s.seq,))])
 
 
 @router.get("/clusters/{cluster_id}/steps/{step_id}", response_model=StepOut)
@@ -46,8 +51,9 @@ def cancel_step(cluster_id: str, step_id: str, cp: ControlPlane = Depends(plane)
             responses={200: {"content": {"text/plain": {}}}})
 def step_log(cluster_id: str, step_id: str, stream: Literal["stdout", "stderr"], offset: int = Query(default=0, ge=0),
              limit: int = Query(default=1 << 20, ge=1, le=16 << 20), cp: ControlPlane = Depends(plane)) -> Response:
-    """A slice of the step's log. ``X-Corral-Next-Offset`` is where to continue;
+    """Up to ``limit`` bytes of the step's log from byte ``offset``. ``X-Corral-Next-Offset``
+    is where to continue, an empty page the end of what there is so far (``corral.paging``);
     ``X-Corral-Step-State`` lets a follower stop once the step has ended and no bytes remain."""
     data, step = steps.read_log(cp, cluster_id, step_id, stream, offset, limit)
     return Response(content=data, media_type="text/plain; charset=utf-8",
-                    headers={"X-Corral-Next-Offset": str(offset + len(data)), "X-Corral-Step-State": step.status})
+                    headers={NEXT_OFFSET_HEADER: str(offset + len(data)), STEP_STATE_HEADER: step.status})

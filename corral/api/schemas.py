@@ -147,6 +147,7 @@ class StepOut(BaseModel):
     exit_code: int | None
     yarn_application_ids: list[str] = []
     spark_application_ids: list[str] = []  # a standalone Spark Master's app-... ids
+    files: dict[str, str] = {}  # each local file shipped with the step (client path) -> its sha256
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -158,6 +159,7 @@ class StepOut(BaseModel):
                    failure_code=s.failure_code, timeout=s.timeout_seconds,
                    exit_code=s.exit_code, yarn_application_ids=list(s.yarn_application_ids or []),
                    spark_application_ids=list(s.spark_application_ids or []),
+                   files={a["path"]: a["sha256"] for a in s.artifacts or []},
                    created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
                    ended_at=ts(s.ended_at))
 

@@ -43,6 +43,11 @@ class Client:
             start_background(self.settings)
         self._http = httpx.Client(base_url=self.url + "/api/v1", timeout=60.0)
 
+    @property
+    def http(self) -> httpx.Client:
+        """The raw client of the API root (``.../api/v1``), for ``corral.cli.ship``."""
+        return self._http
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         resp = self._http.request(method, path, **kwargs)
         if 400 <= resp.status_code < 500:

@@ -8,16 +8,21 @@ from typing import Any, Optional
 import typer
 
 from corral.cli.client import Client
+from corral.cli.outcome import cluster_created, cluster_terminated, finish
+from corral.cli.paging import list_all
 from corral.cli.progress import ENDED, UP, print_ready, watch_cluster
+from corral.cli.ship import ship_cluster_spec
 from corral.cli.render import Output, component_summary, console, duration, print_json, styled, table, when
 from corral.cli.specfile import SpecFlags, load_spec_file, merge_flags
+from corral.domain.states import ClusterState
 
 app = typer.Typer(help="Create, list, describe and terminate clusters.", no_args_is_help=True)
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
 
 
 def create_and_wait(client: Client, spec: dict[str, Any], wait: bool, show: bool = True) -> dict[str, Any]:
-    cluster = client.post("/clusters", json=spec)
+    # Bootstrap scripts and step files are uploaded from here: the server may be elsewhere.
+    cluster = client.post("/clusters", json=ship_cluster_spec(client.http, spec))
     if not wait:
         return cluster
     return watch_cluster(client, cluster["id"], UP, "CREATE_CLUSTER", show=show)
@@ -49,14 +54,16 @@ def create(
     spec = merge_flags(base, flags)
     client = Client()
     cluster = create_and_wait(client, spec, wait=not no_wait, show=output is Output.table)
-    if output is Output.json:
-        print_json(cluster)
-        return
+    finish(cluster, output, lambda: _print_created(cluster), ok=cluster_created(cluster, waited=not no_wait))
+
+
+def _print_created(cluster: dict[str, Any]) -> None:
     if cluster["status"] in UP:
         print_ready(cluster)
     elif cluster["status"] in ENDED:
-        console.print(f"[red]Cluster {cluster['id']} {cluster['status']}[/red]: {cluster['state_change_reason']['message']}")
-        raise typer.Exit(1)
+        style = "red" if cluster["status"] == "TERMINATED_WITH_ERRORS" else "bold"
+        console.print(f"[{style}]Cluster {cluster['id']} {cluster['status']}[/{style}]: "
+                      f"{cluster['state_change_reason']['message']}")
     else:
         console.print(f"Cluster {cluster['id']} requested ({cluster['status']}); follow it with `corral cluster describe {cluster['id']}`")
 
@@ -66,10 +73,9 @@ def list_(state: list[str] = typer.Option([], "--state", help="Only clusters in 
           all_: bool = typer.Option(False, "--all", help="Include terminated clusters."),
           output: Output = OutputOpt) -> None:
     """List clusters (active ones unless --all or --state)."""
-    params = [("state", s.upper()) for s in state]
-    clusters = Client().get("/clusters", params=params)
-    if not state and not all_:
-        clusters = [c for c in clusters if c["status"] not in ENDED]
+    # Active ones are asked for by state: the ended ones, which only grow, are not fetched.
+    wanted = [s.upper() for s in state] or ([] if all_ else [s.value for s in ClusterState if not s.is_terminal()])
+    clusters = list_all(Client(), "/clusters", [("state", s) for s in wanted])
     if output is Output.json:
         print_json(clusters)
         return
@@ -113,7 +119,7 @@ def describe(cluster_id: str, configs: bool = typer.Option(False, "--configs", h
     client = Client()
     cluster = client.get(f"/clusters/{cluster_id}")
     conf = client.get(f"/clusters/{cluster_id}/configurations") if configs else None
-    evs = client.get(f"/clusters/{cluster_id}/events") if events else None
+    evs = list_all(client, f"/clusters/{cluster_id}/events") if events else None
     if output is Output.json:
         print_json({**cluster, **({"effective_configurations": conf} if conf is not None else {}),
                     **({"events": evs} if evs is not None else {})})
@@ -132,10 +138,15 @@ def terminate(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="
     """Terminate a cluster: stop its daemons and steps and release its nodes."""
     client = Client()
     cluster = client.post(f"/clusters/{cluster_id}/terminate")
+    ok = True
     if wait:
         cluster = watch_cluster(client, cluster_id, ENDED, "TERMINATE_CLUSTER", show=output is Output.table)
-    if output is Output.json:
-        print_json(cluster)
-        return
-    console.print(f"Cluster {cluster_id} is {styled(cluster['status'])}")
+        ok = cluster_terminated(cluster, client.get(f"/clusters/{cluster_id}/operations"))
+
+    def show() -> None:
+        console.print(f"Cluster {cluster_id} is {styled(cluster['status'])}")
+        if not ok:
+            console.print(cluster["state_change_reason"]["message"] or "", markup=False, highlight=False)
+
+    finish(cluster, output, show, ok)
 

@@ -10,9 +10,10 @@ from typing import Any, Optional
 import typer
 
 from corral.cli.client import Client
-from corral.cli.render import Output, console, print_json, styled
-from corral.cli.step_cmd import TimeoutOpt, wait_step
-from corral.domain.states import ActionOnFailure, StepState
+from corral.cli.outcome import finish, step_succeeded
+from corral.cli.render import Output
+from corral.cli.step_cmd import TimeoutOpt, print_step_outcome, wait_step
+from corral.domain.states import ActionOnFailure
 
 app = typer.Typer(help="Import data into a cluster (HDFS, Hive) or export it (to s3a:// or a database).",
                   no_args_is_help=True)
@@ -39,14 +40,7 @@ def _transfer(direction: str, cluster_id: str, body: dict[str, Any], wait: bool,
     step = client.post(f"/clusters/{cluster_id}/data/{direction}s", json={k: v for k, v in body.items() if v is not None})
     if wait:
         step = wait_step(client, cluster_id, step["id"], show=output is Output.table)
-    if output is Output.json:
-        print_json(step)
-    else:
-        console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}", highlight=False)
-        if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
-            console.print(step["state_message"], markup=False, highlight=False)
-    if wait and step["status"] != StepState.COMPLETED.value:
-        raise typer.Exit(1)
+    finish(step, output, lambda: print_step_outcome(step), ok=step_succeeded(step, waited=wait))
 
 
 def _command(direction: str) -> Any:

@@ -1,4 +1,5 @@
-"""The ``corral`` command. Bad input exits with code 2 and one readable line."""
+"""The ``corral`` command. Bad input exits with code 2 and one readable line; the exit
+status of every command follows one rule (``corral.cli.outcome``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typer.exceptions import Abort
 
 from corral.cli import cluster_cmd, data_cmd, fs_cmd, server_cmd, sql_cmd, step_cmd
 from corral.cli.client import ApiError
+from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
+from corral.cli.ship import ShipError
 from corral.cli.specfile import SpecFileError
 
 app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark on your hosts, steps on them.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  epilog=EXIT_STATUS_HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(step_cmd.app, name="step")
@@ -36,22 +39,23 @@ def main() -> None:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
-        sys.exit(2)
+        sys.exit(ExitCode.BAD_INPUT)
     except ClickException as exc:  # usage errors: one line, exit code 2
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except Abort:
-        _fail("aborted", 1)
-    except ApiError as exc:
-        _fail(str(exc), 2)
-    except SpecFileError as exc:
-        _fail(str(exc), 2)
+        _fail("aborted", ExitCode.FAILED)
+    except (ApiError, SpecFileError, ShipError) as exc:
+        _fail(str(exc), ExitCode.BAD_INPUT)
+    except httpx.HTTPStatusError as exc:  # a 5xx: the server's own failure (4xx answers are ApiError)
+        _fail(f"the Corral server failed: {exc.response.status_code} {exc.response.reason_phrase} "
+              f"({exc.request.method} {exc.request.url.path})", ExitCode.FAILED)
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach the Corral server: {exc}", 1)
+        _fail(f"cannot reach the Corral server: {exc}", ExitCode.FAILED)
     except RuntimeError as exc:
-        _fail(str(exc), 1)
+        _fail(str(exc), ExitCode.FAILED)
     except KeyboardInterrupt:
-        _fail("interrupted (clusters and steps keep going; see `corral cluster list`)", 130)
-    sys.exit(code if isinstance(code, int) else 0)
+        _fail("interrupted (clusters and steps keep going; see `corral cluster list`)", ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import typer
 from corral.agent.runtime import DeployError, check_java
 from corral.cli.client import Client
 from corral.cli.cluster_cmd import create_and_wait
+from corral.cli.paging import read_log
 from corral.cli.progress import UP, print_ready, watch_cluster, ENDED
 from corral.cli.render import console, styled
 from corral.cli.step_cmd import wait_step
@@ -45,10 +46,10 @@ def quickstart(keep: bool = typer.Option(False, "--keep", help="Keep the cluster
         console.print(f"[red]cluster {cluster['id']} {cluster['status']}: {cluster['state_change_reason']['message']}[/red]")
         raise typer.Exit(1)
     print_ready(cluster)
-    step = client.get(f"/clusters/{cluster['id']}/steps")["steps"][0]
+    step = client.get(f"/clusters/{cluster['id']}/steps", params={"limit": 1})["steps"][0]  # its one step
     console.print(f"[bold]Running Spark's pi.py on YARN as step {step['id']}[/bold]")
     step = wait_step(client, cluster["id"], step["id"])
-    out = client.request("GET", f"/clusters/{cluster['id']}/steps/{step['id']}/logs/stdout").text
+    out = read_log(client, f"/clusters/{cluster['id']}/steps/{step['id']}/logs/stdout").decode(errors="replace")
     match = re.search(r"Pi is roughly ([0-9.]+)", out)
     ok = step["status"] == "COMPLETED" and match is not None
     if ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from corral.cli.outcome import ExitCode
 from corral.cli.render import Output, console, print_json
 from corral.server import healthy, running_server, start_background, stop_background
 from corral.settings import Settings
@@ -41,4 +42,4 @@ def status(output: Output = typer.Option(Output.table, "--output", "-o")) -> Non
     else:
         console.print(f"not running; home {data['home']}")
     if not up:
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.NOT_RUNNING)

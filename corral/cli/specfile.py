@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import datetime
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from corral.cli.ship import absolute_args
 
 
 class SpecFileError(Exception):
@@ -28,11 +32,35 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         raise SpecFileError(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise SpecFileError(f"{path}: a cluster spec must be a mapping (name, node_groups, ...), got {type(data).__name__}")
-    # Relative script paths are relative to the spec file, wherever the command runs.
+    _keep_property_text(data, yaml.load(text, Loader=yaml.BaseLoader))  # noqa: S506 - BaseLoader builds only str/list/dict
+    # Relative script and step file paths are relative to the spec file, wherever the
+    # command runs (symbolic links kept: a file's name is what the job sees).
     for action in data.get("bootstrap_actions") or []:
         if isinstance(action, dict) and isinstance(action.get("path"), str) and not Path(action["path"]).is_absolute():
-            action["path"] = str((path.parent / action["path"]).resolve())
+            action["path"] = os.path.abspath(path.parent / action["path"])
+    for step in data.get("steps") or []:
+        if isinstance(step, dict) and isinstance(step.get("args"), list):
+            step["args"] = absolute_args(step.get("type"), step["args"], path.parent.absolute())
     return data
+
+
+def _keep_property_text(data: dict[str, Any], raw: Any) -> None:
+    """Configuration values as written: YAML would read ``010`` as 8, ``1e3`` as 1000.0 and
+    ``0x1F`` as 31, but every Hadoop and Spark file takes text, and the text is what the
+    user meant. Numbers and dates take their source text (``raw``: the same document read
+    with every scalar as a string); booleans and null keep YAML's reading."""
+    configs, raw_configs = data.get("configurations"), raw.get("configurations") if isinstance(raw, dict) else None
+    if not isinstance(configs, list) or not isinstance(raw_configs, list) or len(configs) != len(raw_configs):
+        return
+    for conf, raw_conf in zip(configs, raw_configs):
+        props = conf.get("properties") if isinstance(conf, dict) else None
+        raw_props = raw_conf.get("properties") if isinstance(raw_conf, dict) else None
+        if not isinstance(props, dict) or not isinstance(raw_props, dict):
+            continue
+        for key, value in list(props.items()):
+            text = raw_props.get(str(key))
+            if isinstance(value, (int, float, datetime.date)) and not isinstance(value, bool) and isinstance(text, str):
+                props[key] = text
 
 
 @dataclass
@@ -91,7 +119,7 @@ def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]
         elif "count" not in group or group.get("count") == 0:
             group["count"] = 1
     for path in flags.bootstrap:
-        spec.setdefault("bootstrap_actions", []).append({"path": str(path.expanduser().resolve())})
+        spec.setdefault("bootstrap_actions", []).append({"path": os.path.abspath(path.expanduser())})
     for prop in flags.properties:
         classification, sep, assignment = prop.partition(":")
         key, eq, value = assignment.partition("=")

@@ -52,6 +52,31 @@ def endpoint_of(cluster: dict[str, Any]) -> tuple[str, int, str]:
     return parsed.hostname or "", parsed.port or 10000, parsed.path.strip("/") or "default"
 
 
+# SQLSTATE classes (ISO/IEC 9075, which Spark's error conditions follow) of a statement at
+# fault, so bad input (exit 2): 42 "syntax error or access rule violation" (unknown table or
+# column, parse errors), 0A "feature not supported". Any other failure (a data exception
+# such as a division by zero, a raised error, a failed job) ran and failed (exit 1).
+BAD_STATEMENT_CLASSES = ("42", "0A")
+
+
+def sql_state(error: hive_exc.OperationalError) -> str | None:
+    """The SQLSTATE the endpoint gave with the error (HiveServer2's TStatus.sqlState)."""
+    response = error.args[0] if error.args else None
+    status = getattr(response, "status", None)
+    state = getattr(status, "sqlState", None) or getattr(response, "sqlState", None)
+    return str(state) if state else None
+
+
+def statement_error(error: hive_exc.OperationalError, where: str) -> Exception:
+    """The endpoint's refusal as the CLI's errors: ApiError (the statement's fault, exit 2)
+    or RuntimeError (it ran and failed, exit 1), with the message's first line."""
+    state = sql_state(error)
+    message = f"{where}{first_line(error)}"
+    if state is not None and state[:2] in BAD_STATEMENT_CLASSES:
+        return ApiError(400, message)
+    return RuntimeError(message + (f" (SQLSTATE {state})" if state else ""))
+
+
 def first_line(error: Exception) -> str:
     """Spark's message without its stack trace: the server puts both in one string."""
     message = str(error)
@@ -86,8 +111,8 @@ def run_statements(host: str, port: int, database: str, statements: list[str]) -
                 # between statements; the last statement's result is always shown.
                 if rows or i == len(statements):
                     yield ResultSet(columns, rows)
-            except hive_exc.OperationalError as exc:  # the query's fault: a bad table, column, syntax
-                raise ApiError(400, f"{where}{first_line(exc)}") from exc
+            except hive_exc.OperationalError as exc:
+                raise statement_error(exc, where) from exc
             except (TTransportException, OSError) as exc:
                 raise RuntimeError(f"{where}the SQL endpoint at {host}:{port} dropped the connection: {exc}") from exc
     finally:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.markup import escape
 
 from corral.cli.client import Client
+from corral.cli.outcome import finish, step_succeeded
+from corral.cli.paging import list_all, log_pages
+from corral.cli.ship import ship_step
 from corral.cli.render import Output, console, duration, print_json, styled, table, when
 from corral.domain.spec import MAX_STEP_TIMEOUT_SECONDS
 from corral.domain.states import ActionOnFailure, StepState, StepType
@@ -21,16 +24,6 @@ OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
 TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", min=1, max=MAX_STEP_TIMEOUT_SECONDS,
                           help="Cancel the step and fail it (reason TIMEOUT) once it has run this long.")
 FINAL = {s.value for s in StepState if s.is_terminal()}
-
-
-def absolutize(args: list[str]) -> list[str]:
-    """Arguments naming an existing relative file become absolute: the server reads them."""
-    out = []
-    for arg in args:
-        path = Path(arg)
-        out.append(str(path.resolve()) if not arg.startswith("-") and not path.is_absolute() and "://" not in arg
-                   and path.is_file() else arg)
-    return out
 
 
 def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) -> dict[str, Any]:
@@ -61,26 +54,27 @@ def add(
 ) -> None:
     """Queue a step on a cluster."""
     client = Client()
-    body = {"steps": [{"type": type_.value, "name": name, "args": absolutize(args or []),
-                       "action_on_failure": action_on_failure.value,
-                       **({"timeout": timeout} if timeout is not None else {})}]}
+    # Local files are uploaded from here: the server may be on another machine.
+    request = ship_step(client.http, {"type": type_.value, "name": name, "args": args or [],
+                                      "action_on_failure": action_on_failure.value,
+                                      **({"timeout": timeout} if timeout is not None else {})})
+    body = {"steps": [request]}
     step = client.post(f"/clusters/{cluster_id}/steps", json=body)["steps"][0]
     if wait:
         step = wait_step(client, cluster_id, step["id"], show=output is Output.table)
-    if output is Output.json:
-        print_json(step)
-    else:
-        console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}")
-        if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
-            console.print(step["state_message"], markup=False, highlight=False)
-    if wait and step["status"] != StepState.COMPLETED.value:
-        raise typer.Exit(1)
+    finish(step, output, lambda: print_step_outcome(step), ok=step_succeeded(step, waited=wait))
+
+
+def print_step_outcome(step: dict[str, Any]) -> None:
+    console.print(f"step {step['id']} '{step['name']}' {styled(step['status'])}", highlight=False)
+    if step["status"] in ("FAILED", "INTERRUPTED") and step.get("state_message"):
+        console.print(step["state_message"], markup=False, highlight=False)
 
 
 @app.command("list")
 def list_(cluster_id: str, output: Output = OutputOpt) -> None:
     """List a cluster's steps in queue order."""
-    steps = Client().get(f"/clusters/{cluster_id}/steps")["steps"]
+    steps = list_all(Client(), f"/clusters/{cluster_id}/steps", key="steps")
     if output is Output.json:
         print_json(steps)
         return
@@ -116,26 +110,20 @@ def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
 @app.command()
 def cancel(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
     """Cancel a PENDING or RUNNING step (its driver and application are stopped)."""
-    s = Client().post(f"/clusters/{cluster_id}/steps/{step_id}/cancel")
-    if output is Output.json:
-        print_json(s)
-    else:
-        console.print(f"step {s['id']} {styled(s['status'])}")
+    s = Client().post(f"/clusters/{cluster_id}/steps/{step_id}/cancel")  # a step that has ended: 409, exit 2
+    finish(s, output, lambda: console.print(f"step {s['id']} {styled(s['status'])}"), ok=True)
 
 
 def stream_log(client: Client, cluster_id: str, step_id: str, stream: str, follow: bool) -> None:
-    offset = 0
+    """Every page of the log to stdout, as it comes (``paging.log_pages``)."""
     out = sys.stdout.buffer
-    while True:
-        resp = client.request("GET", f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}", params={"offset": offset})
-        if resp.content:
-            out.write(resp.content)
+    try:
+        for chunk in log_pages(client, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}", follow=follow):
+            out.write(chunk)
             out.flush()
-        offset = int(resp.headers["X-Corral-Next-Offset"])
-        if not follow or (not resp.content and resp.headers["X-Corral-Step-State"] in FINAL):
-            return
-        if not resp.content:
-            time.sleep(0.5)
+    except BrokenPipeError:  # `| head`: stop quietly, and let Python's exit-time flush hit /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1)
 
 
 @app.command()

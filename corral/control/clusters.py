@@ -10,20 +10,21 @@ import hashlib
 import json
 import secrets
 import time
-from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from corral import ids
 from corral.control import events
 from corral.control.context import ControlPlane
-from corral.control.steps import capabilities, prepare_steps
+from corral.control.steps import capabilities, local_path_problem, prepare_steps, upload_how
 from corral.domain.secrets import spec_secrets
 from corral.domain.spec import ClusterSpec, validate_cluster_spec
 from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
-from corral.errors import Conflict, NotFound, ValidationFailed
+from corral.services.registry import spec_view
+from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
+from corral.jobs.files import node_name
 from corral.reconcile import deadlines
 from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step, bump_plan_version
 
@@ -56,6 +57,28 @@ def _by_token(cp: ControlPlane, spec: ClusterSpec) -> Cluster | None:
     return existing
 
 
+def _bootstrap_artifacts(cp: ControlPlane, spec: ClusterSpec) -> tuple[list[dict[str, object]], list[FieldError]]:
+    """Each bootstrap script is the client's file, uploaded before: its ``sha256`` must name
+    a stored artifact (this machine's ``path`` is never opened)."""
+    bootstrap: list[dict[str, object]] = []
+    errors: list[FieldError] = []
+    for i, action in enumerate(spec.bootstrap_actions):
+        loc = ("bootstrap_actions", i, "path")
+        problem = local_path_problem(action.path, "path")
+        if problem:
+            errors.append(FieldError(loc, problem))
+        elif action.sha256 is None:
+            errors.append(FieldError(loc, f"{action.path}: not uploaded — {upload_how()} and give its sha256"))
+        elif not cp.artifacts.exists(action.sha256):
+            errors.append(FieldError(loc, f"{action.path}: not uploaded (no artifact {action.sha256}) — "
+                                          f"{upload_how(action.sha256)}"))
+        else:
+            name = node_name(action.path)
+            bootstrap.append({"name": action.name or name, "args": action.args, "sha256": action.sha256,
+                              "file_name": name})
+    return bootstrap, errors
+
+
 def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     """Returns (cluster, created); a repeated client token returns the first cluster."""
     existing = _by_token(cp, spec)
@@ -63,14 +86,10 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         return existing, False
     validate_cluster_spec(spec)
     available = capabilities(spec.services, spec.object_storage is not None)
-    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",))
-    if step_errors:
-        raise ValidationFailed(step_errors)
-    bootstrap = []
-    for i, action in enumerate(spec.bootstrap_actions):
-        path = Path(action.path)
-        bootstrap.append({"name": action.name or path.name, "args": action.args,
-                          "sha256": cp.artifacts.put(path), "file_name": path.name})
+    bootstrap, bootstrap_errors = _bootstrap_artifacts(cp, spec)
+    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",), view=spec_view(spec))
+    if bootstrap_errors or step_errors:
+        raise ValidationFailed(bootstrap_errors + step_errors)
     now = time.time()
     cluster = Cluster(
         id=ids.cluster_id(), name=spec.name, client_token=spec.client_token, spec_hash=spec_hash(spec),
@@ -116,12 +135,20 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     return cluster, True
 
 
-def list_clusters(cp: ControlPlane, states: list[str] | None = None) -> list[Cluster]:
+def list_clusters(cp: ControlPlane, states: list[str] | None = None, after: tuple[float, str] | None = None,
+                  limit: int | None = None) -> list[Cluster]:
+    """Clusters newest first (``created_at``, then id, descending), optionally only those in
+    ``states``; ``after`` is the (created_at, id) of the last cluster of the previous page."""
     with cp.store.session() as s:
         query = select(Cluster).options(selectinload(Cluster.nodes), selectinload(Cluster.groups))
         if states:
             query = query.where(Cluster.status.in_(states))
-        return list(s.scalars(query.order_by(Cluster.created_at.desc())))
+        if after is not None:
+            created, cluster_id = after
+            query = query.where(or_(Cluster.created_at < created,
+                                    and_(Cluster.created_at == created, Cluster.id < cluster_id)))
+        query = query.order_by(Cluster.created_at.desc(), Cluster.id.desc())
+        return list(s.scalars(query if limit is None else query.limit(limit)))
 
 
 def get_cluster(cp: ControlPlane, cluster_id: str) -> Cluster:
@@ -156,11 +183,12 @@ def cluster_steps(session: Session, cluster_id: str) -> list[Step]:
     return list(session.scalars(select(Step).where(Step.cluster_id == cluster_id).order_by(Step.seq)))
 
 
-def list_events(cp: ControlPlane, cluster_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+def list_events(cp: ControlPlane, cluster_id: str, after: int = 0, limit: int | None = 1000) -> list[Event]:
+    """The cluster's events with an id above ``after``, oldest first, at most ``limit``."""
     with cp.store.session() as s:
         load_cluster(s, cluster_id)
-        return list(s.scalars(select(Event).where(Event.cluster_id == cluster_id, Event.id > after)
-                              .order_by(Event.id).limit(limit)))
+        query = select(Event).where(Event.cluster_id == cluster_id, Event.id > after).order_by(Event.id)
+        return list(s.scalars(query if limit is None else query.limit(limit)))
 
 
 def list_operations(cp: ControlPlane, cluster_id: str) -> list[Operation]:

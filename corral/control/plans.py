@@ -7,12 +7,16 @@ something a plan depends on changes, and agents long-poll for a newer version.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from corral.agent.protocol import ArtifactRef, BootstrapSpec, NodePlan, RuntimeSpec, StepCommand
+from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, NodePlan, RuntimeSpec, StepCommand,
+                                   protect_runtime_placeholders)
 from corral.control.views import cluster_view, effective_properties, has_master
 from corral.domain import secrets
 from corral.domain.catalog import RELEASES
 from corral.domain.states import ClusterTarget, NodeTarget, StepState, StepType
+from corral.formats import LITERAL
+from corral.jobs import files
 from corral.jobs.registry import STEP_KINDS
 from corral.services.base import ClusterView
 from corral.services.hadoop_common import uses_hadoop_runtime
@@ -23,32 +27,46 @@ ACTIVE_STEP_STATES = (StepState.RUNNING.value, StepState.CANCEL_PENDING.value)
 
 
 def artifact_placeholder(sha256: str) -> str:
+    """Stands for the directory the master's agent fetches artifact ``sha256`` into; the
+    file itself is ``<placeholder>/<name>`` (its name on the client)."""
     return "{artifact:" + sha256 + "}"
 
 
-def _ship(arg: str, path: str, placeholder: str) -> str:
-    """Point ``arg`` (a path, a comma list of them, or ``--opt=list``) at the shipped copy of ``path``."""
+def _shipped(art: dict[str, Any]) -> str:
+    """What a reference to the client's file becomes: the shipped copy's path on the node,
+    percent-encoded where the consumer reads a URI (``corral.jobs.files``)."""
+    name = files.encode(art["name"]) if art.get("uri") else art["name"]
+    return artifact_placeholder(art["sha256"]) + "/" + name
+
+
+def _ship_legacy(arg: str, art: dict[str, Any]) -> str:
+    """A step queued before references had positions: its whole path items are replaced."""
     if arg.startswith("-") and "=" in arg:
         option, value = arg.split("=", 1)
-        return option + "=" + _ship(value, path, placeholder)
-    items = arg.split(",")
-    return ",".join(placeholder if item in (path, "file://" + path) else item for item in items)
+        return option + "=" + _ship_legacy(value, art)
+    path = art["path"]
+    return ",".join(_shipped(art) if item in (path, "file://" + path) else item for item in arg.split(","))
+
+
+def shipped_args(step: Step) -> list[str]:
+    """The step's arguments with every local file pointing at its shipped copy, all else
+    (``file:`` prefixes, ``#alias``es, list neighbours) as the user wrote it."""
+    args = list(step.args)
+    located = [a for a in step.artifacts if "start" in a]
+    refs = [files.LocalFile(a["index"], a["path"], "", a["start"], a["end"], uri=a.get("uri", False)) for a in located]
+    by_ref = {(r.index, r.start): a for r, a in zip(refs, located)}
+    args = files.rewrite(args, refs, lambda r: _shipped(by_ref[(r.index, r.start)]))
+    for art in step.artifacts:
+        if "start" not in art:
+            args[art["index"]] = _ship_legacy(args[art["index"]], art)
+    return args
 
 
 def step_command(step: Step, view: ClusterView) -> StepCommand:
-    args = list(step.args)
-    cmd = STEP_KINDS[StepType(step.type)].command(args, view)
-    argv = list(cmd.argv)
-    # Step kinds keep the user's arguments as the command's tail, position for position.
-    offset = len(argv) - len(args)
-    assert offset >= 0, "a step kind must end its command with the step's arguments"
-    refs: dict[str, ArtifactRef] = {}
-    for art in step.artifacts:
-        refs[art["sha256"]] = ArtifactRef(sha256=art["sha256"], name=art["name"])
-        at = offset + art["index"]
-        argv[at] = _ship(argv[at], art["path"], artifact_placeholder(art["sha256"]))
+    cmd = STEP_KINDS[StepType(step.type)].command(shipped_args(step), view)
+    refs = {(a["sha256"], a["name"]): ArtifactRef(sha256=a["sha256"], name=a["name"]) for a in step.artifacts}
     env = {**cmd.env, "CORRAL_STEP_ID": step.id, **{name: secrets.placeholder(secrets.step_secret_name(step.id, name)) for name in step.secrets or {}}}
-    return StepCommand(id=step.id, argv=argv, env=env, artifacts=list(refs.values()),
+    return StepCommand(id=step.id, argv=list(cmd.argv), env=env, artifacts=list(refs.values()),
                        cancel=step.status == StepState.CANCEL_PENDING.value)
 
 
@@ -102,10 +120,29 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
 
 
 def with_secrets(plan: NodePlan, values: dict[str, str]) -> NodePlan:
-    """The plan with every ``{{secret:NAME}}`` filled in, wherever it is (file contents,
-    environments, argv): only the copy sent to the node's agent carries the values."""
-    text = plan.model_dump_json()
-    if "{{secret:" not in text:
-        return plan
-    escaped = {k: json.dumps(v)[1:-1] for k, v in values.items()}  # the values land inside JSON strings
-    return NodePlan.model_validate_json(secrets.expand(text, escaped))
+    """The plan with every ``{{secret:NAME}}`` filled in: only the copy sent to the node's
+    agent carries the values. Placeholders are filled where services and step kinds put
+    them, file contents and environments, never in command lines (user arguments). In a
+    file each value is escaped for the file's format (``corral.formats.LITERAL``); and
+    everywhere so that the agent's runtime placeholders (``${SPARK_HOME}``) in it stay text.
+
+    Raises ValueError for a placeholder in a file without a format, KeyError for an
+    unknown secret name."""
+    def env(items: dict[str, str]) -> dict[str, str]:
+        return {k: secrets.expand(v, values, protect_runtime_placeholders) for k, v in items.items()}
+
+    def file(spec: FileSpec) -> FileSpec:
+        if secrets.SECRET_MARK not in spec.content:
+            return spec
+        if spec.format not in LITERAL:
+            raise ValueError(f"{spec.path}: a secret placeholder in a file of format {spec.format!r}")
+        escape = LITERAL[spec.format]
+        return spec.model_copy(update={"content": secrets.expand(spec.content, values,
+                                                                 lambda v: protect_runtime_placeholders(escape(v)))})
+
+    return plan.model_copy(update={
+        "files": [file(f) for f in plan.files],
+        "components": [c.model_copy(update={"env": env(c.env)}) for c in plan.components],
+        "steps": [s.model_copy(update={"env": env(s.env)}) for s in plan.steps],
+        "base_env": env(plan.base_env),
+    })

@@ -27,6 +27,21 @@ def cluster_view(cluster: Cluster) -> ClusterView:
                        metastore=cluster.metastore, log_uri=cluster.log_uri)
 
 
+def shape_view(cluster: Cluster) -> ClusterView:
+    """Like ``cluster_view``, with every node not gone, addressed or not yet: what sizes
+    and placement checks need (they do not depend on addresses)."""
+    view = cluster_view(cluster)
+    nodes = tuple(
+        NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address or "0.0.0.0", directory=n.directory or "",
+                 instance_type=n.instance_type)
+        for n in cluster.nodes
+        if n.status != NodeState.TERMINATED.value
+    )
+    return ClusterView(cluster_id=view.cluster_id, release=view.release, services=view.services, nodes=nodes,
+                       user_configurations=view.user_configurations, object_storage=view.object_storage,
+                       metastore=view.metastore, log_uri=view.log_uri)
+
+
 def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:
     """(effective properties, the user-set subset) per classification: user over defaults."""
     merged: Properties = {}

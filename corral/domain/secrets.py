@@ -1,7 +1,9 @@
 """Secrets (object-store keys, database passwords) travel as placeholders.
 
 Services and step kinds write ``{{secret:NAME}}`` where a secret belongs (a config file, an
-environment variable). Only the plan handed to a node's agent has them filled in; the API,
+environment variable; never a command line). Only the plan handed to a node's agent has
+them filled in (``corral.control.plans.with_secrets``), escaped for the file they are in;
+user-given text may not contain ``{{secret:`` (``corral.formats.placeholder_problem``). The API,
 ``describe --configs``, events and logs see the placeholder or ``********``. The values
 live in the cluster's (or step's) ``secrets`` column, which no API response includes.
 """
@@ -9,12 +11,13 @@ live in the cluster's (or step's) ``secrets`` column, which no API response incl
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from corral.domain.spec import ClusterSpec
 
 MASK = "********"
+SECRET_MARK = "{{secret:"
 _PLACEHOLDER = re.compile(r"\{\{secret:([A-Za-z0-9_.:\-]+)\}\}")
 # Property names whose values are secrets even when a user types them into a configuration.
 _SENSITIVE_NAME = re.compile(r"(?i)(password|passwd|secret|credential|token|private[._-]?key)")
@@ -27,11 +30,12 @@ def placeholder(name: str) -> str:
     return "{{secret:" + name + "}}"
 
 
-def expand(text: str, secrets: dict[str, str]) -> str:
-    """Fill placeholders in; an unknown name is an error, never an empty secret."""
+def expand(text: str, secrets: dict[str, str], escape: Callable[[str], str] = str) -> str:
+    """Fill placeholders in, each value as ``escape`` writes it (a file format's escaping);
+    an unknown name is an error, never an empty secret."""
     def value(match: re.Match[str]) -> str:
         try:
-            return secrets[match.group(1)]
+            return escape(secrets[match.group(1)])
         except KeyError:
             raise KeyError(f"secret {match.group(1)!r} is not set") from None
 

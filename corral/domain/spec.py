@@ -1,28 +1,36 @@
 """The cluster spec users write (YAML or JSON) and the step requests they add.
 
 Pydantic checks shapes and single fields; ``validate_cluster_spec`` checks what needs the
-whole spec (group roles and counts, service requirements, files on disk). Both report
-the exact field at fault.
+whole spec (group roles and counts, service requirements). Both report the exact field
+at fault. Local files (bootstrap scripts, step files) are the client's: a request names
+each one's sha256, uploaded before (``PUT /api/v1/artifacts/{sha256}``); the control
+plane never reads a path of its own disk for them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
 
+from corral import formats
 from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
 from corral.domain.states import ActionOnFailure, NodeRole, StepType
 from corral.errors import FieldError, ValidationFailed
 
 
 def _stringify(value: Any) -> Any:
-    """Config properties are strings in every Hadoop/Spark file; accept YAML scalars too."""
+    """Config properties are strings in every Hadoop/Spark file; accept YAML scalars too
+    (not a missing value: ``key:`` in YAML is null, which is refused, not the text "None")."""
     if isinstance(value, dict):
-        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        return {k: (str(v).lower() if isinstance(v, bool) else v if v is None else str(v)) for k, v in value.items()}
     return value
+
+
+# An uploaded artifact's content hash: 64 lowercase hex digits.
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class _Model(BaseModel):
@@ -49,7 +57,9 @@ class Configuration(_Model):
 
 class BootstrapAction(_Model):
     name: str | None = None
-    path: str
+    path: str = Field(description="the script's absolute path on the client")
+    # The script's content, uploaded before the create (the CLI does both).
+    sha256: Sha256 | None = Field(default=None, description="sha256 of the uploaded script (PUT /api/v1/artifacts/{sha256})")
     args: list[str] = Field(default_factory=list)
 
 
@@ -115,6 +125,9 @@ class StepRequest(_Model):
     type: StepType
     args: list[str] = Field(default_factory=list)
     action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
+    # Each local file the arguments name (its path as the step's parser reads it) -> the
+    # sha256 of its content, uploaded before (PUT /api/v1/artifacts/{sha256}).
+    files: dict[str, Sha256] = Field(default_factory=dict, max_length=1024)
     timeout: StepTimeout | None = None
 
     @field_validator("type", mode="before")
@@ -212,11 +225,34 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
     if spec.metastore is not None and spec.object_storage is None:
         errors.append(FieldError(("metastore", "warehouse_dir"), "the warehouse is in object storage: set object_storage"))
     errors.extend(validate_services(spec, shape_ok=not errors))
+    errors.extend(_rendered_field_errors(spec))
     for i, action in enumerate(spec.bootstrap_actions):
-        path = Path(action.path)
-        if not path.is_absolute():
+        if not PurePosixPath(action.path).is_absolute():
             errors.append(FieldError(("bootstrap_actions", i, "path"), f"path must be absolute, got {action.path!r}"))
-        elif not path.is_file():
-            errors.append(FieldError(("bootstrap_actions", i, "path"), f"file not found: {action.path}"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def _rendered_field_errors(spec: ClusterSpec) -> list[FieldError]:
+    """Fields Corral writes into Hadoop XML (core-site, hive-site) or spark-defaults.conf:
+    refused when those files cannot carry them (``corral.formats``). Messages never quote
+    a value."""
+    fields: list[tuple[tuple[str | int, ...], str, bool]] = []
+    if spec.object_storage is not None:
+        storage = spec.object_storage
+        fields += [(("object_storage", "endpoint"), storage.endpoint or "", False),
+                   (("object_storage", "region"), storage.region, False),
+                   (("object_storage", "access_key"), storage.access_key, False),
+                   (("object_storage", "secret_key"), storage.secret_key.get_secret_value(), True)]
+    if spec.metastore is not None:
+        store = spec.metastore
+        fields += [(("metastore", "jdbc_url"), store.jdbc_url, False), (("metastore", "username"), store.username, False),
+                   (("metastore", "password"), store.password.get_secret_value(), True),
+                   (("metastore", "warehouse_dir"), store.warehouse_dir, False)]
+    errors = []
+    for loc, value, secret in fields:
+        # A secret is filled in as a value, never read as a placeholder: it may hold "{{secret:".
+        problem = (formats.text_problem(value) if secret else formats.user_text_problem(value)) or formats.xml_problem(value)
+        if problem:
+            errors.append(FieldError(loc, problem))
+    return errors

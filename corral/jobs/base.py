@@ -1,21 +1,17 @@
 """The step-type contract: check a step's arguments when it is added (naming the argument
-at fault), say which arguments are local files to ship to the master, and build the
-command the master's agent runs."""
+at fault), say where they name local files to ship to the master (``corral.jobs.files``),
+and build the command the master's agent runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from corral.errors import FieldError
+from corral.jobs.files import LocalFile
 from corral.services.base import ClusterView
 
-
-@dataclass(frozen=True)
-class LocalFile:
-    index: int  # which argument
-    path: str  # the local path inside that argument (an argument may be a comma list)
+__all__ = ["Command", "LocalFile", "StepKind", "StepKindBase"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +26,17 @@ class StepKind(Protocol):
         ``object_storage`` (the spec's object store)."""
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
-        """Local files the step needs, and what is wrong with ``args``."""
+        """Every reference to a local file in ``args`` (the CLI uploads them, the control
+        plane checks they were), and what is wrong with ``args``. Reads no disk: the
+        files are on the client's machine, not here."""
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
-        """The command for the master's agent; ``args`` already point at shipped files.
-        It ends with the step's arguments, position for position (an argument may be
-        rewritten in place, e.g. a release jar's name to its path on the node)."""
+        """The command for the master's agent; ``args`` already point at the shipped copies
+        of local files (``{artifact:<sha256>}/<name>``, filled in by the agent)."""
+
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        """Why the cluster could never schedule what ``args`` ask for (e.g. an executor larger
+        than every NodeManager), from its effective configuration ``props``; [] when it can."""
 
 
 class StepKindBase:
@@ -46,11 +47,6 @@ class StepKindBase:
     def requirements(self, args: list[str]) -> tuple[str, ...]:
         return self.requires_services
 
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        return []
 
-def require_file(index: int, path: str, what: str) -> tuple[list[LocalFile], list[FieldError]]:
-    loc = ("args", index)
-    if not Path(path).is_absolute():
-        return [], [FieldError(loc, f"{what} must be an absolute path, got {path!r}")]
-    if not Path(path).is_file():
-        return [], [FieldError(loc, f"{what} not found: {path}")]
-    return [LocalFile(index, path)], []

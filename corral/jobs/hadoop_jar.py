@@ -3,13 +3,18 @@ HadoopJarStep (the main class may be omitted when the jar's manifest names one).
 
 The jar is a local file (shipped with the step) or one of the release's own tool jars by
 name, e.g. ``hadoop-mapreduce-examples.jar``, like EMR's
-/usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar.
+/usr/lib/hadoop-mapreduce/hadoop-mapreduce-examples.jar. Programs run through ToolRunner
+read Hadoop's generic options at the start of their arguments (after the main class, or
+after the program name of a driver such as the examples jar's ``wordcount``): local files
+of ``-files``, ``-archives``, ``-libjars``, ``-conf`` and ``-tokenCacheFile`` are shipped
+too, ``#alias``es kept.
 """
 
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
+from corral.jobs.base import Command, StepKindBase
+from corral.jobs.files import LocalFile, leading_generic_options, scheme_of
 from corral.runtime.hadoop import TOOL_JARS
 from corral.services.base import ClusterView
 
@@ -19,6 +24,10 @@ def release_jar(arg: str) -> str | None:
     return "${HADOOP_HOME}/" + arg if arg in TOOL_JARS else None
 
 
+def _known() -> str:
+    return ", ".join(sorted(TOOL_JARS))
+
+
 class HadoopJarStep(StepKindBase):
     requires_services = ("mapreduce",)
 
@@ -26,14 +35,22 @@ class HadoopJarStep(StepKindBase):
         if not args or not args[0]:
             return [], [FieldError(("args",), "a HADOOP_JAR step needs a jar (then an optional main class and its arguments)")]
         jar = args[0]
+        files: list[LocalFile] = []
         if release_jar(jar):
-            return [], []
-        if not jar.endswith(".jar"):
+            pass
+        elif not jar.endswith(".jar"):
             return [], [FieldError(("args", 0), f"the first argument must be a .jar, got {jar!r}")]
-        if "/" not in jar:
-            known = ", ".join(sorted(TOOL_JARS))
-            return [], [FieldError(("args", 0), f"unknown jar {jar!r}: give an absolute path or one of the release's jars ({known})")]
-        return require_file(0, jar, "jar")
+        elif scheme_of(jar) is not None and "/" in jar:
+            return [], [FieldError(("args", 0), f"hadoop jar runs a local jar: give a local path or one of the "
+                                                f"release's jars ({_known()}), got {jar!r}")]
+        else:  # RunJar opens it with java.io.File
+            hint = f" (it is not one of the release's jars either: {_known()})" if "/" not in jar else ""
+            files.append(LocalFile(0, jar, "jar", 0, len(jar), hint=hint))
+        # Generic options start right after the jar (a manifest main class) or after the
+        # first argument (the main class, or a driver's program name).
+        start = 1 if len(args) > 1 and args[1].startswith("-") else 2
+        found, errors = leading_generic_options(args, start)
+        return files + found, errors
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         jar = release_jar(args[0]) or args[0]

@@ -9,7 +9,7 @@ shipped with the step and run with bash or the runtime's Python.
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
+from corral.jobs.base import Command, LocalFile, StepKindBase
 from corral.services.base import ClusterView
 
 _INTERPRETERS = {".sh": "/bin/bash", ".py": "${PYTHON}"}
@@ -28,7 +28,7 @@ class ShellStep(StepKindBase):
         if not args or not args[0].strip():
             return [], [FieldError(("args",), "a SHELL step needs a command")]
         script = _script(args)
-        return require_file(0, script, "script") if script else ([], [])
+        return ([LocalFile(0, script, "script", 0, len(script))] if script else []), []
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         script = _script(args)

@@ -3,14 +3,17 @@ local ``.sql`` file (shipped with the step). Results go to the step's stdout, ke
 logs.
 
 - SPARK_SQL runs ``spark-sql`` on the master (the cluster's metastore when it has HIVE).
+  Its ``-f`` reads a Hadoop path (Hive's CliDriver.processFile), so an ``hdfs:``/``s3a:``
+  script is read where it is and only a local one (or ``file:``) is shipped.
 - HIVE runs the statements through the cluster's SQL endpoint with ``beeline``, as a Hive
-  client would.
+  client would; beeline reads a local file.
 """
 
 from __future__ import annotations
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
+from corral.jobs.base import Command, StepKindBase
+from corral.jobs.files import Dialect, LocalFile, reference
 from corral.services.base import ClusterView
 
 
@@ -18,17 +21,18 @@ def _is_file(arg: str) -> bool:
     return arg.endswith(".sql") and "\n" not in arg and " " not in arg.strip()
 
 
-def _check(args: list[str], kind: str) -> tuple[list[LocalFile], list[FieldError]]:
+def _check(args: list[str], kind: str, dialect: Dialect) -> tuple[list[LocalFile], list[FieldError]]:
     if len(args) != 1 or not args[0].strip():
         return [], [FieldError(("args",), f"a {kind} step takes one argument: a query or a .sql file")]
-    return require_file(0, args[0], "SQL file") if _is_file(args[0]) else ([], [])
+    ref = reference(0, args[0], 0, "SQL file", dialect) if _is_file(args[0]) else None
+    return ([ref] if ref else []), []
 
 
 class SparkSqlStep(StepKindBase):
     requires_services = ("spark",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
-        return _check(args, "SPARK_SQL")
+        return _check(args, "SPARK_SQL", Dialect.HADOOP_PATH)
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         flag = "-f" if _is_file(args[0]) else "-e"
@@ -40,7 +44,7 @@ class HiveStep(StepKindBase):
     requires_services = ("hive",)
 
     def check(self, args: list[str]) -> tuple[list[LocalFile], list[FieldError]]:
-        return _check(args, "HIVE")
+        return _check(args, "HIVE", Dialect.PATH)
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         from corral.services.hive import jdbc_url  # noqa: PLC0415 - jobs depend on services lazily

@@ -1,10 +1,13 @@
 """STREAMING steps: Hadoop Streaming (``mapred streaming``) with its own options,
 e.g. ``-mapper mapper.py -reducer reducer.py -input /in -output /out``.
 
-A ``-mapper``/``-reducer``/``-combiner`` that names a local file is shipped with the step
-and, on the master, added to ``-files`` so YARN gives every task a copy
-(``corral.jobs.streaming_run`` does that rewrite where the shipped paths are known).
-Files in ``-files`` are shipped the same way.
+Local files are shipped with the step: a ``-mapper``/``-reducer``/``-combiner``/
+``-mapdebug``/``-reducedebug`` that is an absolute path to a script, each ``-file``, and
+the local entries of the generic options ``-files``, ``-archives``, ``-libjars`` (with
+their ``#alias``es), ``-conf`` and ``-tokenCacheFile``. On the master
+(``corral.jobs.streaming_run``, where the shipped paths are known) the scripts are added to
+``-files`` so YARN gives every task a copy, and the generic options, which Hadoop reads
+only before the streaming ones and only once each, are merged and moved to the front.
 """
 
 from __future__ import annotations
@@ -12,17 +15,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from corral.errors import FieldError
-from corral.jobs.base import Command, LocalFile, StepKindBase, require_file
+from corral.jobs.base import Command, StepKindBase
+from corral.jobs.files import (Dialect, GenericOption, GENERIC_FILE_LISTS, LocalFile, encode, generic_option,
+                               generic_option_files, reference)
 from corral.services.base import ClusterView
 
-PROGRAM_OPTIONS = ("-mapper", "-reducer", "-combiner")
-_VALUE_OPTIONS = (*PROGRAM_OPTIONS, "-input", "-output", "-files", "-archives", "-libjars", "-D", "-file",
-                  "-inputformat", "-outputformat", "-partitioner", "-numReduceTasks", "-cmdenv", "-inputreader")
+PROGRAM_OPTIONS = ("mapper", "reducer", "combiner", "mapdebug", "reducedebug")
+# StreamJob's options that take a value (hadoop-streaming 3.4.2, read with commons-cli's
+# BasicParser: "-name value" or "--name value").
+VALUE_OPTIONS = {*PROGRAM_OPTIONS, "input", "output", "file", "dfs", "additionalconfspec", "inputformat",
+                 "outputformat", "partitioner", "numReduceTasks", "inputreader", "jobconf", "cmdenv", "cacheFile",
+                 "cacheArchive", "io"}
 
 
 def is_local_program(value: str) -> bool:
     """A mapper given as a path to an existing script (not a command line or a class)."""
     return value.startswith("/") and " " not in value
+
+
+def _streaming_option(arg: str) -> str | None:
+    name = arg[2:] if arg.startswith("--") else arg[1:] if arg.startswith("-") else ""
+    return name if name in VALUE_OPTIONS else None
 
 
 class StreamingStep(StepKindBase):
@@ -34,27 +47,33 @@ class StreamingStep(StepKindBase):
         seen: set[str] = set()
         i = 0
         while i < len(args):
-            option = args[i]
-            if option in _VALUE_OPTIONS:
-                if i + 1 >= len(args):
-                    errors.append(FieldError(("args", i), f"{option} needs a value"))
-                    break
-                value = args[i + 1]
-                seen.add(option)
-                if option in PROGRAM_OPTIONS and is_local_program(value):
-                    found, errs = require_file(i + 1, value, f"{option[1:]} script")
-                    files, errors = files + found, errors + errs
-                elif option == "-files":
-                    for item in value.split(","):
-                        if item.startswith("/"):
-                            found, errs = require_file(i + 1, item, "-files entry")
-                            files, errors = files + found, errors + errs
-                i += 2
+            generic = generic_option(args, i)
+            if isinstance(generic, FieldError):
+                errors.append(generic)
+                break
+            if generic is not None:
+                found, problems = generic_option_files(generic)
+                files, errors = files + found, errors + problems
+                i = generic.next_index
                 continue
-            i += 1
-        for needed in ("-input", "-output", "-mapper"):
+            name = _streaming_option(args[i])
+            if name is None:
+                i += 1
+                continue
+            if i + 1 >= len(args):
+                errors.append(FieldError(("args", i), f"{args[i]} needs a value"))
+                break
+            value = args[i + 1]
+            seen.add(name)
+            if name in PROGRAM_OPTIONS and is_local_program(value):
+                files.append(LocalFile(i + 1, value, f"-{name} script", 0, len(value)))
+            elif name == "file":  # StreamJob: new Path(value), one file per -file
+                ref = reference(i + 1, value, 0, "-file entry", Dialect.HADOOP_PATH)
+                files += [ref] if ref else []
+            i += 2
+        for needed in ("input", "output", "mapper"):
             if needed not in seen:
-                errors.append(FieldError(("args",), f"a STREAMING step needs {needed}"))
+                errors.append(FieldError(("args",), f"a STREAMING step needs -{needed}"))
         return files, errors
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
@@ -64,36 +83,36 @@ class StreamingStep(StepKindBase):
 def rewrite(args: list[str], python: str) -> list[str]:
     """``mapred streaming`` arguments with local scripts moved into -files (run on the
     master once the shipped paths are known). A .py script runs with the cluster's Python,
-    a .sh one with bash, anything else as an executable."""
-    shipped: list[str] = []
-    out: list[str] = []
+    a .sh one with bash, anything else as an executable. Generic options come first, as
+    GenericOptionsParser reads them only there; several -files (-archives, -libjars) are
+    merged into one, since it reads only the first."""
+    lists: dict[str, list[str]] = {name: [] for name in GENERIC_FILE_LISTS}
+    singles: list[str] = []  # -D, -conf, -fs, -jt, -tokenCacheFile, in the given order
+    rest: list[str] = []
     i = 0
     while i < len(args):
-        option = args[i]
-        if option in PROGRAM_OPTIONS and i + 1 < len(args) and is_local_program(args[i + 1]):
+        generic = generic_option(args, i)
+        if isinstance(generic, GenericOption):
+            if generic.name in lists:
+                lists[generic.name] += [item for item in generic.value.split(",") if item.strip()]
+            else:
+                singles += [f"-{generic.name}", generic.value]
+            i = generic.next_index
+            continue
+        name = _streaming_option(args[i])
+        if name in PROGRAM_OPTIONS and i + 1 < len(args) and is_local_program(args[i + 1]):
             path = args[i + 1]
-            shipped.append(path)
-            name = Path(path).name
-            runner = {".py": f"{python} ", ".sh": "bash "}.get(Path(name).suffix, "./")
-            out += [option, f"{runner}{name}"]
+            lists["files"].append(encode(path))
+            script = Path(path).name
+            runner = {".py": f"{python} ", ".sh": "bash "}.get(Path(script).suffix, "./")
+            rest += [args[i], f"{runner}{script}"]
             i += 2
             continue
-        if option == "-files" and i + 1 < len(args):
-            shipped += args[i + 1].split(",")
+        if name is not None and i + 1 < len(args):
+            rest += args[i:i + 2]
             i += 2
             continue
-        out.append(option)
+        rest.append(args[i])
         i += 1
-    # Generic options (-files, -D) must come before the streaming ones.
-    generic = ["-files", ",".join(dict.fromkeys(shipped))] if shipped else []
-    d_options: list[str] = []
-    rest: list[str] = []
-    j = 0
-    while j < len(out):
-        if out[j] == "-D" and j + 1 < len(out):
-            d_options += out[j:j + 2]
-            j += 2
-        else:
-            rest.append(out[j])
-            j += 1
-    return [*d_options, *generic, *rest]
+    merged = [part for name, items in lists.items() if items for part in (f"-{name}", ",".join(dict.fromkeys(items)))]
+    return [*singles, *merged, *rest]

@@ -9,7 +9,7 @@ of a cluster for these and hands the result to the node agents.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import httpx
 
@@ -17,6 +17,7 @@ from corral.agent.protocol import ComponentSpec, FileSpec
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
+from corral.formats import Format
 
 # One client for the services' checks of their daemons' REST APIs: a new client per request
 # (httpx.get) costs ~50 ms of CPU building its SSL context, a shared one ~0.3 ms.
@@ -122,7 +123,7 @@ class WaitMemo:
 class Service(Protocol):
     name: str
     requires: tuple[str, ...]  # other services this one needs in the same cluster
-    classifications: tuple[str, ...]  # configuration classifications it owns
+    classifications: Mapping[str, Format]  # configuration classifications it owns, and their file formats
     uses_hadoop: bool  # its nodes need the release's Hadoop runtime
 
     def validate(self, spec: "ClusterSpec") -> list[FieldError]:
@@ -176,7 +177,7 @@ class ServiceBase:
     service's)."""
 
     requires: tuple[str, ...] = ()
-    classifications: tuple[str, ...] = ()
+    classifications: Mapping[str, Format] = {}
     uses_hadoop = False
 
     def validate(self, spec: "ClusterSpec") -> list[FieldError]:

@@ -10,8 +10,7 @@ Hadoop's scripts would (the Java 17 module openings of HADOOP-19310).
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.services.base import ClusterView, NodeView
 
@@ -46,13 +45,10 @@ def tool(node: NodeView, name: str) -> str:
 
 
 def site_xml(props: dict[str, str], final: tuple[str, ...] = ()) -> str:
-    """A Hadoop *-site.xml; ``final`` properties cannot be overridden by a job's own
-    configuration (a job submitted from the master carries the master's values)."""
-    rows = "".join(
-        f"  <property><name>{escape(k)}</name><value>{escape(v)}</value>{'<final>true</final>' if k in final else ''}</property>\n"
-        for k, v in sorted(props.items())
-    )
-    return f'<?xml version="1.0"?>\n<!-- Rendered by Corral: defaults from the cluster spec, then the user\'s properties. -->\n<configuration>\n{rows}</configuration>\n'
+    """A Hadoop *-site.xml (``corral.formats.hadoop_xml``); ``final`` properties cannot be
+    overridden by a job's own configuration (a job submitted from the master carries the
+    master's values)."""
+    return formats.hadoop_xml(props, final)
 
 
 _LOG4J = """\
@@ -67,20 +63,22 @@ log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 log4j.logger.org.apache.hadoop.conf.Configuration.deprecation=WARN
 """
 
-# ${HADOOP_HOME}, ${JAVA_HOME} and ${HADOOP_CDS_OPTS} (braced) are filled in by the node agent; the script's
-# own variables are written unbraced so they are left alone.
+# ${HADOOP_HOME}, ${JAVA_HOME} and ${HADOOP_CDS_OPTS} (braced, inside double quotes) are filled
+# in by the node agent, escaped for the quotes; the script's own variables are written
+# unbraced so they are left alone. hadoop-env.sh is sourced with `set +u`: its values may
+# refer to variables that are not set ("$HADOOP_OPTS -Dx"), as in any shell.
 _LAUNCHER = """\
 #!/usr/bin/env bash
 # Corral's launcher for Hadoop's tools and daemons on this node (rendered by Corral).
 # Usage: corral-hadoop TOOL SUBCOMMAND [ARGS...], or through the hadoop/hdfs/yarn/mapred
 # scripts beside it.
 set -eu
-export HADOOP_HOME=${HADOOP_HOME}
-export JAVA_HOME=${JAVA_HOME}
+export HADOOP_HOME="${HADOOP_HOME}"
+export JAVA_HOME="${JAVA_HOME}"
 export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-@CONF@}"
 export HADOOP_USER_NAME="${HADOOP_USER_NAME:-@USER@}"
 export CORRAL_BIND_ADDRESS="${CORRAL_BIND_ADDRESS:-@ADDRESS@}"
-if [ -f "$HADOOP_CONF_DIR/hadoop-env.sh" ]; then . "$HADOOP_CONF_DIR/hadoop-env.sh"; fi
+if [ -f "$HADOOP_CONF_DIR/hadoop-env.sh" ]; then set +u; . "$HADOOP_CONF_DIR/hadoop-env.sh"; set -u; fi
 
 tool=$1; shift
 sub=${1:-}
@@ -133,15 +131,15 @@ exec "$JAVA_HOME/bin/java" $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"
 def launcher_files(node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
     """The Hadoop configuration directory's shared files and the command launcher."""
     launcher = (
-        _LAUNCHER.replace("@CONF@", conf_dir(node)).replace("@USER@", HADOOP_USER)
-        .replace("@ADDRESS@", node.address).replace("@MODULE_OPTS@", JAVA_MODULE_OPTS)
+        _LAUNCHER.replace("@CONF@", formats.shell_literal(conf_dir(node)))
+        .replace("@USER@", formats.shell_literal(HADOOP_USER))
+        .replace("@ADDRESS@", formats.shell_literal(node.address)).replace("@MODULE_OPTS@", JAVA_MODULE_OPTS)
     )
-    env_lines = [f'export {k}="{v}"' for k, v in sorted(props.get("hadoop-env", {}).items())]
+    hadoop_env = formats.shell_exports(props.get("hadoop-env", {}), "hadoop-env classification, rendered by Corral")
     files = [
-        FileSpec(path=f"{bin_dir(node)}/corral-hadoop", content=launcher, mode=0o755),
-        FileSpec(path=f"{conf_dir(node)}/log4j.properties", content=_LOG4J),
-        FileSpec(path=f"{conf_dir(node)}/hadoop-env.sh",
-                 content="# hadoop-env classification, rendered by Corral\n" + "\n".join(env_lines) + "\n"),
+        FileSpec(path=f"{bin_dir(node)}/corral-hadoop", content=launcher, mode=0o755, format="shell"),
+        FileSpec(path=f"{conf_dir(node)}/log4j.properties", content=_LOG4J, format="properties"),
+        FileSpec(path=f"{conf_dir(node)}/hadoop-env.sh", content=hadoop_env, format="shell"),
     ]
     for name in TOOLS:
         files.append(FileSpec(path=tool(node, name), mode=0o755,

@@ -9,6 +9,7 @@ import json
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -27,7 +28,7 @@ DATANODE_IPC_PORT = 9867
 class HdfsService(ServiceBase):
     name = "hdfs"
     requires: tuple[str, ...] = ()
-    classifications = ("core-site", "hdfs-site", "hadoop-env")
+    classifications = {"core-site": formats.HADOOP_XML, "hdfs-site": formats.HADOOP_XML, "hadoop-env": formats.SHELL_EXPORTS}
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -80,8 +81,8 @@ class HdfsService(ServiceBase):
         return [
             *hc.launcher_files(node, props),
             FileSpec(path=f"{conf}/core-site.xml",
-                     content=hc.site_xml({**props.get("core-site", {}), **per_node}, final=tuple(per_node))),
-            FileSpec(path=f"{conf}/hdfs-site.xml", content=hc.site_xml(props.get("hdfs-site", {}))),
+                     content=hc.site_xml({**props.get("core-site", {}), **per_node}, final=tuple(per_node)), format="xml"),
+            FileSpec(path=f"{conf}/hdfs-site.xml", content=hc.site_xml(props.get("hdfs-site", {})), format="xml"),
         ]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.jdbc import driver_class, driver_url, is_mysql
 from corral.domain.secrets import METASTORE_PASSWORD, placeholder
@@ -82,7 +83,7 @@ def conf_dir(node: NodeView) -> str:
 class HiveService(ServiceBase):
     name = "hive"
     requires: tuple[str, ...] = ("hdfs", "spark")  # the warehouse is in HDFS; the endpoint is Spark's
-    classifications = ("hive-site",)
+    classifications = {"hive-site": formats.HADOOP_XML}
     uses_hadoop = True
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
@@ -109,8 +110,8 @@ class HiveService(ServiceBase):
             return []
         site = hc.site_xml(props.get("hive-site", {}))
         # Spark reads hive-site.xml from its conf dir; the metastore from its own classpath.
-        return [FileSpec(path=f"{conf_dir(node)}/hive-site.xml", content=site),
-                FileSpec(path=node.path("conf", "spark", "hive-site.xml"), content=site)]
+        return [FileSpec(path=f"{conf_dir(node)}/hive-site.xml", content=site, format="xml"),
+                FileSpec(path=node.path("conf", "spark", "hive-site.xml"), content=site, format="xml")]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
         if node.role is not NodeRole.MASTER:

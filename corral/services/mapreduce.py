@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -18,8 +19,8 @@ from corral.services import hadoop_common as hc
 from corral.services.base import HTTP, ClusterView, NodeView, NotYet, ReadyCheck, ServiceBase
 from corral.services.yarn_diagnostics import error_line
 from corral.services.hdfs import NAMENODE_RPC_PORT
-from corral.services.yarn import (APP_PREFIX, MIN_ALLOCATION_MIB, RM_WEB_PORT, application_classpath, nodemanagers,
-                                  smallest_nodemanager_mib)
+from corral.services.sizing import MR_MIN_TASK_MIB, derive
+from corral.services.yarn import APP_PREFIX, RM_WEB_PORT, application_classpath
 
 HISTORY_PORT = 10020
 HISTORY_WEB_PORT = 19888
@@ -66,19 +67,16 @@ def attempt_error(attempt: dict[str, Any], stderr: str) -> str | None:
 
 
 def task_mib(cluster: ClusterView) -> int:
-    """Map and reduce containers: two per vcore of the smallest NodeManager would starve
-    the JVMs; one per vcore, between 512 MiB and 2 GiB, keeps every core busy."""
-    nms = nodemanagers(cluster)
-    vcores = min((n.itype.vcpus for n in nms), default=1)
-    per_core = smallest_nodemanager_mib(cluster) // max(1, vcores)
-    mib = max(512, min(2048, per_core))
-    return mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB
+    """Map, reduce and ApplicationMaster containers: one per vcore of the smallest
+    NodeManager, 512 MiB - 2 GiB, as large as still fits beside the SQL endpoint's AM
+    (``corral.services.sizing``)."""
+    return derive(cluster).mr_task_mib or MR_MIN_TASK_MIB
 
 
 class MapReduceService(ServiceBase):
     name = "mapreduce"
     requires: tuple[str, ...] = ("yarn", "hdfs")
-    classifications = ("mapred-site",)
+    classifications = {"mapred-site": formats.HADOOP_XML}
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -97,7 +95,7 @@ class MapReduceService(ServiceBase):
             # The ApplicationMaster coordinates and computes little, like Corral's daemons:
             # C1 and the serial collector halve its start-up CPU. Its heap is 80 % of its
             # container, the ratio Hadoop applies to tasks (the stock -Xmx1024m ignores it).
-            "yarn.app.mapreduce.am.command-opts": f"-Xmx{task_mib(cluster) * 4 // 5}m {hc.DAEMON_JAVA_OPTS}",
+            "yarn.app.mapreduce.am.command-opts": f"-Xmx{int(task) * 4 // 5}m {hc.DAEMON_JAVA_OPTS}",
             "mapreduce.map.memory.mb": task,
             "mapreduce.reduce.memory.mb": task,
             # Several NodeManagers may share a host (the local provider): the shuffle
@@ -111,7 +109,8 @@ class MapReduceService(ServiceBase):
         return {"mapred-site": mapred}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
-        return [FileSpec(path=f"{hc.conf_dir(node)}/mapred-site.xml", content=hc.site_xml(props.get("mapred-site", {})))]
+        return [FileSpec(path=f"{hc.conf_dir(node)}/mapred-site.xml", content=hc.site_xml(props.get("mapred-site", {})),
+                         format="xml")]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:
         if node.role is not NodeRole.MASTER:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -24,14 +25,13 @@ from corral.services.base import (HTTP, ClusterView, NodeView, ReadyCheck, Servi
                                    require_core_nodes)
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
-from corral.services.yarn import MIN_ALLOCATION_MIB, nodemanagers, smallest_nodemanager_mib
+from corral.services.sizing import SPARK_AM_HEAP_MIB, SPARK_MIN_HEAP_MIB, derive, nodemanagers
 
 MASTER_PORT = 7077
 MASTER_UI_PORT = 8080
 WORKER_UI_PORT = 8081
 HISTORY_UI_PORT = 18080
 HDFS_EVENT_DIR = "/spark-history"
-YARN_AM_MIB = 512
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
 SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
 # Every Spark JVM's class path starts with Spark's jars, the class path of the host's
@@ -95,24 +95,16 @@ def on_yarn(cluster: ClusterView) -> bool:
     return "yarn" in cluster.services
 
 
-def _with_overhead(mib: int) -> int:
-    """A container's size for a JVM of ``mib``: Spark adds max(384 MiB, 10%)."""
-    return mib + max(384, mib // 10)
-
-
 def yarn_executor_mib(cluster: ClusterView) -> int:
-    """One executor per NodeManager, leaving room beside it for an ApplicationMaster, so
-    an application gets an executor on every node."""
-    am_container = -(-_with_overhead(YARN_AM_MIB) // MIN_ALLOCATION_MIB) * MIN_ALLOCATION_MIB
-    room = smallest_nodemanager_mib(cluster) - am_container
-    mib = room * 10 // 11 if room >= 384 * 11 else room - 384
-    return max(512, mib)
+    """One executor per NodeManager, as large as fits beside its share of the
+    ApplicationMasters, the SQL endpoint's included (``corral.services.sizing``)."""
+    return derive(cluster).executor_heap_mib or SPARK_MIN_HEAP_MIB
 
 
 class SparkService(ServiceBase):
     name = "spark"
     requires: tuple[str, ...] = ()
-    classifications = ("spark-defaults", "spark-env")
+    classifications = {"spark-defaults": formats.SPARK_PROPERTIES, "spark-env": formats.SHELL_EXPORTS}
     uses_hadoop = False  # on YARN it is, through YARN
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -147,7 +139,9 @@ class SparkService(ServiceBase):
             "spark.executor.memory": _mib(yarn_executor_mib(cluster)),
             "spark.executor.cores": str(executor_cores),
             "spark.executor.instances": str(len(nodemanagers(cluster))),
-            "spark.yarn.am.memory": _mib(YARN_AM_MIB),
+            # The client-mode AM (ExecutorLauncher) only asks for executors: a small heap
+            # leaves room beside it for an executor on small nodes.
+            "spark.yarn.am.memory": _mib(SPARK_AM_HEAP_MIB),
             "spark.yarn.jars": "local:${SPARK_HOME}/jars/*",
             # pyspark ships its own (shaded) Hadoop client; Hadoop's jars would clash with it.
             "spark.yarn.populateHadoopClasspath": "false",
@@ -196,42 +190,47 @@ class SparkService(ServiceBase):
             "spark.master.rest.enabled": "false",
         }
         # spark-env has no derived defaults: daemon heaps are set per daemon below, and a
-        # user's SPARK_DAEMON_MEMORY (or any other variable) applies to every daemon.
+        # user's SPARK_DAEMON_MEMORY (or any other variable) applies to every daemon and step.
         return {"spark-defaults": defaults, "spark-env": {}}
 
     def _conf_dir(self, node: NodeView) -> str:
         return node.path("conf", "spark")
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
-        lines = [f"{k} {v}" for k, v in sorted(props.get("spark-defaults", {}).items())]
-        return [FileSpec(path=self._conf_dir(node) + "/spark-defaults.conf", content="\n".join(lines) + "\n")]
+        conf = self._conf_dir(node)
+        defaults = formats.java_properties(props.get("spark-defaults", {}), "spark-defaults classification, rendered by Corral")
+        # spark-env.sh is sourced by Spark's scripts (load-spark-env.sh) for every daemon and
+        # every spark-submit (steps, the SQL endpoint), after the environment Corral gives
+        # them; the node's binding and directories are set again after the user's lines.
+        env = formats.shell_exports(props.get("spark-env", {}), "spark-env classification, rendered by Corral",
+                                    trailer={"SPARK_LOCAL_IP": node.address, "SPARK_LOCAL_DIRS": node.path("data", "spark-local")})
+        return [FileSpec(path=conf + "/spark-defaults.conf", content=defaults, format="properties"),
+                FileSpec(path=conf + "/spark-env.sh", content=env, format="shell")]
 
     # -- daemons -------------------------------------------------------------------------
 
-    def _daemon_env(self, node: NodeView, props: dict[str, dict[str, str]], memory: str) -> dict[str, str]:
-        env = dict(props.get("spark-env", {}))
-        env.setdefault("SPARK_DAEMON_MEMORY", memory)
-        env.update(
-            {
-                "SPARK_HOME": "${SPARK_HOME}",
-                "SPARK_CONF_DIR": self._conf_dir(node),
-                "SPARK_LOCAL_IP": node.address,
-                "SPARK_LOCAL_DIRS": node.path("data", "spark-local"),
-                # Spark's control daemons run as lean as Hadoop's (C1, serial collector).
-                "SPARK_DAEMON_JAVA_OPTS": f"{hc.DAEMON_JAVA_OPTS} {CDS_OPTS} {env.get('SPARK_DAEMON_JAVA_OPTS', '')}".strip(),
-                "SPARK_DAEMON_CLASSPATH": SPARK_JARS,
-                "SPARK_LAUNCHER_OPTS": CDS_OPTS,
-                "SPARK_NO_DAEMONIZE": "1",
-                "PYSPARK_PYTHON": "${PYTHON}",
-            }
-        )
-        return env
+    def _daemon_env(self, node: NodeView, memory: str) -> dict[str, str]:
+        # The spark-env classification reaches daemons through spark-env.sh (config_files),
+        # which replaces any of these it sets ("$SPARK_DAEMON_JAVA_OPTS -Dx" adds to one).
+        return {
+            "SPARK_DAEMON_MEMORY": memory,
+            "SPARK_HOME": "${SPARK_HOME}",
+            "SPARK_CONF_DIR": self._conf_dir(node),
+            "SPARK_LOCAL_IP": node.address,
+            "SPARK_LOCAL_DIRS": node.path("data", "spark-local"),
+            # Spark's control daemons run as lean as Hadoop's (C1, serial collector).
+            "SPARK_DAEMON_JAVA_OPTS": f"{hc.DAEMON_JAVA_OPTS} {CDS_OPTS}",
+            "SPARK_DAEMON_CLASSPATH": SPARK_JARS,
+            "SPARK_LAUNCHER_OPTS": CDS_OPTS,
+            "SPARK_NO_DAEMONIZE": "1",
+            "PYSPARK_PYTHON": "${PYTHON}",
+        }
 
     def _history_server(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> ComponentSpec:
         spark_class = "${SPARK_HOME}/bin/spark-class"
         argv = [spark_class, "org.apache.spark.deploy.history.HistoryServer", "--properties-file",
                 self._conf_dir(node) + "/spark-defaults.conf"]
-        env = self._daemon_env(node, props, "512m")
+        env = self._daemon_env(node, "512m")
         wait_for: list[Probe] = []
         if "hdfs" in cluster.services:
             # The History Server refuses a missing log directory: create it in HDFS first
@@ -266,7 +265,7 @@ class SparkService(ServiceBase):
                 service=self.name,
                 argv=[spark_class, "org.apache.spark.deploy.master.Master", "--host", node.address,
                       "--port", str(MASTER_PORT), "--webui-port", str(MASTER_UI_PORT), "--properties-file", props_file],
-                env=self._daemon_env(node, props, "512m"),
+                env=self._daemon_env(node, "512m"),
                 health=Probe(kind="http", host=node.address, port=MASTER_UI_PORT, path="/json/"),
                 ports=[MASTER_PORT, MASTER_UI_PORT],
                 # Drivers run on the master and write their event logs here.
@@ -284,7 +283,7 @@ class SparkService(ServiceBase):
                       "--host", node.address, "--cores", str(itype.vcpus), "--memory", _mib(itype.usable_mib),
                       "--webui-port", str(WORKER_UI_PORT), "--work-dir", node.path("data", "spark-work"),
                       "--properties-file", props_file],
-                env=self._daemon_env(node, props, "384m"),
+                env=self._daemon_env(node, "384m"),
                 health=Probe(kind="http", host=node.address, port=WORKER_UI_PORT, path="/json/"),
                 # A Worker that starts before the Master listens backs off 5-15 s before
                 # retrying its registration; waiting for the port avoids that stall.

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
@@ -17,6 +18,7 @@ from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services import yarn_diagnostics
 from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo
+from corral.services.sizing import MIN_ALLOCATION_MIB, derive, nodemanager_mib, nodemanagers
 
 RM_SCHEDULER_PORT = 8030
 RM_TRACKER_PORT = 8031
@@ -26,7 +28,6 @@ RM_WEB_PORT = 8088
 NM_PORT = 8041
 NM_LOCALIZER_PORT = 8040
 NM_WEB_PORT = 8042
-MIN_ALLOCATION_MIB = 256
 _FINAL_APP_STATES = ("FINISHED", "FAILED", "KILLED")
 APP_PREFIX = "application_"  # YARN's ids; a step's other ids (a Spark Master's app-...) are not ours
 log = logging.getLogger(__name__)
@@ -41,35 +42,16 @@ _ENV_WHITELIST = (
 )
 
 
-def _allocation_mib(mib: int) -> int:
-    return max(MIN_ALLOCATION_MIB, mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB)
-
-
-def nodemanagers(cluster: ClusterView) -> list[NodeView]:
-    return cluster.with_roles(NodeRole.CORE, NodeRole.TASK)
-
-
-def node_memory_mib(node: NodeView) -> int:
-    return _allocation_mib(node.itype.usable_mib)
-
-
-def smallest_nodemanager_mib(cluster: ClusterView) -> int:
-    return min((node_memory_mib(n) for n in nodemanagers(cluster)), default=1024)
-
-
 def application_classpath() -> str:
     return "$HADOOP_CONF_DIR,${HADOOP_HOME}/classes,${HADOOP_HOME}/lib/*"
 
 
-_CAPACITY_SCHEDULER = {
+_CAPACITY_SCHEDULER = {  # with maximum-am-resource-percent, derived per cluster (corral.services.sizing)
     "yarn.scheduler.capacity.root.queues": "default",
     "yarn.scheduler.capacity.root.default.capacity": "100",
     "yarn.scheduler.capacity.root.default.maximum-capacity": "100",
     "yarn.scheduler.capacity.root.default.user-limit-factor": "1",
     "yarn.scheduler.capacity.root.default.state": "RUNNING",
-    # Small clusters: let ApplicationMasters take up to half the memory, or a Spark AM
-    # and a MapReduce AM could not run side by side.
-    "yarn.scheduler.capacity.maximum-am-resource-percent": "0.5",
     "yarn.scheduler.capacity.maximum-applications": "10000",
     "yarn.scheduler.capacity.resource-calculator": "org.apache.hadoop.yarn.util.resource.DefaultResourceCalculator",
     "yarn.scheduler.capacity.node-locality-delay": "-1",
@@ -79,7 +61,7 @@ _CAPACITY_SCHEDULER = {
 class YarnService(ServiceBase):
     name = "yarn"
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
-    classifications = ("yarn-site", "capacity-scheduler")
+    classifications = {"yarn-site": formats.HADOOP_XML, "capacity-scheduler": formats.HADOOP_XML}
     uses_hadoop = True
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
@@ -90,9 +72,10 @@ class YarnService(ServiceBase):
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         master = cluster.master.address
         nms = nodemanagers(cluster)
-        largest_mib = max((node_memory_mib(n) for n in nms), default=1024)
+        memory = [nodemanager_mib(cluster, n) for n in nms] or [1024]
         largest_vcores = max((n.itype.vcpus for n in nms), default=1)
-        smallest = min(nms, key=node_memory_mib) if nms else None
+        smallest = min(nms, key=lambda n: nodemanager_mib(cluster, n)) if nms else None
+        sizes = derive(cluster)
         # MapReduce's shuffle runs inside each NodeManager; Spark on YARN needs none of it.
         shuffle = {"yarn.nodemanager.aux-services": "mapreduce_shuffle",
                    "yarn.nodemanager.aux-services.mapreduce_shuffle.class": "org.apache.hadoop.mapred.ShuffleHandler",
@@ -109,10 +92,10 @@ class YarnService(ServiceBase):
             "yarn.nodemanager.localizer.address": f"{hc.NODE_ADDRESS}:{NM_LOCALIZER_PORT}",
             "yarn.nodemanager.webapp.address": f"{hc.NODE_ADDRESS}:{NM_WEB_PORT}",
             # Per node from its instance type; this is the CORE (smallest) node's value.
-            "yarn.nodemanager.resource.memory-mb": str(node_memory_mib(smallest) if smallest else 1024),
+            "yarn.nodemanager.resource.memory-mb": str(min(memory)),
             "yarn.nodemanager.resource.cpu-vcores": str(smallest.itype.vcpus if smallest else 1),
             "yarn.scheduler.minimum-allocation-mb": str(MIN_ALLOCATION_MIB),
-            "yarn.scheduler.maximum-allocation-mb": str(largest_mib),
+            "yarn.scheduler.maximum-allocation-mb": str(max(memory)),
             "yarn.scheduler.maximum-allocation-vcores": str(largest_vcores),
             "yarn.nodemanager.local-dirs": f"{hc.NODE_DIR}/data/yarn/local",
             "yarn.nodemanager.log-dirs": f"{hc.NODE_DIR}/logs/containers",
@@ -135,7 +118,11 @@ class YarnService(ServiceBase):
             "yarn.nodemanager.remote-app-log-dir": "/tmp/logs",
             "yarn.timeline-service.enabled": "false",
         }
-        return {"yarn-site": yarn, "capacity-scheduler": dict(_CAPACITY_SCHEDULER)}
+        # ApplicationMasters may take this share of the cluster: at least half (a Spark and a
+        # MapReduce AM side by side), more where the SQL endpoint's AM and a step's must fit
+        # together on a small cluster (corral.services.sizing).
+        scheduler = {**_CAPACITY_SCHEDULER, "yarn.scheduler.capacity.maximum-am-resource-percent": f"{sizes.am_percent:g}"}
+        return {"yarn-site": yarn, "capacity-scheduler": scheduler}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
         conf = hc.conf_dir(node)
@@ -143,12 +130,13 @@ class YarnService(ServiceBase):
         user = cluster.user_configurations.get("yarn-site", {})
         if node.role is not NodeRole.MASTER:
             # A NodeManager offers what its own instance type has, unless the user said otherwise.
-            for key, value in (("yarn.nodemanager.resource.memory-mb", str(node_memory_mib(node))),
+            for key, value in (("yarn.nodemanager.resource.memory-mb", str(nodemanager_mib(cluster, node))),
                                ("yarn.nodemanager.resource.cpu-vcores", str(node.itype.vcpus))):
                 yarn[key] = user.get(key, value)
         return [
-            FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn)),
-            FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {}))),
+            FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn), format="xml"),
+            FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {})),
+                     format="xml"),
         ]
 
     def components(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[ComponentSpec]:

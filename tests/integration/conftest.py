@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from corral.cli.paging import list_all, read_log
+from corral.cli.ship import ship_cluster_spec, ship_step
 from tests.processes import stop_child
 
 pytestmark = pytest.mark.integration
@@ -155,7 +157,10 @@ class ControlPlaneProcess:
     # -- API helpers --------------------------------------------------------------------------
 
     def create(self, spec: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-        resp = self.http.post("/clusters", json=with_test_jvm_options({**(spec or SMALL_SPEC), **overrides}))
+        """Create a cluster the way the CLI does: local bootstrap scripts and step files are
+        uploaded first (``corral.cli.ship``)."""
+        spec = ship_cluster_spec(self.http, with_test_jvm_options({**(spec or SMALL_SPEC), **overrides}))
+        resp = self.http.post("/clusters", json=spec)
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
 
@@ -185,7 +190,9 @@ class ControlPlaneProcess:
         raise AssertionError(f"timed out waiting for {what}")
 
     def add_step(self, cluster_id: str, type_: str, args: list[str], **extra: Any) -> dict[str, Any]:
-        resp = self.http.post(f"/clusters/{cluster_id}/steps", json={"steps": [{"type": type_, "args": args, **extra}]})
+        """Add a step the way the CLI does: its local files are uploaded first."""
+        step = ship_step(self.http, {"type": type_, "args": args, **extra})
+        resp = self.http.post(f"/clusters/{cluster_id}/steps", json={"steps": [step]})
         assert resp.status_code == 201, resp.text
         return resp.json()["steps"][0]
 
@@ -197,10 +204,17 @@ class ControlPlaneProcess:
                              timeout, f"step {step_id} to end")
 
     def log(self, cluster_id: str, step_id: str, stream: str = "stdout") -> str:
-        return self.http.get(f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").text
+        """The whole log: every page."""
+        return read_log(self.http, f"/clusters/{cluster_id}/steps/{step_id}/logs/{stream}").decode(errors="replace")
 
     def events(self, cluster_id: str) -> list[dict[str, Any]]:
-        return self.http.get(f"/clusters/{cluster_id}/events").json()
+        return list_all(self.http, f"/clusters/{cluster_id}/events")
+
+    def clusters(self) -> list[dict[str, Any]]:
+        return list_all(self.http, "/clusters")
+
+    def steps(self, cluster_id: str) -> list[dict[str, Any]]:
+        return list_all(self.http, f"/clusters/{cluster_id}/steps", key="steps")
 
     def terminate(self, cluster_id: str, wait: bool = True) -> dict[str, Any]:
         self.http.post(f"/clusters/{cluster_id}/terminate")
@@ -211,7 +225,7 @@ class ControlPlaneProcess:
         ids: list[str] = []
         if self.proc is not None:
             try:
-                clusters = self.http.get("/clusters").json()
+                clusters = self.clusters()
                 ids = [c["id"] for c in clusters]
                 for c in clusters:
                     if c["status"] not in ENDED:
@@ -249,10 +263,30 @@ def shared_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane
     cp.cleanup()
 
 
+# Issue 10: values every reader must get exactly as Corral documents them. spark-defaults is
+# Java properties (Spark's driver read `C:<TAB>emp<LF>ew #x` when Corral wrote it raw);
+# spark-env is shell: `$NAME` expands, the rest is literal; ${SPARK_HOME} is the node's path.
+ISSUE10_SPARK_VALUE = "C:\\temp\\new #x"
+ISSUE10_SPARK_ENV = 'C:\\temp "q" `id` $(id) $CORRAL_CLUSTER_ID ${SPARK_HOME}/x \''
+# core-site is Hadoop XML: a CR, XML's own characters, non-ASCII and an unknown ${var} (which
+# Hadoop leaves as it is) reach Configuration; hadoop-env adds to HADOOP_OPTS, which Hadoop
+# then expands in ${corral.env.test}.
+ISSUE10_HADOOP_VALUE = "a\rb & <c> é€😀 C:\\temp #x ${corral.missing}"
+ISSUE10_HADOOP_CONFIGURATIONS = [
+    {"classification": "core-site", "properties": {"corral.test.value": ISSUE10_HADOOP_VALUE,
+                                                   "corral.test.expanded": "${corral.env.test}"}},
+    {"classification": "hadoop-env", "properties": {"HADOOP_OPTS": "$HADOOP_OPTS -Dcorral.env.test=from-hadoop-env"}},
+]
+
+
 @pytest.fixture(scope="session")
 def spark_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     """One WAITING 1 MASTER + 2 CORE Spark cluster that step tests share."""
-    cluster = shared_cp.create(name="shared")
+    cluster = shared_cp.create(name="shared", configurations=[
+        {"classification": "spark-defaults", "properties": {
+            "spark.corral.test": ISSUE10_SPARK_VALUE,
+            "spark.driver.extraJavaOptions": TEST_JVM_OPTIONS, "spark.executor.extraJavaOptions": TEST_JVM_OPTIONS}},
+        {"classification": "spark-env", "properties": {"CORRAL_TEST_ENV": ISSUE10_SPARK_ENV}}])
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",))
 
 
@@ -270,7 +304,7 @@ HADOOP_SPEC: dict[str, Any] = {
 def hadoop_cluster(shared_cp: ControlPlaneProcess) -> dict[str, Any]:
     """One WAITING 1 MASTER + 2 CORE Hadoop + Spark cluster that Hadoop tests share
     (test_fs, then test_hadoop, whose last test terminates it)."""
-    cluster = shared_cp.create(HADOOP_SPEC)
+    cluster = shared_cp.create({**HADOOP_SPEC, "configurations": ISSUE10_HADOOP_CONFIGURATIONS})
     return shared_cp.wait_cluster(cluster["id"], ("WAITING",), timeout=180)
 
 

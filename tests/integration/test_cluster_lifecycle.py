@@ -93,7 +93,7 @@ def test_transient_cluster_terminates_after_its_last_step(shared_cp: ControlPlan
                                steps=[{"type": "SHELL", "name": "hello", "args": ["echo transient-ok"]}])
     ended = shared_cp.wait_cluster(cluster["id"], ("TERMINATED",), timeout=180)
     assert ended["state_change_reason"]["code"] == "ALL_STEPS_COMPLETED"
-    steps = shared_cp.http.get(f"/clusters/{cluster['id']}/steps").json()["steps"]
+    steps = shared_cp.steps(cluster["id"])
     assert [s["status"] for s in steps] == ["COMPLETED"]
     assert shared_cp.log(cluster["id"], steps[0]["id"]) == "transient-ok\n"
     assert cluster_processes(cluster["id"]) == []
@@ -110,7 +110,7 @@ def test_same_client_token_returns_the_same_cluster(shared_cp: ControlPlaneProce
     other = shared_cp.http.post("/clusters", json={**spec, "name": "different"})
     assert other.status_code == 409
     assert "tok-123" in other.json()["detail"]
-    ids = [c["id"] for c in shared_cp.http.get("/clusters").json() if c["name"] in ("token", "different")]
+    ids = [c["id"] for c in shared_cp.clusters() if c["name"] in ("token", "different")]
     assert ids == [first.json()["id"]]
     shared_cp.terminate(first.json()["id"])
 

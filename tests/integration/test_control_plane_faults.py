@@ -79,7 +79,7 @@ def test_kill9_during_create_resumes_without_duplicates(control_plane: ControlPl
     assert len({n["address"] for n in cluster["nodes"]}) == 3
     assert len(_agents(cid)) == 3, [" ".join(p.cmdline()) for p in _agents(cid)]
     assert _daemons(cid) == {"deploy.master.Master": 1, "deploy.worker.Worker": 2, "deploy.history.HistoryServer": 1}
-    ids = [c["id"] for c in cp.http.get("/clusters").json()]
+    ids = [c["id"] for c in cp.clusters()]
     assert ids == [cid]
     cp.terminate(cid)
     assert cluster_processes(cid) == []

@@ -207,8 +207,8 @@ def test_round_trips_through_object_storage_and_postgres(shared_cp: ControlPlane
         # -- secrets appear in no log, event, description or configuration
         shown = [json.dumps(shared_cp.cluster(cid)), json.dumps(shared_cp.events(cid)),
                  shared_cp.http.get(f"/clusters/{cid}/configurations").text,
-                 shared_cp.http.get(f"/clusters/{cid}/steps").text]
-        for step in shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"]:
+                 json.dumps(shared_cp.steps(cid))]
+        for step in shared_cp.steps(cid):
             shown += [shared_cp.log(cid, step["id"], "stdout"), shared_cp.log(cid, step["id"], "stderr")]
         for secret in secrets_:
             assert not any(secret in text for text in shown), "a secret leaked"
@@ -315,7 +315,7 @@ def test_mysql_metastore_and_mariadb_round_trips(shared_cp: ControlPlaneProcess,
             assert {"orders", "customer_totals"} <= {row[0] for row in cur.fetchall()}
         assert lake.client().list_objects_v2(Bucket=BUCKET, Prefix="mysql-warehouse/orders/")["KeyCount"] > 0
         shown = [json.dumps(shared_cp.cluster(cid)), json.dumps(shared_cp.events(cid))]
-        for step in shared_cp.http.get(f"/clusters/{cid}/steps").json()["steps"]:
+        for step in shared_cp.steps(cid):
             shown += [shared_cp.log(cid, step["id"], "stdout"), shared_cp.log(cid, step["id"], "stderr")]
         assert not any(mariadb_server.password in text for text in shown), "a secret leaked"
     finally:

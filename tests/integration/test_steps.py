@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -12,7 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes
+from tests.integration.conftest import (HTTP, ISSUE10_SPARK_ENV, ISSUE10_SPARK_VALUE, ControlPlaneProcess,
+                                       class_data_archive_use, cluster_processes)
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +57,32 @@ def test_steps_run_in_order_with_action_on_failure(shared_cp: ControlPlaneProces
     assert shared_cp.wait_cluster(cid, ("WAITING",))["status"] == "WAITING"
 
 
+CONF_PROBE = textwrap.dedent("""
+    import os
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.appName("conf-probe").getOrCreate()
+    print(repr(spark.conf.get("spark.corral.test")))
+    print(repr(os.environ.get("CORRAL_TEST_ENV")))
+    seen = spark.sparkContext.parallelize(range(2), 2).map(lambda _: os.environ.get("CORRAL_TEST_ENV")).collect()
+    print(repr(sorted(set(seen))))
+""")
+
+
+def test_configuration_values_reach_the_driver_and_executors_exactly(shared_cp: ControlPlaneProcess,
+                                                                     spark_cluster: dict[str, Any], tmp_path: Path,
+                                                                     pyspark_home: Path) -> None:
+    """Issue 10: spark-defaults is Java properties (read by the driver as written, not as
+    `C:<TAB>emp<LF>ew #x`); spark-env is sourced as shell by spark-submit and the Workers,
+    whose executors inherit it."""
+    cid = spark_cluster["id"]
+    job = tmp_path / "conf_probe.py"
+    job.write_text(CONF_PROBE)
+    step = shared_cp.wait_step(cid, shared_cp.add_step(cid, "SPARK", [str(job)])["id"])
+    assert step["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    env = ISSUE10_SPARK_ENV.replace("$CORRAL_CLUSTER_ID", cid).replace("${SPARK_HOME}", str(pyspark_home))
+    assert shared_cp.log(cid, step["id"]).splitlines() == [repr(ISSUE10_SPARK_VALUE), repr(env), repr([env])]
+
+
 def test_follow_logs_while_a_step_runs(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
     cid = spark_cluster["id"]
     step = shared_cp.add_step(cid, "SHELL", ["for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.5; done"])
@@ -68,6 +98,22 @@ def test_follow_logs_while_a_step_runs(shared_cp: ControlPlaneProcess, spark_clu
         time.sleep(0.2)
     assert seen.decode() == "".join(f"line-{i}\n" for i in range(1, 7))
     assert "RUNNING" in states, "lines should be readable while the step runs"
+
+
+def test_step_logs_prints_a_log_past_one_page(shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any]) -> None:
+    """Issue 10, section 4: `corral step logs` printed the first MiB (one API page) of a
+    1 MiB + 1 byte log, with no marker and exit 0."""
+    cid = spark_cluster["id"]
+    size = (1 << 20) + 1
+    step = shared_cp.add_step(cid, "SHELL", [f"python3 -c \"print('x'*{size}, end='')\"; "
+                                             f"python3 -c \"import sys; sys.stderr.write('e'*{size})\""])
+    assert shared_cp.wait_step(cid, step["id"])["status"] == "COMPLETED"
+    for flags, char in (((), "x"), (("--stderr",), "e")):
+        result = subprocess.run([sys.executable, "-m", "corral.cli.main", "step", "logs", cid, step["id"], *flags],
+                                env=shared_cp.env, capture_output=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout) == size and result.stdout == char.encode() * size
+    assert shared_cp.log(cid, step["id"]) == "x" * size  # the tests' own reader too
 
 
 SLEEPY_JOB = textwrap.dedent("""
@@ -117,30 +163,37 @@ def test_cancel_pending_step(shared_cp: ControlPlaneProcess, spark_cluster: dict
     assert shared_cp.log(cid, queued["id"]) == ""
 
 
-def test_a_standalone_spark_step_that_gets_no_executor_says_so_and_is_ended_by_its_timeout(
+def test_a_standalone_spark_application_left_without_executors_says_so_and_is_ended_by_its_timeout(
         shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any], tmp_path: Path) -> None:
-    """Executors larger than any Worker: the Master keeps the application WAITING and the
-    driver logs "Initial job has not accepted any resources" for ever (issue 10)."""
+    """Another application holds every Worker's memory: the Master keeps the step's own
+    application WAITING and its driver logs "Initial job has not accepted any resources"
+    for ever (issue 10). (An executor larger than any Worker is refused at step add.)"""
     cid = spark_cluster["id"]
-    largest = max(w["memory"] for w in _master_json(spark_cluster)["workers"] if w["state"] == "ALIVE")
-    job = tmp_path / "too_big.py"
+    worker_mib = max(w["memory"] for w in _master_json(spark_cluster)["workers"] if w["state"] == "ALIVE")
+    holder, job = tmp_path / "holder.py", tmp_path / "job.py"
+    holder.write_text("import time\nfrom pyspark.sql import SparkSession\n"
+                      "sc = SparkSession.builder.appName('holds-every-worker').getOrCreate().sparkContext\n"
+                      "sc.parallelize(range(4), 4).count()\nprint('holding', flush=True)\ntime.sleep(600)\n")
     job.write_text("from pyspark.sql import SparkSession\n"
-                   "spark = SparkSession.builder.appName('too-big').getOrCreate()\n"
-                   "print(spark.sparkContext.parallelize(range(10), 2).sum())\n")
-    timeout = 75
-    step = shared_cp.add_step(cid, "SPARK", ["--executor-memory", f"{largest + 512}m", str(job)], timeout=timeout)
+                   "print(SparkSession.builder.appName('left-waiting').getOrCreate().sparkContext.parallelize(range(9)).sum())\n")
+    command = (f"spark-submit --executor-memory {worker_mib}m {holder} > holder.log 2>&1 & "
+               "until grep -q holding holder.log; do sleep 1; done; "
+               f"spark-submit {job}")
+    timeout = 100
+    step = shared_cp.add_step(cid, "SHELL", [command], timeout=timeout)
     message = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
                                  .startswith("waiting for Spark: application app-") and m, timeout,
-                                 "the step to say it waits for executors")
-    assert f"without executors; each needs {largest + 512} MB (largest free on a Worker: {largest} MB" in message, message
+                                 "the step to say its application waits for executors")
+    assert re.search(r" WAITING for \d+ s without executors; each needs \d+ MB \(largest free on a Worker: "
+                     r"\d+ MB, \d+ cores\)$", message), message
     app_id = message.split("application ", 1)[1].split(" ", 1)[0]
-    assert shared_cp.step(cid, step["id"])["spark_application_ids"] == [app_id]
+    assert shared_cp.step(cid, step["id"])["spark_application_ids"] == [app_id]  # read from the driver's log
     assert any(a["id"] == app_id and a["state"] == "WAITING" for a in _master_json(spark_cluster)["activeapps"])
     done = shared_cp.wait_step(cid, step["id"], timeout=timeout + 60)
     assert (done["status"], done["failure_code"]) == ("FAILED", "TIMEOUT"), done
     assert done["state_message"].startswith(f"TIMEOUT: the step ran longer than its timeout of {timeout} s"), done
     assert "it was waiting for Spark: application " in done["state_message"], done
-    shared_cp.wait_for(lambda: not _master_json(spark_cluster)["activeapps"], 30, "the application to leave the Master")
+    shared_cp.wait_for(lambda: not _master_json(spark_cluster)["activeapps"], 30, "both applications to leave the Master")
 
 
 LONG_JOB = textwrap.dedent("""

@@ -61,3 +61,13 @@ def test_heartbeats_continue_while_the_agent_shuts_down(tmp_path: Path, monkeypa
     during = [t for t, phase in fake.reports if t >= started and phase == "STOPPING"]
     assert len(during) >= 3, fake.reports  # about one per 0.2 s of the 1.5 s flush
     assert fake.reports[-1][1] == "STOPPED" and fake.closed
+
+
+def test_an_agent_running_as_root_warns_once_and_others_do_not() -> None:
+    from corral.agent.agent import warn_if_root
+
+    events: list[tuple[str, str, str, str | None]] = []
+    assert warn_if_root(lambda *e: events.append(e), euid=1000) is False and events == []
+    assert warn_if_root(lambda *e: events.append(e), euid=0) is True
+    [(level, code, message, _)] = events
+    assert (level, code) == ("WARN", "NODE_RUNS_AS_ROOT") and "unprivileged user" in message

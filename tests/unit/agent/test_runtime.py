@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from corral.agent.protocol import RUNTIME_PLACEHOLDERS
+from corral import formats
 from corral.agent.runtime import substitute, substitute_all
 
 VALUES = {"HADOOP_HOME": "/opt/hadoop", "SPARK_HOME": "/opt/spark", "JAVA_HOME": "/usr/lib/jvm/17", "PYTHON": "/venv/bin/python",
@@ -31,6 +32,13 @@ def test_a_placeholder_without_a_value_stays() -> None:
 
 def test_values_are_not_substituted_again() -> None:
     assert substitute("${PYTHON}", {"PYTHON": "${SPARK_HOME}", "SPARK_HOME": "/x"}) == "${SPARK_HOME}"
+
+
+def test_a_doubled_dollar_is_the_placeholder_text_itself_and_values_are_escaped_for_the_file() -> None:
+    assert substitute("$${SPARK_HOME} ${SPARK_HOME} $$${SPARK_HOME}", VALUES) == "${SPARK_HOME} /opt/spark $${SPARK_HOME}"
+    assert substitute("$${NOT_OURS}", VALUES) == "$${NOT_OURS}"
+    assert substitute("<v>${PYTHON}</v>", {"PYTHON": "/a&b"}, formats.LITERAL["xml"]) == "<v>/a&amp;b</v>"
+    assert substitute('X="${PYTHON}"', {"PYTHON": '/p "$x"'}, formats.LITERAL["shell"]) == 'X="/p \\"\\$x\\""'
 
 
 def test_the_placeholders_are_the_protocol_ones() -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from corral.cli.specfile import DEFAULT_GROUPS, SpecFileError, SpecFlags, load_spec_file, merge_flags
 from corral.domain.spec import ClusterSpec, validate_cluster_spec
-from corral.errors import ValidationFailed
 
 
 def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
@@ -64,10 +63,22 @@ def test_relative_bootstrap_paths_are_relative_to_the_spec_file(tmp_path: Path, 
     data = load_spec_file(path)
     assert [a["path"] for a in data["bootstrap_actions"]] == [
         str(specs / "scripts" / "boot.sh"), str(tmp_path / "shared" / "x.sh"), "/opt/abs.sh"]
-    spec = ClusterSpec.model_validate(data)
-    with pytest.raises(ValidationFailed) as info:  # only the two files that do not exist are reported
-        validate_cluster_spec(spec)
-    assert [e.loc for e in info.value.errors] == [("bootstrap_actions", 1, "path"), ("bootstrap_actions", 2, "path")]
+    validate_cluster_spec(ClusterSpec.model_validate(data))  # absolute now; whether they exist is the upload's check
+
+
+def test_relative_step_files_are_relative_to_the_spec_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    monkeypatch.chdir(tmp_path)
+    path = write(specs, "name: d\nnode_groups: [{role: MASTER}, {role: CORE}]\nsteps:\n"
+                        "  - {type: spark, args: [--files, 'data/lookup.txt#lookup.txt,hdfs:///x', jobs/job.py, in.txt]}\n"
+                        "  - {type: SHELL, args: ['echo relative.sh']}\n"
+                        "  - {type: NOPE, args: [x.py]}\n")
+    steps = load_spec_file(path)["steps"]
+    assert steps[0]["args"] == ["--files", f"{specs}/data/lookup.txt#lookup.txt,hdfs:///x", f"{specs}/jobs/job.py",
+                                "in.txt"]  # the application's own arguments are its business
+    assert steps[1]["args"] == ["echo relative.sh"]  # a command line, not a script
+    assert steps[2]["args"] == ["x.py"]  # an unknown type is the server's to refuse
 
 
 def test_no_file_means_default_groups() -> None:
@@ -142,3 +153,12 @@ def test_merge_does_not_modify_the_loaded_spec() -> None:
     before = copy.deepcopy(base)
     merge_flags(base, SpecFlags(core_count=4, properties=["spark-defaults:a=b"]))
     assert base == before
+
+
+def test_configuration_values_keep_their_text(tmp_path: Path) -> None:
+    spec = tmp_path / "c.yaml"
+    spec.write_text("name: x\nnode_groups: []\nconfigurations:\n"
+                    "  - classification: spark-defaults\n"
+                    "    properties: {a: 010, b: 1e3, c: 0x1F, d: 2024-03-10, e: true, f: 1_000, g: plain, h: 12}\n")
+    props = load_spec_file(spec)["configurations"][0]["properties"]
+    assert props == {"a": "010", "b": "1e3", "c": "0x1F", "d": "2024-03-10", "e": True, "f": "1_000", "g": "plain", "h": "12"}

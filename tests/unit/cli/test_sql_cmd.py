@@ -61,3 +61,24 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, monkeypa
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2
     assert len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("sql_state, bad_input", [
+    ("42P01", True),  # TABLE_OR_VIEW_NOT_FOUND
+    ("42601", True),  # PARSE_SYNTAX_ERROR
+    ("0A000", True),  # feature not supported
+    ("P0001", False),  # raise_error(): it ran and failed
+    ("22012", False),  # DIVIDE_BY_ZERO under ANSI mode: the data, at run time
+    (None, False),  # no SQLSTATE: nothing says the statement was at fault
+])
+def test_endpoint_errors_are_bad_input_only_for_the_statements_own_fault(sql_state: str | None, bad_input: bool) -> None:
+    from pyhive import exc as hive_exc
+    from TCLIService import ttypes
+
+    from corral.cli.sql_cmd import statement_error
+
+    status = ttypes.TStatus(statusCode=ttypes.TStatusCode.ERROR_STATUS, sqlState=sql_state,
+                            errorMessage="[SOME_CONDITION] what went wrong\n\tat org.apache.spark.Frame")
+    error = statement_error(hive_exc.OperationalError(ttypes.TExecuteStatementResp(status=status)), "statement 2: ")
+    assert isinstance(error, ApiError) is bad_input and isinstance(error, RuntimeError) is not bad_input
+    assert str(error).startswith("statement 2: [SOME_CONDITION] what went wrong")

@@ -18,7 +18,7 @@ class RecordingClient:
     bodies: list[tuple[str, Any]] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        self.http = None  # uploads: these steps name no local file
 
     def post(self, path: str, json: Any = None) -> Any:
         RecordingClient.bodies.append((path, json))

@@ -102,18 +102,38 @@ def test_invalid_initial_step_creates_nothing_and_names_the_step(cp: ControlPlan
     with pytest.raises(ValidationFailed) as info:
         clusters.create_cluster(cp, spec)
     assert [e.loc for e in info.value.errors] == [("steps", 1, "args", 2)]
+    assert "not uploaded" in info.value.errors[0].msg
     for model in ALL_TABLES:
         assert count_rows(cp.store, model) == 0, model.__tablename__
 
 
-def test_bootstrap_scripts_become_artifacts(cp: ControlPlane, tmp_path: Path) -> None:
-    script = tmp_path / "install.sh"
-    script.write_bytes(b"#!/bin/sh\necho installing\n")
-    cluster, _ = clusters.create_cluster(cp, make_spec(bootstrap_actions=[{"path": str(script), "args": ["-y"]}]))
+def test_bootstrap_scripts_are_uploaded_artifacts(cp: ControlPlane) -> None:
+    sha = cp.artifacts.put_bytes(b"#!/bin/sh\necho installing\n")
+    # The path is the client's: it does not exist on this machine, and it need not.
+    cluster, _ = clusters.create_cluster(cp, make_spec(bootstrap_actions=[
+        {"path": "/on/the/client/install.sh", "sha256": sha, "args": ["-y"]}]))
     (action,) = clusters.get_cluster(cp, cluster.id).bootstrap_actions
-    sha = hashlib.sha256(script.read_bytes()).hexdigest()
     assert action == {"name": "install.sh", "args": ["-y"], "sha256": sha, "file_name": "install.sh"}
-    assert cp.artifacts.path(sha).read_bytes() == script.read_bytes()
+
+
+def test_bootstrap_scripts_not_uploaded_are_refused_and_nothing_is_read(cp: ControlPlane) -> None:
+    hostname = hashlib.sha256(Path("/etc/hostname").read_bytes()).hexdigest()
+    spec = make_spec(bootstrap_actions=[{"path": "/etc/hostname"}, {"path": "/etc/hostname", "sha256": hostname},
+                                        {"path": "/x/..", "sha256": hostname}],
+                     steps=[{"type": "shell", "args": ["/etc/hostname.sh"]}])
+    with pytest.raises(ValidationFailed) as info:
+        clusters.create_cluster(cp, spec)
+    assert [(e.loc, e.msg) for e in info.value.errors] == [
+        (("bootstrap_actions", 0, "path"), "/etc/hostname: not uploaded — upload it with PUT /api/v1/artifacts/{sha256} "
+                                           "and give its sha256"),
+        (("bootstrap_actions", 1, "path"), f"/etc/hostname: not uploaded (no artifact {hostname}) — upload it with "
+                                           f"PUT /api/v1/artifacts/{hostname}"),
+        (("bootstrap_actions", 2, "path"), "path must name a file, got '/x/..'"),
+        (("steps", 0, "args", 0), "script /etc/hostname.sh: not uploaded — upload it with PUT /api/v1/artifacts/{sha256} "
+                                  "and name it in files")]
+    for model in ALL_TABLES:
+        assert count_rows(cp.store, model) == 0, model.__tablename__
+    assert not any(p.is_file() for p in cp.settings.artifacts_dir.rglob("*"))  # the control plane's file stays its own
 
 
 def test_terminate_sets_the_target_once(cp: ControlPlane) -> None:

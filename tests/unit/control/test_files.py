@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from corral.control.files import ArtifactStore, LogStore
+from corral.control.files import ArtifactMismatch, ArtifactStore, ArtifactTooLarge, LogStore
 
 
 @pytest.fixture
@@ -59,19 +59,35 @@ def test_read_honours_offset_and_limit(logs: LogStore) -> None:
 
 def test_artifacts_are_stored_by_content(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "artifacts")
-    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
-    a.write_bytes(b"print(1)\n")
-    b.write_bytes(b"print(1)\n")
-    c.write_bytes(b"print(2)\n")
-    sha_a, sha_b, sha_c = store.put(a), store.put(b), store.put(c)
+    sha_a, sha_b, sha_c = store.put_bytes(b"print(1)\n"), store.put_bytes(b"print(1)\n"), store.put_bytes(b"print(2)\n")
     assert sha_a == hashlib.sha256(b"print(1)\n").hexdigest()
     assert sha_a == sha_b != sha_c
     assert store.path(sha_a).read_bytes() == b"print(1)\n"
-    assert store.path(sha_c).read_bytes() == b"print(2)\n"
+    assert (store.size(sha_c), store.exists(sha_c), store.exists("0" * 64), store.size("nonsense")) == (9, True, False, None)
     stored = [p for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
     assert sorted(p.name for p in stored) == sorted([sha_a, sha_c])  # one copy per content, no temp files left
-    a.write_bytes(b"changed")  # the stored copy does not follow the source
-    assert store.path(sha_a).read_bytes() == b"print(1)\n"
+
+
+def test_an_upload_is_checked_against_its_hash_and_limit(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    data = b"x" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    upload = store.upload(sha, limit=100)
+    upload.write(data[:60])
+    upload.write(data[60:])
+    upload.commit()
+    assert store.path(sha).read_bytes() == data
+    wrong = store.upload("0" * 64, limit=100)
+    wrong.write(data)
+    with pytest.raises(ArtifactMismatch, match=f"sha256 is {sha}"):
+        wrong.commit()
+    wrong.abort()
+    big = store.upload(hashlib.sha256(data + b"!").hexdigest(), limit=100)
+    with pytest.raises(ArtifactTooLarge):
+        big.write(data + b"!")
+    big.abort()
+    assert not store.exists("0" * 64)
+    assert [p.name for p in (tmp_path / "artifacts").rglob("*") if p.is_file()] == [sha]  # no partial file stays
 
 
 @pytest.mark.parametrize("bad", ["", "../etc/passwd", "A" * 64, "0" * 63])

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
 from corral.control.plans import artifact_placeholder, build_plan
 from corral.domain.spec import StepRequest
 from corral.reconcile import steps as queue
-from corral.store.models import Cluster, Node
+from corral.store.models import Cluster, Node, Step
 from tests.unit.helpers import make_spec
 
 
@@ -27,11 +25,19 @@ def plans(cp: ControlPlane, cluster_id: str) -> dict[str, object]:
     return out
 
 
-def write_app(tmp_path: Path) -> tuple[Path, str]:
-    """A step application on disk and the content hash it is shipped under."""
-    app = tmp_path / "job.py"
-    app.write_text("print('hi')\n")
-    return app, hashlib.sha256(app.read_bytes()).hexdigest()
+def upload(cp: ControlPlane, data: bytes = b"print('hi')\n") -> str:
+    """Store ``data`` as a client's upload would; returns its sha256."""
+    sha = cp.artifacts.put_bytes(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    return sha
+
+
+def master_argv(cp: ControlPlane, cluster_id: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Dispatch the next step; the master's argv for it and its artifacts (sha, name)."""
+    with cp.store.session() as s:
+        queue.schedule(s, clusters.load_cluster(s, cluster_id))
+    (cmd,) = plans(cp, cluster_id)["MASTER0"].steps
+    return cmd.argv, [(a.sha256, a.name) for a in cmd.artifacts]
 
 
 def place(cp: ControlPlane, cluster_id: str, roles: tuple[str, ...] = ("MASTER", "CORE", "TASK")) -> dict[str, str]:
@@ -69,8 +75,9 @@ def test_plans_once_nodes_have_addresses(cp: ControlPlane) -> None:
     assert [c.name for c in master.components] == ["spark-master", "spark-history-server"]
     assert [c.name for c in core0.components] == ["spark-worker"] == [c.name for c in core1.components]
     assert core0.address != core1.address
-    (conf,) = core0.files
-    assert conf.path == f"/nodes/{core0.node_id}/conf/spark/spark-defaults.conf"
+    conf, env = core0.files
+    assert conf.path == f"/nodes/{core0.node_id}/conf/spark/spark-defaults.conf" and conf.format == "properties"
+    assert env.path == f"/nodes/{core0.node_id}/conf/spark/spark-env.sh" and env.format == "shell"
     assert "spark.executor.memory 1g" in conf.content.splitlines()
     assert f"spark.master spark://{master_node.address}:7077" in conf.content.splitlines()
     assert master.base_env["CORRAL_CLUSTER_ID"] == cluster.id
@@ -87,11 +94,12 @@ def test_a_node_without_address_gets_no_plan_yet(cp: ControlPlane) -> None:
     assert out["CORE0"] is None and out["CORE1"] is None
 
 
-def test_only_dispatched_steps_reach_the_master_with_artifacts(cp: ControlPlane, tmp_path: Path) -> None:
-    app, sha = write_app(tmp_path)
+def test_only_dispatched_steps_reach_the_master_with_artifacts(cp: ControlPlane) -> None:
+    sha = upload(cp)
     cluster, _ = clusters.create_cluster(cp, make_spec())
     place(cp, cluster.id)
-    added = steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["--conf", "a=b", str(app), "7"]),
+    added = steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["--conf", "a=b", "/client/job.py", "7"],
+                                                         files={"/client/job.py": sha}),
                                               StepRequest(type="SHELL", args=["echo later"])])
     assert plans(cp, cluster.id)["MASTER0"].steps == []  # queued, not dispatched
     with cp.store.session() as s:
@@ -100,10 +108,9 @@ def test_only_dispatched_steps_reach_the_master_with_artifacts(cp: ControlPlane,
     (cmd,) = out["MASTER0"].steps
     assert cmd.id == added[0].id
     assert cmd.argv == ["${SPARK_HOME}/bin/spark-submit", "--deploy-mode", "client", "--conf", "a=b",
-                        artifact_placeholder(sha), "7"]
+                        artifact_placeholder(sha) + "/job.py", "7"]
     assert [(a.sha256, a.name) for a in cmd.artifacts] == [(sha, "job.py")]
     assert cmd.cancel is False
-    assert cp.artifacts.path(sha).read_bytes() == app.read_bytes()
     assert out["CORE0"].steps == []  # steps run on the master only
     steps.cancel_step(cp, cluster.id, added[0].id)
     assert plans(cp, cluster.id)["MASTER0"].steps[0].cancel is True
@@ -127,12 +134,69 @@ def test_a_node_set_to_terminate_alone(cp: ControlPlane) -> None:
     assert sorted(p.terminate for p in out.values()) == [False, False, True]
 
 
-def test_application_arguments_containing_the_app_path_are_left_alone(cp: ControlPlane, tmp_path: Path) -> None:
-    app, sha = write_app(tmp_path)
+def test_application_arguments_containing_the_app_path_are_left_alone(cp: ControlPlane) -> None:
+    sha = upload(cp)
     cluster, _ = clusters.create_cluster(cp, make_spec())
     place(cp, cluster.id)
-    steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=[str(app), "--out", f"{app}.results"])])
-    with cp.store.session() as s:
-        queue.schedule(s, clusters.load_cluster(s, cluster.id))
-    (cmd,) = plans(cp, cluster.id)["MASTER0"].steps
-    assert cmd.argv[-3:] == [artifact_placeholder(sha), "--out", f"{app}.results"]
+    steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["/c/job.py", "--out", "/c/job.py.results", "/c/job.py"],
+                                                 files={"/c/job.py": sha})])
+    argv, _ = master_argv(cp, cluster.id)
+    assert argv[-4:] == [artifact_placeholder(sha) + "/job.py", "--out", "/c/job.py.results", "/c/job.py"]
+
+
+def test_shipped_files_keep_their_aliases_list_neighbours_and_prefixes(cp: ControlPlane) -> None:
+    """The issue's input, and its kind: only the path part of each reference changes."""
+    lookup, deps, app = upload(cp, b"k=v\n"), upload(cp, b"PK zip"), upload(cp)
+    cluster, _ = clusters.create_cluster(cp, make_spec())
+    place(cp, cluster.id)
+    args = ["--files", "/local/lookup.txt#lookup.txt", "--archives", "/local/deps.zip#depsdir",
+            "--files=hdfs:///shared/a.txt, /local/lookup.txt#second,s3a://b/c.txt",
+            "--conf", "spark.yarn.dist.archives=file:///local/deps.zip#env,local:/opt/x.zip",
+            "--py-files", "file:/local/deps.zip", "/local/job.py", "/local/lookup.txt"]
+    steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=args, files={
+        "/local/lookup.txt": lookup, "/local/deps.zip": deps, "/local/job.py": app})])
+    argv, artifacts = master_argv(cp, cluster.id)
+    ph = artifact_placeholder
+    assert argv[3:] == [
+        "--files", f"{ph(lookup)}/lookup.txt#lookup.txt", "--archives", f"{ph(deps)}/deps.zip#depsdir",
+        f"--files=hdfs:///shared/a.txt, {ph(lookup)}/lookup.txt#second,s3a://b/c.txt",
+        "--conf", f"spark.yarn.dist.archives=file://{ph(deps)}/deps.zip#env,local:/opt/x.zip",
+        "--py-files", f"file:{ph(deps)}/deps.zip", f"{ph(app)}/job.py", "/local/lookup.txt"]  # app args are the app's
+    assert sorted(artifacts) == sorted([(lookup, "lookup.txt"), (deps, "deps.zip"), (app, "job.py")])
+
+
+def test_one_content_under_two_names_is_shipped_under_both(cp: ControlPlane) -> None:
+    sha = upload(cp, b"same\n")
+    cluster, _ = clusters.create_cluster(cp, make_spec())
+    place(cp, cluster.id)
+    steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["--files", "/a/one.csv,/b/two.csv", "local:/x.py"],
+                                                 files={"/a/one.csv": sha, "/b/two.csv": sha})])
+    argv, artifacts = master_argv(cp, cluster.id)
+    assert argv[-2] == f"{artifact_placeholder(sha)}/one.csv,{artifact_placeholder(sha)}/two.csv"
+    assert sorted(artifacts) == [(sha, "one.csv"), (sha, "two.csv")]
+
+
+def test_names_read_as_uris_are_encoded_on_the_node(cp: ControlPlane) -> None:
+    """Hadoop decodes -files entries (a%23b.txt is the file a#b.txt): its shipped copy must
+    be written so that it decodes to the same name, or '#' would start an alias."""
+    sha = upload(cp, b"odd\n")
+    cluster, _ = clusters.create_cluster(cp, make_spec(services=["hdfs", "yarn", "mapreduce"]))
+    place(cp, cluster.id)
+    steps.add_steps(cp, cluster.id, [StepRequest(type="HADOOP_JAR", args=[
+        "hadoop-mapreduce-examples.jar", "wordcount", "-files", "/d/a%23b%20c.txt#lk", "/in", "/out"],
+        files={"/d/a#b c.txt": sha})])
+    argv, artifacts = master_argv(cp, cluster.id)
+    assert argv[5] == f"{artifact_placeholder(sha)}/a%23b%20c.txt#lk"
+    assert artifacts == [(sha, "a#b c.txt")]
+
+
+def test_a_step_queued_before_positions_were_recorded_still_ships(cp: ControlPlane) -> None:
+    sha = upload(cp)
+    cluster, _ = clusters.create_cluster(cp, make_spec())
+    place(cp, cluster.id)
+    (step,) = steps.add_steps(cp, cluster.id, [StepRequest(type="SPARK", args=["--py-files", "/c/lib.py", "local:/x.py"],
+                                                           files={"/c/lib.py": sha})])
+    with cp.store.session() as s:  # the record of an older version: no start/end
+        s.get(Step, step.id).artifacts = [{"index": 1, "path": "/c/lib.py", "name": "lib.py", "sha256": sha}]  # type: ignore[union-attr]
+    argv, _ = master_argv(cp, cluster.id)
+    assert argv[-2] == f"{artifact_placeholder(sha)}/lib.py"

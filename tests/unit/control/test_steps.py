@@ -150,3 +150,37 @@ def test_a_step_type_needs_its_services(cp: ControlPlane) -> None:
     assert [(e.loc, e.msg) for e in failed.value.errors] == [
         (("steps", 1, "type"), "HADOOP_JAR steps need the mapreduce service, which this cluster does not run (spark)")]
     assert steps.list_steps(cp, cluster.id) == []
+
+
+def test_local_files_must_be_uploaded_and_named(cp: ControlPlane) -> None:
+    """The control plane never opens a client's path: each local file the step's parser
+    finds must be named in ``files`` with the sha256 of an uploaded artifact."""
+    cluster = new_cluster(cp)
+    lookup = cp.artifacts.put_bytes(b"k=v\n")
+    missing = "0" * 64
+    request = StepRequest.model_validate({"type": "SPARK", "args": [
+        "--files", "/local/lookup.txt#lookup.txt,/local/x.txt", "--archives", "/local/deps.zip#depsdir",
+        "--py-files", "relative.py", "--jars", "/local/..", "local:/opt/app.py"],
+        "files": {"/local/lookup.txt": lookup, "/local/deps.zip": missing, "/local/unused.txt": lookup}})
+    with pytest.raises(ValidationFailed) as failed:
+        steps.add_steps(cp, cluster.id, [request], loc_prefix=("steps",))
+    assert [str(e) for e in failed.value.errors] == [
+        "steps[0].args[1]: --files entry /local/x.txt: not uploaded — upload it with PUT /api/v1/artifacts/{sha256} "
+        "and name it in files",
+        f"steps[0].args[3]: --archives entry /local/deps.zip: not uploaded (no artifact {missing}) — upload it with "
+        f"PUT /api/v1/artifacts/{missing}",
+        "steps[0].args[5]: --py-files entry must be an absolute path, got 'relative.py'",
+        "steps[0].args[7]: --jars entry must name a file, got '/local/..'",
+        "steps[0].files./local/unused.txt: names no local file of the step's arguments",
+    ]
+    assert count_rows(cp.store, Step) == 0
+
+
+def test_uploaded_files_are_recorded_with_where_they_are_named(cp: ControlPlane) -> None:
+    cluster = new_cluster(cp)
+    lookup = cp.artifacts.put_bytes(b"k=v\n")
+    (step,) = steps.add_steps(cp, cluster.id, [StepRequest.model_validate({
+        "type": "SPARK", "args": ["--files", "/local/lookup.txt#lookup.txt", "local:/opt/app.py"],
+        "files": {"/local/lookup.txt": lookup}})])
+    assert step.artifacts == [{"index": 1, "start": 0, "end": 17, "uri": True, "path": "/local/lookup.txt",
+                               "name": "lookup.txt", "sha256": lookup}]

@@ -150,29 +150,32 @@ def test_unknown_configuration_classification_names_it() -> None:
     assert "hive-site" in err.msg and "spark-defaults" in err.msg  # says what is known
 
 
-def test_bootstrap_file_missing_and_relative(tmp_path: Path) -> None:
-    present = tmp_path / "ok.sh"
-    present.write_text("#!/bin/sh\n")
+def test_bootstrap_paths_must_be_absolute_but_are_never_opened(tmp_path: Path) -> None:
     errors = spec_errors(spec_dict(bootstrap_actions=[
-        {"path": str(present)},
-        {"path": str(tmp_path / "missing.sh")},
+        {"path": str(tmp_path / "missing.sh")},  # the client's file: whether it exists here does not matter
         {"path": "relative/boot.sh"},
     ]))
-    by_loc = {e.loc: e.msg for e in errors}
-    assert set(by_loc) == {("bootstrap_actions", 1, "path"), ("bootstrap_actions", 2, "path")}
-    assert "not found" in by_loc[("bootstrap_actions", 1, "path")]
-    assert "absolute" in by_loc[("bootstrap_actions", 2, "path")]
+    assert [(e.loc, "absolute" in e.msg) for e in errors] == [(("bootstrap_actions", 1, "path"), True)]
 
 
-def test_a_directory_is_not_a_bootstrap_file(tmp_path: Path) -> None:
-    err = only(spec_errors(spec_dict(bootstrap_actions=[{"path": str(tmp_path)}])))
-    assert err.loc == ("bootstrap_actions", 0, "path")
+def test_a_bootstrap_sha256_is_a_hash() -> None:
+    with pytest.raises(ValidationError) as info:
+        ClusterSpec.model_validate(spec_dict(bootstrap_actions=[{"path": "/x.sh", "sha256": "ABC"}]))
+    assert info.value.errors()[0]["loc"] == ("bootstrap_actions", 0, "sha256")
+
+
+def test_step_files_map_paths_to_hashes() -> None:
+    ok = StepRequest.model_validate({"type": "spark", "args": ["/a.py"], "files": {"/a.py": "a" * 64}})
+    assert ok.files == {"/a.py": "a" * 64}
+    with pytest.raises(ValidationError) as info:
+        StepRequest.model_validate({"type": "spark", "args": ["/a.py"], "files": {"/a.py": "not-a-hash"}})
+    assert info.value.errors()[0]["loc"] == ("files", "/a.py")
 
 
 def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     errors = spec_errors(spec_dict(
         node_groups=[{"role": "MASTER", "count": 2}, {"role": "CORE"}],
-        bootstrap_actions=[{"path": str(tmp_path / "nope.sh")}],
+        bootstrap_actions=[{"path": "nope.sh"}],
     ))
     assert {e.loc for e in errors} == {("node_groups", 0, "count"), ("bootstrap_actions", 0, "path")}
 
@@ -183,3 +186,65 @@ def test_validation_failed_message_uses_dotted_locations() -> None:
         validate_cluster_spec(spec)
     assert format_loc(("configurations", 0, "properties", "a.b")) == "configurations[0].properties.a.b"
     assert str(FieldError((), "whole thing")) == "whole thing"
+
+
+# -- values each configuration file can carry (corral.formats) ---------------------------------------
+
+HADOOP = ["hdfs", "yarn", "mapreduce", "spark"]
+
+
+def test_the_issues_windows_path_is_accepted_and_a_nul_is_refused_naming_the_property() -> None:
+    good = spec_dict(configurations=[{"classification": "spark-defaults", "properties": {"spark.corral.test": "C:\\temp\\new #x"}}])
+    validate_cluster_spec(ClusterSpec.model_validate(good))
+    err = only(spec_errors(spec_dict(configurations=[
+        {"classification": "spark-defaults", "properties": {"spark.corral.test": "C:\\temp\0"}}])))
+    assert str(err) == ("configurations[0].properties.spark.corral.test: the value contains a NUL character (U+0000) "
+                        "at offset 7, which no configuration file can carry")
+
+
+@pytest.mark.parametrize("classification, key, value, message", [
+    ("core-site", "fs.x", "a\x07", "the value contains U+0007 at offset 1, a character XML 1.0 cannot carry"),
+    ("hdfs-site", "dfs.x", "", "the value is empty: Hadoop's Configuration ignores an empty <value>"),
+    ("yarn-site", " yarn.x", "1", "the name starts or ends with whitespace"),
+    ("capacity-scheduler", "yarn.scheduler.capacity.x", "\ufffe", "the value contains U+FFFE at offset 0, a character XML"),
+    ("mapred-site", "mapreduce.x", "{{secret:metastore.password}}", "the value contains '{{secret:'"),
+    ("hadoop-env", "HADOOP_OPTS", "$HADOOP_OPTS\n-Dx", "the value contains a line break (U+000A) at offset 12"),
+    ("hadoop-env", "HADOOP-OPTS", "x", "the name is not a shell variable name"),
+    ("spark-env", "IFS", " ", "the name is a variable bash sets itself"),
+    ("spark-defaults", "executor.memory", "1g", "the name does not start with 'spark.'"),
+    ("spark-defaults", "spark.x", "\udcff", "the value contains a lone surrogate (U+DCFF)"),
+])
+def test_values_a_classifications_file_cannot_carry_are_refused_naming_the_property(classification: str, key: str,
+                                                                                    value: str, message: str) -> None:
+    # A first, valid configuration of the same classification: the loc names the second.
+    ok = {"OK": "1"} if classification.endswith("-env") else {"spark.ok" if classification == "spark-defaults" else "ok": "1"}
+    err = only(spec_errors(spec_dict(services=HADOOP, configurations=[{"classification": classification, "properties": ok},
+                                                                       {"classification": classification, "properties": {key: value}}])))
+    assert err.loc == ("configurations", 1, "properties", key)
+    assert err.msg.startswith(message), err.msg
+
+
+def test_an_empty_name_and_a_name_with_a_line_break_are_shown_quoted_on_one_line() -> None:
+    errors = spec_errors(spec_dict(configurations=[{"classification": "spark-defaults",
+                                                    "properties": {"": "x", "a\nb": "y", "spark.a\nb": "z"}}]))
+    assert sorted(str(e) for e in errors) == [
+        'configurations[0].properties[""]: the property name is empty',
+        'configurations[0].properties["a\\nb"]: the name does not start with \'spark.\': Spark reads only such '
+        "properties from spark-defaults.conf and would ignore it"]  # spark.a<LF>b: a properties file can carry it
+
+
+def test_a_yaml_null_property_is_refused_not_written_as_none() -> None:
+    errors = shape_errors(spec_dict(configurations=[{"classification": "spark-defaults", "properties": {"spark.x": None}}]))
+    assert [e["loc"] for e in errors] == [("configurations", 0, "properties", "spark.x")]
+
+
+def test_spec_fields_written_into_site_files_are_checked_too_without_quoting_secrets() -> None:
+    storage = {"endpoint": "http://127.0.0.1:9000", "access_key": "AK\x01", "secret_key": "s3cr3t\0x"}
+    metastore = {"type": "postgresql", "jdbc_url": "jdbc:postgresql://h/db?{{secret:object_storage.secret_key}}",
+                 "username": "u", "password": "pw{{secret:ok}}", "warehouse_dir": "s3a://b/w"}
+    errors = {e.loc: e.msg for e in spec_errors(spec_dict(services=[*HADOOP, "hive"], object_storage=storage,
+                                                          metastore=metastore))}
+    assert set(errors) == {("object_storage", "access_key"), ("object_storage", "secret_key"), ("metastore", "jdbc_url")}
+    assert "XML 1.0 cannot carry" in errors[("object_storage", "access_key")]
+    assert "NUL" in errors[("object_storage", "secret_key")] and "s3cr3t" not in errors[("object_storage", "secret_key")]
+    assert "'{{secret:'" in errors[("metastore", "jdbc_url")]  # a password may contain it: it is never read as one

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from corral.domain.states import NodeRole
 from corral.jobs.sql import HiveStep, SparkSqlStep
 from corral.services.base import ClusterView, NodeView
@@ -21,13 +19,13 @@ def test_an_inline_query_runs_with_spark_sql_or_beeline() -> None:
     assert beeline[-2:] == ["-e", query]
 
 
-def test_a_sql_file_is_shipped_and_run_with_f(tmp_path: Path) -> None:
-    script = tmp_path / "report.sql"
-    script.write_text("SELECT 1;")
-    files, errors = HiveStep().check([str(script)])
-    assert errors == [] and [(f.index, f.path) for f in files] == [(0, str(script))]
-    assert HiveStep().command([str(script)], VIEW).argv[-2:] == ["-f", str(script)]
-    assert "not found" in SparkSqlStep().check([str(tmp_path / "missing.sql")])[1][0].msg
+def test_a_sql_file_is_shipped_and_run_with_f() -> None:
+    files, errors = HiveStep().check(["/c/report.sql"])
+    assert errors == [] and [(f.index, f.path) for f in files] == [(0, "/c/report.sql")]
+    assert HiveStep().command(["/c/report.sql"], VIEW).argv[-2:] == ["-f", "/c/report.sql"]
+    # spark-sql reads a remote script where it is (a Hadoop path); beeline only a local file
+    assert SparkSqlStep().check(["s3a://b/report.sql"]) == ([], [])
+    assert SparkSqlStep().command(["s3a://b/report.sql"], VIEW).argv[-2:] == ["-f", "s3a://b/report.sql"]
 
 
 def test_one_argument_is_required() -> None:

@@ -3,17 +3,21 @@ files, and the checks across services."""
 
 from __future__ import annotations
 
+import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from corral.agent.runtime import substitute
 from corral.control.views import effective_properties
+from corral.formats import LITERAL
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
 from corral.services.base import ClusterView, NodeView
 from corral.services.registry import get_service, validate_services
 from corral.services.spark import yarn_executor_mib
-from corral.services.yarn import MIN_ALLOCATION_MIB
+from corral.services.sizing import MIN_ALLOCATION_MIB
 from tests.unit.helpers import make_spec
 
 ALL = ("hdfs", "yarn", "mapreduce", "spark")
@@ -107,15 +111,34 @@ def test_launcher_knows_the_node_and_the_tools_exist() -> None:
     assert {"hadoop", "hdfs", "yarn", "mapred"} <= set(rendered)
 
 
+def test_the_launcher_sources_hadoop_env_as_shell_and_survives_unset_variables(tmp_path: Path) -> None:
+    """hadoop-env as EMR's export classification: "$HADOOP_CLASSPATH:..." adds to a variable
+    that is not set (the launcher runs with `set -u`), quotes and `$(...)` stay text."""
+    v = view(user={"hadoop-env": {"HADOOP_CLASSPATH": '$HADOOP_CLASSPATH:/extra "dir" $(id)'}})
+    node = NodeView(node_id="n-2", role=NodeRole.MASTER, address="127.7.0.2", directory=str(tmp_path), instance_type="local.small")
+    props, _ = effective_properties(v)
+    values = {"HADOOP_HOME": "/opt/hadoop home", "JAVA_HOME": "/opt/jdk", "HADOOP_CDS_OPTS": ""}
+    for spec in hc.launcher_files(node, props):
+        path = Path(spec.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(substitute(spec.content, values, LITERAL.get(spec.format, str)))
+        path.chmod(spec.mode)
+    out = subprocess.run([f"{tmp_path}/bin/hadoop", "classpath"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == (f"/opt/hadoop home/lib/*:/opt/hadoop home/classes:{tmp_path}/conf/hadoop"
+                                  '::/extra "dir" $(id)')  # the unset variable is empty, as in any shell
+
+
 def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> None:
     v = view()
     props = get_service("spark").default_properties(v)["spark-defaults"]
     assert props["spark.master"] == "yarn" and props["spark.executor.instances"] == "2"
     assert props["spark.yarn.jars"] == "local:${SPARK_HOME}/jars/*"
     executor = yarn_executor_mib(v)
-    am_container = 1024  # 512 MiB + 384 MiB overhead, rounded up to the allocation unit
-    assert executor + max(384, executor // 10) + am_container <= 3072
-    assert executor >= 1024
+    am_container = 640  # 256 MiB + 384 MiB overhead
+    assert props["spark.yarn.am.memory"] == "256m"
+    assert executor + max(384, executor // 10) + am_container <= 3072  # an executor on each node, one beside the AM
+    assert executor >= 1792
     assert "spark.driver.host" not in props  # on YARN the driver's address depends on where it runs
     assert props["spark.eventLog.dir"] == "hdfs://127.7.0.2:8020/spark-history"
 

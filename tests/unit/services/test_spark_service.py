@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,14 +107,27 @@ def test_worker_is_sized_by_its_instance_type_and_waits_for_the_master(role: Nod
     assert worker.env["SPARK_DAEMON_MEMORY"] == "384m"
 
 
-def test_user_spark_env_reaches_every_daemon_but_not_the_fixed_variables() -> None:
-    v = view(user={"spark-env": {"SPARK_DAEMON_MEMORY": "1g", "SPARK_LOCAL_IP": "0.0.0.0", "MY_VAR": "1"}})
+def test_user_spark_env_is_sourced_after_corrals_environment_but_not_over_the_nodes_binding(tmp_path: Path) -> None:
+    user = {"SPARK_DAEMON_MEMORY": "1g", "SPARK_LOCAL_IP": "0.0.0.0", "MY_VAR": 'C:\\temp "q" `id`',
+            "SPARK_DAEMON_JAVA_OPTS": "$SPARK_DAEMON_JAVA_OPTS -Dx=1"}
+    v = view(user={"spark-env": user})
     props, _ = effective_properties(v)
+    names = ("SPARK_DAEMON_MEMORY", "MY_VAR", "SPARK_LOCAL_IP", "SPARK_DAEMON_JAVA_OPTS")
     for n in v.nodes:
+        env_file = next(f for f in SPARK.config_files(v, n, props) if f.path.endswith("/spark-env.sh"))
+        assert env_file.path == f"/nodes/{n.node_id}/conf/spark/spark-env.sh"
+        script = tmp_path / f"{n.node_id}-spark-env.sh"
+        script.write_text(env_file.content)
         for comp in SPARK.components(v, n, props):
-            assert comp.env["SPARK_DAEMON_MEMORY"] == "1g"
-            assert comp.env["MY_VAR"] == "1"
-            assert comp.env["SPARK_LOCAL_IP"] == n.address  # Corral's binding wins
+            assert "MY_VAR" not in comp.env  # the file carries the classification
+            # What Spark's load-spark-env.sh does in the daemon's environment.
+            shown = " ".join(f'"${name}"' for name in names)
+            out = subprocess.run(["/bin/bash", "-c", f'set -a; . "{script}"; set +a; printf "%s\\0" {shown}'],
+                                 env=comp.env, capture_output=True, text=True, check=True).stdout
+            seen = dict(zip(names, out.split("\0")))
+            assert seen["SPARK_DAEMON_MEMORY"] == "1g" and seen["MY_VAR"] == user["MY_VAR"]
+            assert seen["SPARK_LOCAL_IP"] == n.address  # Corral's binding wins
+            assert seen["SPARK_DAEMON_JAVA_OPTS"] == comp.env["SPARK_DAEMON_JAVA_OPTS"] + " -Dx=1"
 
 
 def test_config_file_renders_effective_properties_with_user_overrides() -> None:
@@ -123,8 +137,8 @@ def test_config_file_renders_effective_properties_with_user_overrides() -> None:
     assert user_set == user
     assert props["spark-defaults"]["spark.executor.memory"] == "1g"
     assert props["spark-defaults"]["spark.executor.cores"] == "2"  # defaults survive where not overridden
-    (conf,) = SPARK.config_files(v, v.nodes[1], props)
-    assert conf.path == "/nodes/n-3/conf/spark/spark-defaults.conf"
+    conf, _ = SPARK.config_files(v, v.nodes[1], props)
+    assert conf.path == "/nodes/n-3/conf/spark/spark-defaults.conf" and conf.format == "properties"
     lines = conf.content.splitlines()
     assert "spark.executor.memory 1g" in lines
     assert "spark.executor.memory 3072m" not in lines
