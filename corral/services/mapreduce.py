@@ -17,10 +17,10 @@ from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.base import HTTP, ClusterView, NodeView, NotYet, ReadyCheck, ServiceBase
-from corral.services.yarn_diagnostics import error_line
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.sizing import MR_MIN_TASK_MIB, derive
 from corral.services.yarn import APP_PREFIX, RM_WEB_PORT, application_classpath
+from corral.services.yarn_diagnostics import error_line
 
 HISTORY_PORT = 10020
 HISTORY_WEB_PORT = 19888
@@ -142,10 +142,13 @@ class MapReduceService(ServiceBase):
         return {"jobhistory": f"http://{cluster.master.address}:{HISTORY_WEB_PORT}"}
 
     def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
-        """For MapReduce jobs (DistCp, HADOOP_JAR, STREAMING) among the applications: the
-        failed task attempt's error, from the JobHistory Server's REST API (its task
-        attempts' ``diagnostics``, and the attempt container's aggregated stderr through
-        ``/ws/v1/history/containerlogs``). Other applications are unknown to it (404)."""
+        """The FAILED ones among the applications, read through the JobHistory Server's
+        REST API, the cluster's reader of aggregated container logs: a MapReduce job's
+        (DistCp, HADOOP_JAR, STREAMING) failed task attempt (its ``diagnostics`` and its
+        container's stderr, ``/ws/v1/history/containerlogs``); any other application's
+        (a cluster-mode Spark driver) last ApplicationMaster container's stdout/stderr
+        when the RM's diagnostics name no exception. Raises NotYet while YARN still
+        aggregates the logs or the server does not have a finished job's history yet."""
         details = {}
         for app in application_ids:
             if not app.startswith(APP_PREFIX):
