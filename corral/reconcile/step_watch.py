@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from corral.control import events
-from corral.control.clusters import cluster_steps
 from corral.control.context import ControlPlane
 from corral.domain import secrets
 from corral.domain.states import StepFailureCode, StepState
@@ -56,6 +56,12 @@ class _Watch:
 _watches: dict[str, dict[str, _Watch]] = {}  # cluster id -> step id -> its watch, in this process
 
 
+def _steps(session: Session, cluster_id: str, status: StepState, *where: ColumnElement[bool]) -> list[Step]:
+    """The cluster's steps in ``status`` (a pass runs twice a second: not every step)."""
+    query = select(Step).where(Step.cluster_id == cluster_id, Step.status == status.value, *where)
+    return list(session.scalars(query.order_by(Step.seq)))
+
+
 def application_ids(step: Step) -> list[str]:
     """Every application the step submitted: YARN's, then a standalone Spark Master's."""
     return [*(step.yarn_application_ids or []), *(step.spark_application_ids or [])]
@@ -71,9 +77,8 @@ def timeout_message(step: Step) -> str:
 def enforce_timeouts(session: Session, cluster: Cluster, now: float) -> bool:
     """Cancel the RUNNING steps past their timeout; returns whether any was (plan bumped)."""
     timed_out = False
-    for step in cluster_steps(session, cluster.id):
-        if (step.status != StepState.RUNNING.value or not step.timeout_seconds or step.started_at is None
-                or now < step.started_at + step.timeout_seconds):
+    for step in _steps(session, cluster.id, StepState.RUNNING, Step.timeout_seconds.is_not(None)):
+        if step.started_at is None or now < step.started_at + (step.timeout_seconds or 0):
             continue
         StepState(step.status).check_transition(StepState.CANCEL_PENDING)
         step.status = StepState.CANCEL_PENDING.value
@@ -111,7 +116,7 @@ def waiting_reason(view: ClusterView, work: StepWork, memos: dict[str, WaitMemo]
 def watch_waits(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: float) -> None:
     """Put each RUNNING step's wait, if any, in its state message; clear it when it ends."""
     with cp.store.session() as s:
-        running = [st for st in cluster_steps(s, cluster.id) if st.status == StepState.RUNNING.value]
+        running = _steps(s, cluster.id, StepState.RUNNING)
     watches = _watches.setdefault(cluster.id, {})
     for step_id in set(watches) - {st.id for st in running}:
         del watches[step_id]
@@ -161,8 +166,8 @@ def diagnose_failures(cp: ControlPlane, cluster: Cluster, view: ClusterView, now
     """Ask the services, once per FAILED step with applications, for their failed
     containers' error lines; later services override earlier ones per application."""
     with cp.store.session() as s:
-        pending = [st for st in cluster_steps(s, cluster.id)
-                   if st.status == StepState.FAILED.value and not st.diagnosed and application_ids(st)]
+        undiagnosed = or_(Step.diagnosed.is_(None), Step.diagnosed.is_(False))
+        pending = [st for st in _steps(s, cluster.id, StepState.FAILED, undiagnosed) if application_ids(st)]
         for st in pending:
             if st.ended_at is not None and now - st.ended_at > DIAGNOSE_WITHIN_SECONDS:
                 st.diagnosed = True
