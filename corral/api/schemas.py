@@ -139,9 +139,14 @@ class StepOut(BaseModel):
     args: list[str]
     action_on_failure: str
     status: str
+    # While RUNNING: what its work waits for ("waiting for YARN: ..."), if anything; once
+    # ended: why (a FAILED step's reason, "TIMEOUT: ..." when its timeout stopped it).
     state_message: str | None
+    failure_code: str | None = None  # StepFailureCode (TIMEOUT) when Corral failed the step
+    timeout: int | None = None  # seconds it may run
     exit_code: int | None
     yarn_application_ids: list[str] = []
+    spark_application_ids: list[str] = []  # a standalone Spark Master's app-... ids
     files: dict[str, str] = {}  # each local file shipped with the step (client path) -> its sha256
     created_at: datetime
     started_at: datetime | None
@@ -151,7 +156,9 @@ class StepOut(BaseModel):
     def of(cls, s: Step) -> "StepOut":
         return cls(id=s.id, cluster_id=s.cluster_id, name=s.name, type=s.type, args=list(s.args),
                    action_on_failure=s.action_on_failure, status=s.status, state_message=s.state_message,
+                   failure_code=s.failure_code, timeout=s.timeout_seconds,
                    exit_code=s.exit_code, yarn_application_ids=list(s.yarn_application_ids or []),
+                   spark_application_ids=list(s.spark_application_ids or []),
                    files={a["path"]: a["sha256"] for a in s.artifacts or []},
                    created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
                    ended_at=ts(s.ended_at))

@@ -12,7 +12,7 @@ import typer
 from corral.cli.client import Client
 from corral.cli.outcome import finish, step_succeeded
 from corral.cli.render import Output
-from corral.cli.step_cmd import print_step_outcome, wait_step
+from corral.cli.step_cmd import TimeoutOpt, print_step_outcome, wait_step
 from corral.domain.states import ActionOnFailure
 
 app = typer.Typer(help="Import data into a cluster (HDFS, Hive) or export it (to s3a:// or a database).",
@@ -71,6 +71,7 @@ def _command(direction: str) -> Any:
         action_on_failure: ActionOnFailure = typer.Option(ActionOnFailure.CONTINUE, "--action-on-failure",
                                                           case_sensitive=False),
         wait: bool = typer.Option(False, "--wait", help="Wait for the step; exit 1 unless it COMPLETED."),
+        timeout: Optional[int] = TimeoutOpt,
         output: Output = typer.Option(Output.table, "--output", "-o", help="table or json"),
     ) -> None:
         password = read_password(password_file, user)
@@ -78,7 +79,7 @@ def _command(direction: str) -> Any:
                 "user": user, "password": password, "partition_column": partition_column,
                 "num_partitions": num_partitions, "lower_bound": lower_bound, "upper_bound": upper_bound,
                 "header": header, "delimiter": delimiter, "schema": schema, "name": name,
-                "action_on_failure": action_on_failure.value}
+                "action_on_failure": action_on_failure.value, "timeout": timeout}
         _transfer(direction, cluster_id, body, wait, output)
 
     command.__doc__ = ("Import into the cluster from object storage or a database."

@@ -9,16 +9,20 @@ from contextlib import nullcontext
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from corral.cli.client import Client
 from corral.cli.outcome import finish, step_succeeded
 from corral.cli.paging import list_all, log_pages
 from corral.cli.ship import ship_step
 from corral.cli.render import Output, console, duration, print_json, styled, table, when
+from corral.domain.spec import MAX_STEP_TIMEOUT_SECONDS
 from corral.domain.states import ActionOnFailure, StepState, StepType
 
 app = typer.Typer(help="Add, follow and cancel steps.", no_args_is_help=True)
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
+TimeoutOpt = typer.Option(None, "--timeout", metavar="SECONDS", min=1, max=MAX_STEP_TIMEOUT_SECONDS,
+                          help="Cancel the step and fail it (reason TIMEOUT) once it has run this long.")
 FINAL = {s.value for s in StepState if s.is_terminal()}
 
 
@@ -28,7 +32,10 @@ def wait_step(client: Client, cluster_id: str, step_id: str, show: bool = True) 
         while True:
             step = client.get(f"/clusters/{cluster_id}/steps/{step_id}")
             if status is not None:
-                status.update(f"step {step_id} '{step['name']}' {styled(step['status'])} {time.monotonic() - started:.0f}s")
+                # A RUNNING step's state message says what it waits for (e.g. YARN containers).
+                waiting = f": {step['state_message']}" if step["status"] == "RUNNING" and step.get("state_message") else ""
+                status.update(f"step {step_id} '{step['name']}' {styled(step['status'])} "
+                              f"{time.monotonic() - started:.0f}s" + escape(waiting))
             if step["status"] in FINAL:
                 return step
             time.sleep(0.5)
@@ -42,13 +49,15 @@ def add(
     name: Optional[str] = typer.Option(None, "--name"),
     action_on_failure: ActionOnFailure = typer.Option(ActionOnFailure.CONTINUE, "--action-on-failure", case_sensitive=False),
     wait: bool = typer.Option(False, "--wait", help="Wait for the step; exit 1 unless it COMPLETED."),
+    timeout: Optional[int] = TimeoutOpt,
     output: Output = OutputOpt,
 ) -> None:
     """Queue a step on a cluster."""
     client = Client()
     # Local files are uploaded from here: the server may be on another machine.
     request = ship_step(client.http, {"type": type_.value, "name": name, "args": args or [],
-                                      "action_on_failure": action_on_failure.value})
+                                      "action_on_failure": action_on_failure.value,
+                                      **({"timeout": timeout} if timeout is not None else {})})
     body = {"steps": [request]}
     step = client.post(f"/clusters/{cluster_id}/steps", json=body)["steps"][0]
     if wait:
@@ -87,8 +96,13 @@ def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
     console.print("  args: " + " ".join(s["args"]), markup=False)
     console.print(f"  created {when(s['created_at'])}  started {when(s['started_at'])}  ended {when(s['ended_at'])}"
                   f"  duration {duration(s['started_at'], s['ended_at'])}  exit code {s['exit_code'] if s['exit_code'] is not None else '-'}")
+    if s.get("timeout") is not None:
+        console.print(f"  timeout {s['timeout']} s" + (f"  failure code {s['failure_code']}" if s.get("failure_code") else ""),
+                      markup=False)
     if s.get("yarn_application_ids"):
         console.print("  YARN applications: " + ", ".join(s["yarn_application_ids"]), markup=False)
+    if s.get("spark_application_ids"):
+        console.print("  Spark applications: " + ", ".join(s["spark_application_ids"]), markup=False)
     if s.get("state_message"):
         console.print(s["state_message"], markup=False, highlight=False)
 

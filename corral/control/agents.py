@@ -14,7 +14,7 @@ from corral.control.clusters import cluster_steps, load_cluster
 from corral.control.context import ControlPlane
 from corral.control.plans import build_plan
 from corral.domain import secrets
-from corral.domain.states import NodeState, StepState
+from corral.domain.states import NodeState, StepFailureCode, StepState
 from corral.errors import CorralError, NotFound
 from corral.reconcile.steps import on_step_finished, set_step_state
 from corral.store.models import Cluster, Node, Step, bump_plan_version
@@ -73,12 +73,25 @@ def _apply_steps(session: Session, cluster: Cluster, report: NodeReport) -> bool
         if final is not None and rep.logs_flushed:
             step.exit_code = rep.exit_code
             hidden = [*(step.secrets or {}).values(), *(cluster.secrets or {}).values()]
-            set_step_state(session, step, final, secrets.scrub(rep.message, hidden) if rep.message else rep.message)
+            message = secrets.scrub(rep.message, hidden) if rep.message else rep.message
+            if step.failure_code == StepFailureCode.TIMEOUT.value:
+                final, message = _timed_out(step, final, message)
+            set_step_state(session, step, final, message)
             step.ended_at = rep.ended_at or step.ended_at
             on_step_finished(session, cluster, step)
             bump_plan_version(session, cluster)  # the step leaves the master's plan
             changed = True
     return changed
+
+
+def _timed_out(step: Step, final: StepState, message: str | None) -> tuple[StepState, str | None]:
+    """The outcome of a step the reconciler cancelled for its timeout: FAILED with the
+    TIMEOUT reason, unless it completed before the cancel reached it."""
+    if final is StepState.COMPLETED:
+        step.failure_code = None
+        return final, message
+    reason = step.state_message or "TIMEOUT"
+    return StepState.FAILED, reason if final is StepState.CANCELLED or not message else f"{reason}\n{message}"
 
 
 def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport) -> ReportAck:
@@ -147,22 +160,28 @@ def mask_secrets(data: bytes, values: list[str]) -> bytes:
 
 # Logged by YARN's client (YarnClientImpl) for every submission: MapReduce, Spark, any.
 _SUBMITTED = re.compile(rb"Submitted application (application_\d+_\d+)")
+# Logged by a driver that registered with a standalone Spark Master
+# (StandaloneSchedulerBackend: "Connected to Spark cluster with app ID app-...").
+_SPARK_CONNECTED = re.compile(rb"Connected to Spark cluster with app ID (app-\d+-\d+)", re.IGNORECASE)
 
 
 def _record_applications(cp: ControlPlane, cluster_id: str, step_id: str, stream: str, offset: int, data: bytes) -> None:
-    """Note YARN application ids in the newly stored bytes, with the 200 stored before
-    them, so an id split across two uploads is still found."""
+    """Note YARN and standalone Spark application ids in the newly stored bytes, with the
+    200 stored before them, so an id split across two uploads is still found."""
     start = max(0, offset - 200)
-    before = cp.logs.read(cluster_id, step_id, stream, start, offset - start)
-    found = [m.decode() for m in _SUBMITTED.findall(before + data)]
-    if not found:
+    text = cp.logs.read(cluster_id, step_id, stream, start, offset - start) + data
+    yarn = [m.decode() for m in _SUBMITTED.findall(text)]
+    spark = [m.decode() for m in _SPARK_CONNECTED.findall(text)]
+    if not yarn and not spark:
         return
     with cp.store.session() as s:
         step = s.get(Step, step_id)
         if step is None:
             return
-        known = list(step.yarn_application_ids or [])
-        new = [app for app in dict.fromkeys(found) if app not in known]
-        if new:
-            step.yarn_application_ids = known + new
-            events.record(s, cluster_id, "STEP_YARN_APPLICATION", f"step {step_id} submitted {', '.join(new)}", step_id=step_id)
+        for column, found, what in (("yarn_application_ids", yarn, "YARN_APPLICATION"),
+                                    ("spark_application_ids", spark, "SPARK_APPLICATION")):
+            known = list(getattr(step, column) or [])
+            new = [app for app in dict.fromkeys(found) if app not in known]
+            if new:
+                setattr(step, column, known + new)
+                events.record(s, cluster_id, f"STEP_{what}", f"step {step_id} submitted {', '.join(new)}", step_id=step_id)

@@ -115,7 +115,7 @@ def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: li
             id=ids.step_id(), name=req.name or f"{req.type.value.lower()} step", type=req.type.value,
             args=list(req.args), artifacts=artifacts, action_on_failure=req.action_on_failure.value,
             status=StepState.PENDING.value, dispatched=False, created_at=now + i * 1e-6,
-            secrets=dict((secrets or {}).get(i, {})),
+            secrets=dict((secrets or {}).get(i, {})), timeout_seconds=req.timeout,
         ))
     return steps, errors
 

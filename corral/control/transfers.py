@@ -28,5 +28,6 @@ def add_transfer(cp: "ControlPlane", cluster_id: str, direction: str, req: DataT
     if req.password is not None and transfer.user is None:
         raise ValidationFailed([FieldError(("password",), "a password is for database transfers (with user)")])
     name = req.name or f"data {direction}: {transfer.source} -> {transfer.target}"[:256]
-    request = StepRequest(type=STEP_TYPES[direction], name=name, args=args, action_on_failure=req.action_on_failure)
+    request = StepRequest(type=STEP_TYPES[direction], name=name, args=args, action_on_failure=req.action_on_failure,
+                          timeout=req.timeout)
     return steps.add_steps(cp, cluster_id, [request], secrets={0: secret_env} if secret_env else None)[0]

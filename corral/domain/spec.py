@@ -123,6 +123,14 @@ class MetastoreSpec(_Model):
         return value
 
 
+# A step's longest allowed run time: 7 days, AWS Glue's limit for a job run's timeout
+# (Dataproc's job time limits are of the same order).
+MAX_STEP_TIMEOUT_SECONDS = 7 * 24 * 3600
+StepTimeout = Annotated[int, Field(strict=True, ge=1, le=MAX_STEP_TIMEOUT_SECONDS,
+                                   description="seconds the step may run (from its start) before it is "
+                                               "cancelled and FAILED with reason TIMEOUT")]
+
+
 class StepRequest(_Model):
     name: str | None = Field(default=None, max_length=256)
     type: StepType
@@ -131,6 +139,7 @@ class StepRequest(_Model):
     # Each local file the arguments name (its path as the step's parser reads it) -> the
     # sha256 of its content, uploaded before (PUT /api/v1/artifacts/{sha256}).
     files: dict[str, Sha256] = Field(default_factory=dict, max_length=1024)
+    timeout: StepTimeout | None = None
 
     @field_validator("type", mode="before")
     @classmethod

@@ -122,6 +122,12 @@ _STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+class StepFailureCode(str, Enum):
+    """Why a FAILED step failed, when Corral (not the step's program) decided it."""
+
+    TIMEOUT = "TIMEOUT"  # it ran longer than its ``timeout`` and was cancelled
+
+
 class ActionOnFailure(str, Enum):
     CONTINUE = "CONTINUE"  # go on with the next step
     CANCEL_AND_WAIT = "CANCEL_AND_WAIT"  # cancel the steps queued behind it, keep the cluster

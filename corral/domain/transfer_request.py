@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from corral.domain.spec import StepTimeout
 from corral.domain.states import ActionOnFailure
 
 # Option named in a parse error -> the request field at fault
@@ -53,6 +54,7 @@ class DataTransferRequest(BaseModel):
     delimiter: str = Field(default=",", min_length=1, max_length=4)
     schema_ddl: str | None = Field(default=None, alias="schema", max_length=65536)
     action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
+    timeout: StepTimeout | None = None  # the step's, in seconds
 
     def to_args(self) -> list[str]:
         args = ["--from", self.source, "--to", self.target, "--mode", self.mode]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -20,9 +21,10 @@ from corral.control import events
 from corral.control.clusters import cluster_steps, load_cluster, request_termination
 from corral.control.context import ControlPlane
 from corral.control.views import cluster_view
-from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode, StepState
+from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
+                                  StepFailureCode, StepState)
 from corral.providers.base import Liveness, NodeRequest
-from corral.reconcile import deadlines
+from corral.reconcile import deadlines, step_watch
 from corral.reconcile import steps as step_queue
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, Step, bump_plan_version
@@ -60,10 +62,10 @@ _last_service_check: dict[str, float] = {}  # per process: a restart only checks
 
 
 class ClusterReconciler:
-    def __init__(self, cp: ControlPlane, cluster_id: str):
+    def __init__(self, cp: ControlPlane, cluster_id: str, clock: Callable[[], float] = time.time):
         self.cp = cp
         self.cluster_id = cluster_id
-        self.now = time.time()
+        self.now = clock()  # epoch seconds: one reading per pass
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -98,6 +100,10 @@ class ClusterReconciler:
         if state.is_terminal():
             return
         if cluster.target == ClusterTarget.TERMINATED.value and state is not ClusterState.TERMINATING:
+            # A step that failed the cluster (TERMINATE_CLUSTER) is diagnosed while its
+            # daemons still answer: agents stop them once the plan says terminate.
+            if state.is_up():
+                step_watch.diagnose_failures(self.cp, cluster, cluster_view(cluster), self.now)
             self._begin_terminating(cluster)
             return
         if cluster.deadline_at is not None and self.now > cluster.deadline_at and state is not ClusterState.TERMINATING:
@@ -255,7 +261,14 @@ class ClusterReconciler:
     def _up(self, cluster: Cluster) -> None:
         self._watch_agents(cluster)
         self._watch_services(cluster)
+        with self.cp.store.session() as s:
+            timed_out = step_watch.enforce_timeouts(s, load_cluster(s, cluster.id), self.now)
+        if timed_out:
+            self.cp.notifier.bump(cluster.id)
         self._stop_cancelled_applications(cluster)
+        view = cluster_view(cluster)
+        step_watch.watch_waits(self.cp, cluster, view, self.now)
+        step_watch.diagnose_failures(self.cp, cluster, view, self.now)
         bumped = False
         with self.cp.store.session() as s:
             c = load_cluster(s, cluster.id)
@@ -300,11 +313,12 @@ class ClusterReconciler:
         def cancelled(step: Step) -> bool:
             if step.status == StepState.CANCEL_PENDING.value:
                 return True
-            return (step.status == StepState.CANCELLED.value and step.ended_at is not None
-                    and self.now - step.ended_at < deadlines.CANCEL_SWEEP_SECONDS)
+            stopped = step.status == StepState.CANCELLED.value or (
+                step.status == StepState.FAILED.value and step.failure_code == StepFailureCode.TIMEOUT.value)
+            return stopped and step.ended_at is not None and self.now - step.ended_at < deadlines.CANCEL_SWEEP_SECONDS
 
         with self.cp.store.session() as s:
-            apps = [app for step in cluster_steps(s, cluster.id) if cancelled(step) for app in step.yarn_application_ids or []]
+            apps = [app for step in cluster_steps(s, cluster.id) if cancelled(step) for app in step_watch.application_ids(step)]
         if not apps:
             return
         view = cluster_view(cluster)
@@ -369,3 +383,4 @@ class ClusterReconciler:
             events.finish_operation(s, c.id, "TERMINATE_CLUSTER", ok=not remaining)
             transition(s, c, ClusterState.TERMINATED_WITH_ERRORS if failed else ClusterState.TERMINATED,
                        c.failure_message if failed else c.state_message)
+        step_watch.forget(cluster.id)

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from sqlalchemy import select
 
@@ -23,8 +24,9 @@ INTERVAL = 0.5
 
 
 class Reconciler:
-    def __init__(self, cp: ControlPlane, workers: int = 8):
+    def __init__(self, cp: ControlPlane, workers: int = 8, clock: Callable[[], float] = time.time):
         self.cp = cp
+        self.clock = clock  # epoch seconds; tests pass their own
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._busy: set[str] = set()
         self._lock = threading.Lock()
@@ -50,7 +52,7 @@ class Reconciler:
             self.cp.notifier.reconcile_now.clear()
 
     def tick(self) -> None:
-        now = time.time()
+        now = self.clock()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))
         for cluster_id in ids:
@@ -62,7 +64,7 @@ class Reconciler:
 
     def _pass(self, cluster_id: str) -> None:
         try:
-            ClusterReconciler(self.cp, cluster_id).run()
+            ClusterReconciler(self.cp, cluster_id, self.clock).run()
             with self.cp.store.session() as s:
                 cluster = s.get(Cluster, cluster_id)
                 if cluster is not None and cluster.attempts:
@@ -74,7 +76,7 @@ class Reconciler:
                     cluster = s.get(Cluster, cluster_id)
                     if cluster is not None:
                         cluster.attempts += 1
-                        cluster.next_attempt_at = time.time() + deadlines.backoff(cluster.attempts)
+                        cluster.next_attempt_at = self.clock() + deadlines.backoff(cluster.attempts)
                         events.record(s, cluster_id, "RECONCILE_ERROR", f"{type(exc).__name__}: {exc}", level="WARN")
             except Exception:  # noqa: BLE001
                 log.exception("could not record the failure of %s", cluster_id)

@@ -29,6 +29,8 @@ def set_step_state(session: Session, step: Step, state: StepState, message: str 
     if state.is_terminal():
         step.ended_at = step.ended_at or now
         step.state_message = message
+        if state is not StepState.FAILED:
+            step.failure_code = None  # e.g. a timed-out step INTERRUPTED by its cluster's end
     level = "ERROR" if state in (StepState.FAILED, StepState.INTERRUPTED) else "INFO"
     events.record(session, step.cluster_id, f"STEP_{state.value}",
                   f"step {step.id} '{step.name}' is {state.value}" + (f": {message.splitlines()[0]}" if message else ""),

@@ -81,6 +81,45 @@ class ReadyCheck:
     detail: str
 
 
+class NotYet(Exception):
+    """Raised by ``Service.failure_details`` while what it would read is still being
+    written (YARN is still aggregating the containers' logs): ask again a little later."""
+
+
+@dataclass(frozen=True)
+class StepWork:
+    """What a RUNNING step has set going, for a service to judge whether it waits.
+
+    ``application_ids``: every application the step submitted (YARN's ``application_...``
+    and a standalone Spark Master's ``app-...``; a service picks its own). ``new_log``: the
+    step's stderr written since the previous check (a client-mode driver's log), decoded
+    leniently; a service may look for its framework's own "still waiting" lines there.
+    """
+
+    step_id: str
+    application_ids: tuple[str, ...]
+    new_log: str = ""
+
+
+@dataclass
+class WaitMemo:
+    """What a service remembers about one step between wait checks (kept by the caller):
+    ``since`` maps a service-chosen key (e.g. an application and the size of what it asks
+    for) to when that wait was first seen, in the caller's clock."""
+
+    since: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)  # applications seen finished: not asked about again
+
+    def first_seen(self, key: str, now: float) -> float:
+        return self.since.setdefault(key, now)
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget waits not seen in this check: one that comes back starts again."""
+        for key in [k for k in self.since if k not in keys]:
+            del self.since[key]
+
+
 class Service(Protocol):
     name: str
     requires: tuple[str, ...]  # other services this one needs in the same cluster
@@ -115,10 +154,27 @@ class Service(Protocol):
         """Stop work a cancelled step submitted to this service (e.g. YARN applications);
         idempotent, best effort. Services that run no applications do nothing."""
 
+    def waiting_reason(self, cluster: ClusterView, work: StepWork, memo: WaitMemo, now: float) -> str | None:
+        """Why the step's work has been waiting for cluster resources for longer than a
+        short while, as one line for the step's state message (e.g. ``waiting for YARN:
+        Queue's AM resource limit exceeded ...``), or None when it is not waiting (or this
+        service has none of it). ``now`` is epoch seconds from the caller's clock; ``memo``
+        is this service's memory of the step across checks. Best effort: a daemon that does
+        not answer means None. Called by the reconciler every few seconds per RUNNING step."""
+
+    def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
+        """For the step's applications of this service that failed: application id -> the
+        failed container's own error line (e.g. ``java.io.IOException: ...``), from the
+        service's diagnostics or aggregated logs. Called once when a step ends FAILED, or
+        again a few seconds later while it raises NotYet (for a bounded time); a later
+        service in the release's order that answers for the same application overrides an
+        earlier one (it knows that application's kind better). Best effort otherwise."""
+
 
 class ServiceBase:
     """What most services leave as is: no own checks, step environment, UIs or endpoints,
-    and no applications to stop (work submitted to YARN is stopped by the yarn service)."""
+    and no applications to stop, watch or diagnose (work submitted to YARN is the yarn
+    service's)."""
 
     requires: tuple[str, ...] = ()
     classifications: Mapping[str, Format] = {}
@@ -138,3 +194,9 @@ class ServiceBase:
 
     def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
         return None
+
+    def waiting_reason(self, cluster: ClusterView, work: StepWork, memo: WaitMemo, now: float) -> str | None:
+        return None
+
+    def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
+        return {}

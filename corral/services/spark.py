@@ -11,6 +11,8 @@ Dataproc does with /usr/lib/spark/jars).
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from corral import formats
@@ -19,7 +21,8 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.services.base import (HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo,
+                                   require_core_nodes)
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
 from corral.services.sizing import SPARK_AM_HEAP_MIB, SPARK_MIN_HEAP_MIB, derive, nodemanagers
@@ -38,6 +41,50 @@ SPARK_JARS = "${SPARK_HOME}/jars/*"
 CDS_OPTS = "${SPARK_CDS_OPTS}"
 # pyspark 4.3.0's Python sources for executors (the py4j version is the one it ships)
 PYSPARK_ARCHIVES = "local:${SPARK_HOME}/python/lib/pyspark.zip,local:${SPARK_HOME}/python/lib/py4j-0.10.9.9-src.zip"
+# What a driver logs every spark.starvation.timeout (15 s) while its first job has no
+# executor to run on (TaskSchedulerImpl), on YARN and standalone alike.
+STARVED = "Initial job has not accepted any resources"
+STARVED_FOR_SECONDS = 20.0  # the warning's period and some slack: longer silence means it got executors
+WAIT_GRACE_SECONDS = 15.0
+STANDALONE_APP_PREFIX = "app-"
+
+
+def starved_reason(work: StepWork, memo: WaitMemo, now: float) -> str | None:
+    """The driver's own starvation warning, while it keeps repeating in the step's log."""
+    if STARVED in work.new_log:
+        memo.since["starved"] = now
+    seen = memo.since.get("starved")
+    if seen is None or now - seen > STARVED_FOR_SECONDS:
+        memo.since.pop("starved", None)
+        return None
+    return (f"waiting for Spark executors: {STARVED}; check that workers are registered and have "
+            "sufficient resources")
+
+
+def standalone_waiting_reason(state: dict[str, Any], app_ids: set[str], memo: WaitMemo, now: float,
+                              grace: float = WAIT_GRACE_SECONDS) -> str | None:
+    """``waiting for Spark: ...`` when one of the step's applications in the standalone
+    Master's ``/json/`` document (``activeapps``: ``id``, ``state``, ``cores`` granted,
+    ``memoryperexecutor``; ``workers``: ``memoryfree``, ``coresfree``, ``state``) has had
+    no executor for longer than ``grace`` seconds (WAITING, or no cores granted)."""
+    reasons, seen = [], set()
+    alive = [w for w in state.get("workers") or [] if w.get("state") == "ALIVE"]
+    for app in state.get("activeapps") or []:
+        app_id = str(app.get("id"))
+        if app_id not in app_ids or (app.get("state") != "WAITING" and int(app.get("cores") or 0) > 0):
+            continue
+        key = f"{app_id}:no-executors"
+        seen.add(key)
+        waited = now - memo.first_seen(key, now)
+        if waited < grace:
+            continue
+        memory = app.get("memoryperexecutor", app.get("memoryperslave"))
+        free = max(((int(w.get("memoryfree") or 0), int(w.get("coresfree") or 0)) for w in alive), default=None)
+        where = (f"largest free on a Worker: {free[0]} MB, {free[1]} cores" if free else "no Worker is ALIVE")
+        reasons.append(f"application {app_id} {app.get('state')} for {waited:.0f} s without executors; "
+                       f"each needs {memory} MB ({where})")
+    memo.keep_only(seen | ({"starved"} if "starved" in memo.since else set()))
+    return "waiting for Spark: " + "; ".join(reasons) if reasons else None
 
 
 def _mib(value: int) -> str:
@@ -288,6 +335,21 @@ class SparkService(ServiceBase):
         if missing:
             return ReadyCheck(False, f"{len(alive & expected)}/{len(expected)} Spark workers registered")
         return ReadyCheck(True, f"Spark Master ALIVE with {len(expected)} workers")
+
+    def waiting_reason(self, cluster: ClusterView, work: StepWork, memo: WaitMemo, now: float) -> str | None:
+        """Standalone: the Master's view of the step's applications; either way, the
+        driver's own starvation warning in the step's log (the yarn service, asked first,
+        says what YARN withholds)."""
+        reason = None
+        apps = {a for a in work.application_ids if a.startswith(STANDALONE_APP_PREFIX)}
+        if apps and not on_yarn(cluster):
+            try:
+                state = HTTP.get(f"http://{cluster.master.address}:{MASTER_UI_PORT}/json/", timeout=2.0).json()
+                reason = standalone_waiting_reason(state, apps, memo, now)
+            except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+                reason = None
+        starved = starved_reason(work, memo, now)
+        return reason or starved
 
     def endpoints(self, cluster: ClusterView) -> dict[str, str]:
         return {} if on_yarn(cluster) else {"spark-master": self.master_url(cluster)}

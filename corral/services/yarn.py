@@ -6,6 +6,7 @@ scheduler configuration Corral ships (the jars carry none).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 
@@ -15,7 +16,8 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
-from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services import yarn_diagnostics
+from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo
 from corral.services.sizing import MIN_ALLOCATION_MIB, derive, nodemanager_mib, nodemanagers
 
 RM_SCHEDULER_PORT = 8030
@@ -27,6 +29,7 @@ NM_PORT = 8041
 NM_LOCALIZER_PORT = 8040
 NM_WEB_PORT = 8042
 _FINAL_APP_STATES = ("FINISHED", "FAILED", "KILLED")
+APP_PREFIX = "application_"  # YARN's ids; a step's other ids (a Spark Master's app-...) are not ours
 log = logging.getLogger(__name__)
 
 # YARN's own default list, plus what containers must inherit from their NodeManager:
@@ -177,9 +180,49 @@ class YarnService(ServiceBase):
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}
 
-    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
-        base = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps"
+    def _rm(self, cluster: ClusterView) -> str:
+        return f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster"
+
+    def applications(self, cluster: ClusterView, application_ids: list[str] | tuple[str, ...],
+                     timeout: float = 2.0) -> list[dict[str, Any]]:
+        """The RM's documents of those of ``application_ids`` that are YARN's and that it
+        knows (an id it has forgotten or cannot be asked about is left out)."""
+        found = []
         for app in application_ids:
+            if not app.startswith(APP_PREFIX):
+                continue
+            try:
+                found.append(HTTP.get(f"{self._rm(cluster)}/apps/{app}", timeout=timeout).json()["app"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.debug("no ResourceManager answer for %s: %s", app, exc)
+        return found
+
+    def waiting_reason(self, cluster: ClusterView, work: StepWork, memo: WaitMemo, now: float) -> str | None:
+        apps = self.applications(cluster, [a for a in work.application_ids if a not in memo.ended])
+        memo.ended.update(str(a.get("id")) for a in apps if a.get("state") in _FINAL_APP_STATES)
+        apps = [a for a in apps if a.get("state") not in _FINAL_APP_STATES]
+        if not apps:
+            memo.keep_only(set())
+            return None
+        try:
+            nodes = (HTTP.get(f"{self._rm(cluster)}/nodes", timeout=2.0).json().get("nodes") or {}).get("node") or []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            nodes = []
+        return yarn_diagnostics.waiting_reason(apps, nodes, memo, now)
+
+    def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
+        details = {}
+        for app in self.applications(cluster, application_ids, timeout=5.0):
+            line = yarn_diagnostics.app_failure(app)
+            if line:
+                details[str(app["id"])] = line
+        return details
+
+    def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
+        base = f"{self._rm(cluster)}/apps"
+        for app in application_ids:
+            if not app.startswith(APP_PREFIX):
+                continue
             try:
                 state = HTTP.get(f"{base}/{app}/state", timeout=2.0).json().get("state")
                 if state not in _FINAL_APP_STATES:

@@ -140,6 +140,14 @@ class Step(Base):
     # YARN applications the step submitted, read from its log as it arrives (Dataproc's
     # yarnApplications): shown to users, and killed when the step is cancelled.
     yarn_application_ids: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    # Applications it submitted to a standalone Spark Master (``app-...``), read the same way.
+    spark_application_ids: Mapped[list[str] | None] = mapped_column(JSON, default=list)
+    # Optional limit on its run time in seconds, from started_at (Dataproc's job time
+    # limit): a step over it is cancelled and ends FAILED with failure_code TIMEOUT.
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    failure_code: Mapped[str | None] = mapped_column(String(32))  # StepFailureCode, e.g. TIMEOUT
+    # Whether the services were asked, once, why the step's applications failed.
+    diagnosed: Mapped[bool | None] = mapped_column(Boolean, default=False)
     # Secrets the step's command needs (a database password), by placeholder name; only
     # the master's plan carries the values.
     secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)

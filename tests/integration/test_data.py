@@ -303,6 +303,15 @@ def test_external_metastore_outlives_its_cluster(shared_cp: ControlPlaneProcess,
 
         assert hdfs_listing("/sales_back") == hdfs_listing("/sales") == sizes
         assert not [name for name in hdfs_listing("/") if name.startswith(".corral-staging")]
+        # -- a key DistCp's map cannot copy (':' is not valid in an HDFS name): the step's
+        #    reason carries that map's own error, not only "the job failed" (issue 10)
+        s3.put_object(Bucket=BUCKET, Key="stamped/2026-12-01T10:00:00.csv", Body=b"region,amount\nna,1\n")
+        stamped = transfer(shared_cp, cid, "imports", **{"from": f"s3a://{BUCKET}/stamped/", "to": "/data/stamped"})
+        step_fails(shared_cp, cid, stamped, "DistCp failed")
+        reason = shared_cp.wait_for(lambda: "container error:" in (m := shared_cp.step(cid, stamped["id"])["state_message"])
+                                    and m, 60, "the map's error in the step's reason").splitlines()[0]
+        assert "container error: java.lang.IllegalArgumentException: Pathname " in reason, reason
+        assert "2026-12-01T10:00:00.csv" in reason and "is not a valid DFS filename" in reason, reason
     finally:
         shared_cp.terminate(cid)
     assert cluster_processes(cid) == []

@@ -8,12 +8,14 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +264,130 @@ def test_cancelling_a_hadoop_jar_step_kills_its_yarn_application(shared_cp: Cont
     shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
     assert shared_cp.wait_step(cid, step["id"], timeout=60)["status"] == "CANCELLED"
     shared_cp.wait_for(lambda: _yarn_app(hadoop_cluster, apps[0])["state"] == "KILLED", 30, "the application to be KILLED")
+
+
+def _cli(cp: ControlPlaneProcess, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "corral.cli.main", *args], env=cp.env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _jvm_mib_for(container_mib: int) -> int:
+    """The largest Spark JVM memory whose container (plus Spark's overhead, max(384 MiB,
+    10 %)) is at most ``container_mib``."""
+    return next(m for m in range(container_mib, 0, -1) if m + max(384, m // 10) <= container_mib)
+
+
+def _ended_by_timeout(cp: ControlPlaneProcess, cluster: dict[str, Any], step: dict[str, Any], timeout: int,
+                      waiting: str) -> None:
+    """The step ends FAILED with reason TIMEOUT, saying what it waited for, about its
+    timeout after its start, and every YARN application it submitted is KILLED."""
+    done = cp.wait_step(cluster["id"], step["id"], timeout=timeout + 90)
+    assert (done["status"], done["failure_code"]) == ("FAILED", "TIMEOUT"), done
+    assert done["state_message"].startswith(f"TIMEOUT: the step ran longer than its timeout of {timeout} s"), done
+    assert f"it was {waiting}" in done["state_message"], done
+    started = datetime.fromisoformat(done["started_at"])
+    assert timeout <= (datetime.fromisoformat(done["ended_at"]) - started).total_seconds() < timeout + 45, done
+    for app in done["yarn_application_ids"]:
+        cp.wait_for(lambda app=app: _yarn_app(cluster, app)["state"] == "KILLED", 30, f"{app} to be KILLED")
+
+
+def test_a_spark_step_whose_executors_never_fit_says_so_and_is_ended_by_its_timeout(
+        shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """One executor as large as a whole NodeManager per NodeManager, and the driver waits
+    for all of them: one NodeManager also holds the ApplicationMaster, so the last executor
+    never fits (issue 10: "Initial job has not accepted any resources", for ever)."""
+    cid = hadoop_cluster["id"]
+    rm = hadoop_cluster["web_uis"]["resourcemanager"]
+    nodes = HTTP.get(f"{rm}/ws/v1/cluster/nodes", timeout=5).json()["nodes"]["node"]
+    nm_mib = min(n["totalResource"]["memory"] for n in nodes)
+    app = tmp_path / "sum.py"
+    app.write_text("from pyspark.sql import SparkSession\n"
+                   "spark = SparkSession.builder.appName('never-fits').getOrCreate()\n"
+                   "print('sum', spark.sparkContext.parallelize(range(100), 4).sum())\n")
+    timeout = 90
+    step = shared_cp.add_step(cid, "SPARK", [
+        "--num-executors", str(len(nodes)), "--executor-memory", f"{_jvm_mib_for(nm_mib)}m",
+        "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
+        "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=3600s", str(app)], timeout=timeout)
+    expected = re.compile(rf"^waiting for YARN: 1 container of {nm_mib} MB, \d+ vcores? requested, not granted for "
+                          rf"\d+ s \(largest free on a NodeManager: \d+ MB, \d+ vcores?\)$")
+    waiting = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
+                                 and expected.match(m) and m, timeout, "the step to say it waits for YARN")
+    assert shared_cp.step(cid, step["id"])["status"] == "RUNNING"
+    assert "waiting for YARN: 1 container of" in _cli(shared_cp, "step", "describe", cid, step["id"])
+    _ended_by_timeout(shared_cp, hadoop_cluster, step, timeout, waiting.split(" not granted")[0])
+
+
+def test_a_step_whose_application_master_cannot_start_says_so_and_is_ended_by_its_timeout(
+        shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 10's first input: a long-running application (there the SQL endpoint, here a
+    cluster-mode driver left running) holds the queue's share for ApplicationMasters, so
+    the step's application stays ACCEPTED ("Queue's AM resource limit exceeded")."""
+    cid = hadoop_cluster["id"]
+    rm = hadoop_cluster["web_uis"]["resourcemanager"]
+    queue = HTTP.get(f"{rm}/ws/v1/cluster/scheduler", timeout=5).json()["scheduler"]["schedulerInfo"]["queues"]["queue"][0]
+    am_limit = queue["AMResourceLimit"]["memory"]
+    nm_mib = min(n["totalResource"]["memory"] for n in HTTP.get(f"{rm}/ws/v1/cluster/nodes", timeout=5).json()["nodes"]["node"])
+    holder_mib = min(am_limit, nm_mib)  # the first application always starts, whatever the limit
+    assert holder_mib + 1024 > am_limit, f"an AM of {holder_mib} MB leaves room for another under {am_limit} MB"
+    holder, app = tmp_path / "holder.py", tmp_path / "app.py"
+    holder.write_text("import time\nfrom pyspark.sql import SparkSession\n"
+                      "SparkSession.builder.appName('am-share-holder').getOrCreate()\ntime.sleep(600)\n")
+    app.write_text("from pyspark.sql import SparkSession\nSparkSession.builder.appName('no-am-room').getOrCreate()\n")
+    timeout = 100
+    command = (f"spark-submit --deploy-mode cluster --driver-memory {_jvm_mib_for(holder_mib)}m "
+               "--conf spark.yarn.submit.waitAppCompletion=false --conf spark.dynamicAllocation.enabled=true "
+               "--conf spark.executor.instances=0 --conf spark.dynamicAllocation.initialExecutors=0 "
+               f"--conf spark.dynamicAllocation.minExecutors=0 {holder} && spark-submit {app}")
+    step = shared_cp.add_step(cid, "SHELL", [command], timeout=timeout)
+    waiting = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
+                                 and m.startswith("waiting for YARN: Queue's AM resource limit exceeded (") and m,
+                                 timeout, "the step to say its ApplicationMaster waits")
+    assert re.search(r" ACCEPTED for \d+ s, its ApplicationMaster \(\d+ MB, \d+ vcores?\) not started", waiting), waiting
+    assert len(shared_cp.step(cid, step["id"])["yarn_application_ids"]) == 2
+    _ended_by_timeout(shared_cp, hadoop_cluster, step, timeout, "waiting for YARN: Queue's AM resource limit exceeded")
+
+
+def test_a_failed_map_tasks_own_error_is_in_the_steps_reason(shared_cp: ControlPlaneProcess,
+                                                           hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 10: the container's error was only in `yarn logs`; the step said the job failed."""
+    cid = hadoop_cluster["id"]
+    (tmp_path / "in.txt").write_text("first record\nsecond record\n")
+    _shell(shared_cp, cid, f"hdfs dfs -mkdir -p /bad && hdfs dfs -put -f {tmp_path / 'in.txt'} /bad/in.txt")
+    mapper = tmp_path / "mapper.py"
+    mapper.write_text("import sys\nfor line in sys.stdin:\n    raise ValueError('cannot parse record ' + repr(line.strip()))\n")
+    once = ["-D", "mapreduce.map.maxattempts=1"]
+    streaming = shared_cp.add_step(cid, "STREAMING", [*once, "-mapper", str(mapper), "-input", "/bad/in.txt",
+                                                      "-output", "/bad/out-streaming"])
+    # A Java map task: secondarysort's mapper parses each line as two integers.
+    java = shared_cp.add_step(cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "secondarysort", *once,
+                                                  "/bad/in.txt", "/bad/out-sort"])
+    for step, expected in ((streaming, "container error: ValueError: cannot parse record '"),
+                           (java, 'container error: java.lang.NumberFormatException: For input string: "')):
+        done = shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)
+        assert done["status"] == "FAILED", done
+        message = shared_cp.wait_for(lambda s=step: "container error:" in (m := shared_cp.step(cid, s["id"])["state_message"])
+                                     and m, 30, "the container's error in the step's reason")
+        first_line = message.splitlines()[0]
+        assert first_line.startswith("exit code ") and expected in first_line, message
+        assert "container error:" in _cli(shared_cp, "step", "describe", cid, step["id"])
+
+
+def test_a_cluster_mode_pyspark_drivers_error_is_in_the_steps_reason(shared_cp: ControlPlaneProcess,
+                                                                   hadoop_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """The driver's traceback is in its YARN container's stdout; the RM says only "User
+    application exited with status 1"."""
+    cid = hadoop_cluster["id"]
+    app = tmp_path / "broken.py"
+    app.write_text("from pyspark.sql import SparkSession\nSparkSession.builder.appName('broken').getOrCreate()\n"
+                   "raise LookupError('no partition for 2026-12-01')\n")
+    step = shared_cp.add_step(cid, "SPARK", ["--deploy-mode", "cluster", "--conf", "spark.yarn.maxAppAttempts=1", str(app)])
+    assert shared_cp.wait_step(cid, step["id"], timeout=MR_TIMEOUT)["status"] == "FAILED"
+    message = shared_cp.wait_for(lambda: "container error:" in (m := shared_cp.step(cid, step["id"])["state_message"])
+                                 and m, 30, "the driver's error in the step's reason")
+    assert "container error: LookupError: no partition for 2026-12-01" in message.splitlines()[0], message
 
 
 def test_datanode_killed_during_a_mapreduce_job(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any]) -> None:

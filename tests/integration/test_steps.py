@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,6 +161,39 @@ def test_cancel_pending_step(shared_cp: ControlPlaneProcess, spark_cluster: dict
     assert shared_cp.wait_step(cid, blocker["id"])["status"] == "COMPLETED"
     assert shared_cp.step(cid, queued["id"])["status"] == "CANCELLED"
     assert shared_cp.log(cid, queued["id"]) == ""
+
+
+def test_a_standalone_spark_application_left_without_executors_says_so_and_is_ended_by_its_timeout(
+        shared_cp: ControlPlaneProcess, spark_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """Another application holds every Worker's memory: the Master keeps the step's own
+    application WAITING and its driver logs "Initial job has not accepted any resources"
+    for ever (issue 10). (An executor larger than any Worker is refused at step add.)"""
+    cid = spark_cluster["id"]
+    worker_mib = max(w["memory"] for w in _master_json(spark_cluster)["workers"] if w["state"] == "ALIVE")
+    holder, job = tmp_path / "holder.py", tmp_path / "job.py"
+    holder.write_text("import time\nfrom pyspark.sql import SparkSession\n"
+                      "sc = SparkSession.builder.appName('holds-every-worker').getOrCreate().sparkContext\n"
+                      "sc.parallelize(range(4), 4).count()\nprint('holding', flush=True)\ntime.sleep(600)\n")
+    job.write_text("from pyspark.sql import SparkSession\n"
+                   "print(SparkSession.builder.appName('left-waiting').getOrCreate().sparkContext.parallelize(range(9)).sum())\n")
+    command = (f"spark-submit --executor-memory {worker_mib}m {holder} > holder.log 2>&1 & "
+               "until grep -q holding holder.log; do sleep 1; done; "
+               f"spark-submit {job}")
+    timeout = 100
+    step = shared_cp.add_step(cid, "SHELL", [command], timeout=timeout)
+    message = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
+                                 .startswith("waiting for Spark: application app-") and m, timeout,
+                                 "the step to say its application waits for executors")
+    assert re.search(r" WAITING for \d+ s without executors; each needs \d+ MB \(largest free on a Worker: "
+                     r"\d+ MB, \d+ cores\)$", message), message
+    app_id = message.split("application ", 1)[1].split(" ", 1)[0]
+    assert shared_cp.step(cid, step["id"])["spark_application_ids"] == [app_id]  # read from the driver's log
+    assert any(a["id"] == app_id and a["state"] == "WAITING" for a in _master_json(spark_cluster)["activeapps"])
+    done = shared_cp.wait_step(cid, step["id"], timeout=timeout + 60)
+    assert (done["status"], done["failure_code"]) == ("FAILED", "TIMEOUT"), done
+    assert done["state_message"].startswith(f"TIMEOUT: the step ran longer than its timeout of {timeout} s"), done
+    assert "it was waiting for Spark: application " in done["state_message"], done
+    shared_cp.wait_for(lambda: not _master_json(spark_cluster)["activeapps"], 30, "both applications to leave the Master")
 
 
 LONG_JOB = textwrap.dedent("""

@@ -176,3 +176,16 @@ def test_plan_version_bumps_from_interleaved_sessions_all_count(cp_any: ControlP
         assert bump_plan_version(reconciler, seen) == start + 2
         assert seen.plan_version == start + 2
     assert clusters.get_cluster(cp_any, cluster.id).plan_version == start + 2
+
+
+def test_step_timeout_failure_code_and_application_ids_round_trip(cp_any: ControlPlane) -> None:
+    """Migration 0005's columns on both backends."""
+    cluster, _ = clusters.create_cluster(cp_any, make_spec())
+    step = steps.add_steps(cp_any, cluster.id, [StepRequest(type="SHELL", args=["true"], timeout=604800)])[0]
+    with cp_any.store.session() as s:
+        row = s.get(Step, step.id)
+        assert row is not None and row.timeout_seconds == 604800 and not row.diagnosed
+        row.failure_code, row.spark_application_ids, row.diagnosed = "TIMEOUT", ["app-20261201203000-0000"], True
+    again = steps.get_step(cp_any, cluster.id, step.id)
+    assert (again.timeout_seconds, again.failure_code, again.spark_application_ids, again.diagnosed) == (
+        604800, "TIMEOUT", ["app-20261201203000-0000"], True)
