@@ -80,6 +80,9 @@ export JAVA_HOME=${JAVA_HOME}
 export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-@CONF@}"
 export HADOOP_USER_NAME="${HADOOP_USER_NAME:-@USER@}"
 export CORRAL_BIND_ADDRESS="${CORRAL_BIND_ADDRESS:-@ADDRESS@}"
+# Temporary files (Jetty work directories, hadoop-unjar*, extracted native libraries) go to
+# the node's directory, which goes with the node: Java ignores TMPDIR, so it is passed on.
+export TMPDIR="${TMPDIR:-@TMP@}"
 if [ -f "$HADOOP_CONF_DIR/hadoop-env.sh" ]; then . "$HADOOP_CONF_DIR/hadoop-env.sh"; fi
 
 tool=$1; shift
@@ -107,6 +110,7 @@ case "$tool:$sub" in
   yarn:rmadmin) class=org.apache.hadoop.yarn.client.cli.RMAdminCLI ;;
   yarn:resourcemanager) class=org.apache.hadoop.yarn.server.resourcemanager.ResourceManager; daemon=1 ;;
   yarn:nodemanager) class=org.apache.hadoop.yarn.server.nodemanager.NodeManager; daemon=1 ;;
+  yarn:proxyserver) class=org.apache.hadoop.yarn.server.webproxy.WebAppProxyServer; daemon=1 ;;
   mapred:job) class=org.apache.hadoop.mapred.JobClient ;;
   mapred:queue) class=org.apache.hadoop.mapred.JobQueueClient ;;
   mapred:streaming) class=org.apache.hadoop.streaming.HadoopStreaming ;;
@@ -126,7 +130,10 @@ if [ -z "$class" ]; then echo "$cp"; exit 0; fi
 opts="@MODULE_OPTS@ ${HADOOP_CDS_OPTS} -Dhadoop.home.dir=$HADOOP_HOME -Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-INFO,console}"
 if [ -n "${HADOOP_HEAPSIZE_MAX:-}" ]; then opts="$opts -Xmx$HADOOP_HEAPSIZE_MAX"; fi
 if [ -n "$daemon" ]; then opts="$opts ${HADOOP_DAEMON_OPTS:-}"; else opts="$opts ${HADOOP_CLIENT_OPTS:-}"; fi
-exec "$JAVA_HOME/bin/java" $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"
+# A daemon's web UI serves /logs (its "Local logs" link) from hadoop.log.dir: the node's logs.
+# These come first, so that a user's HADOOP_OPTS can still override them.
+set -- "-Djava.io.tmpdir=$TMPDIR" ${daemon:+"-Dhadoop.log.dir=@LOGS@"} $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"
+exec "$JAVA_HOME/bin/java" "$@"
 """
 
 
@@ -135,6 +142,7 @@ def launcher_files(node: NodeView, props: dict[str, dict[str, str]]) -> list[Fil
     launcher = (
         _LAUNCHER.replace("@CONF@", conf_dir(node)).replace("@USER@", HADOOP_USER)
         .replace("@ADDRESS@", node.address).replace("@MODULE_OPTS@", JAVA_MODULE_OPTS)
+        .replace("@TMP@", node.tmp_dir).replace("@LOGS@", node.path("logs"))
     )
     env_lines = [f'export {k}="{v}"' for k, v in sorted(props.get("hadoop-env", {}).items())]
     files = [

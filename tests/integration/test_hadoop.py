@@ -5,8 +5,10 @@ clean terminate. Tests run in file order on one shared cluster; the last one end
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
+from tests.integration.links import LinkCheck, urls_in
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +156,105 @@ def test_pyspark_on_yarn_writes_parquet_to_hdfs_and_reads_it_back(shared_cp: Con
     command = f"yarn logs -applicationId {second['yarn_application_ids'][0]} -log_files stdout 2>/dev/null"
     shared_cp.wait_for(lambda: "rows 12345 distinct 12345" in _shell(shared_cp, cid, command), 60,
                        "the driver's output in the aggregated YARN logs")
+
+
+def _app(cluster: dict[str, Any], app_id: str, **extra: Any) -> dict[str, Any]:
+    return HTTP.get(f"{cluster['web_uis']['resourcemanager']}/ws/v1/cluster/apps/{app_id}{extra.get('path', '')}",
+                    timeout=10).json()
+
+
+def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: str, what: str,
+                             retry_for: float = 0.0) -> dict[str, Any]:
+    """The ResourceManager's links for an application: its tracking URL (through the web
+    proxy), its AM container's logs, each attempt's logs and node, and its page's links."""
+    rm = cluster["web_uis"]["resourcemanager"]
+    app = _app(cluster, app_id)["app"]
+    links.visit(app["trackingUrl"], f"trackingUrl of {what}", retry_for)
+    links.visit(app["amContainerLogs"], f"amContainerLogs of {what}", retry_for)
+    for attempt in _app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]:
+        links.visit(attempt["logsLink"], f"an attempt's logsLink of {what}", retry_for)
+        links.visit(f"http://{attempt['nodeHttpAddress']}", f"an attempt's nodeHttpAddress of {what}")
+    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}")
+    return app
+
+
+def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """Tracking and proxy URLs, history links, container log links, DataNode and NodeManager
+    addresses and the web UIs, from the daemons' REST APIs, pages and CLIs, while a Spark
+    step runs and after it and a MapReduce job ended: each answers at a node's address."""
+    cid = hadoop_cluster["id"]
+    cluster = shared_cp.cluster(cid)
+    uis = cluster["web_uis"]
+    links = LinkCheck({n["address"] for n in cluster["nodes"]})
+    try:
+        mr = _run(shared_cp, cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen", "-Dmapreduce.job.maps=1",
+                                                "10000", "/links/tera"])
+        stop = tmp_path / "stop"
+        app = tmp_path / "until_stopped.py"
+        app.write_text(
+            "import os, time\nfrom pyspark.sql import SparkSession\n"
+            "spark = SparkSession.builder.appName('until-stopped').getOrCreate()\n"
+            "deadline = time.time() + 240\n"
+            f"while not os.path.exists({str(stop)!r}) and time.time() < deadline:\n"
+            "    spark.sparkContext.parallelize(range(4), 2).map(lambda x: x * 2).collect()\n"
+            "    time.sleep(1)\n")
+        step = shared_cp.add_step(cid, "SPARK", [str(app)])
+        spark_app = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 120,
+                                       "the Spark application's id")[0]
+        running = shared_cp.wait_for(lambda: (a := _app(cluster, spark_app)["app"])["state"] == "RUNNING"
+                                     and a.get("trackingUrl") and a, 120, "the Spark application to run")
+        # While it runs: the proxied driver UI, and the executors' log links it shows.
+        tracking = running["trackingUrl"]
+        executors = shared_cp.wait_for(
+            lambda: [e for e in HTTP.get(f"{tracking}api/v1/applications/{spark_app}/executors", follow_redirects=True,
+                                         timeout=10).json() if e["id"] != "driver"], 120, "the executors")
+        _check_application_links(links, cluster, spark_app, "a running Spark application")
+        for executor in executors:
+            for name, url in executor["executorLogs"].items():
+                links.visit(url, f"executor {executor['id']}'s {name} link in the running driver's UI")
+        ui = re.search(r"Spark web UI at (\S+)", shared_cp.log(cid, step["id"], "stderr"))
+        assert ui, "the driver names its web UI"
+        links.visit(ui.group(1), "the driver's 'Spark web UI at' address")
+        status = _shell(shared_cp, cid, f"yarn application -status {spark_app} 2>/dev/null")
+        assert "Tracking-URL" in status, status
+        for url in urls_in(status):
+            links.visit(url, "yarn application -status")
+        stop.touch()
+        assert shared_cp.wait_step(cid, step["id"])["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+
+        # Once ended: links to the history servers and to the aggregated logs.
+        _check_application_links(links, cluster, spark_app, "a finished Spark application", retry_for=60)
+        history = HTTP.get(f"{uis['spark-history-server']}/api/v1/applications/{spark_app}/allexecutors", timeout=10)
+        assert history.status_code == 200, history.text
+        for executor in history.json():
+            for name, url in executor["executorLogs"].items():
+                links.visit(url, f"executor {executor['id']}'s {name} link in the Spark History Server", retry_for=60)
+        mr_app = mr["yarn_application_ids"][0]
+        _check_application_links(links, cluster, mr_app, "a finished MapReduce job", retry_for=60)
+        job = mr_app.replace("application_", "job_")
+        for attempt in HTTP.get(f"{uis['jobhistory']}/ws/v1/history/mapreduce/jobs/{job}/jobattempts", timeout=10,
+                                headers={"Accept": "application/json"}).json()["jobAttempts"]["jobAttempt"]:
+            links.visit(attempt["logsLink"], "a job attempt's logsLink in the JobHistory Server", retry_for=60)
+            links.visit(f"http://{attempt['nodeHttpAddress']}", "a job attempt's node in the JobHistory Server")
+        links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
+        for url in urls_in(_shell(shared_cp, cid, f"mapred job -status {job} 2>/dev/null")):
+            links.visit(url, "mapred job -status")
+
+        # The NodeManagers and DataNodes the masters name, and the web UIs Corral names.
+        for nm in HTTP.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=10).json()["nodes"]["node"]:
+            links.visit(f"http://{nm['nodeHTTPAddress']}", "a NodeManager's nodeHTTPAddress")
+        info = HTTP.get(f"{uis['namenode']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo", timeout=10).json()
+        for name, dn in json.loads(info["beans"][0]["LiveNodes"]).items():
+            links.visit(f"http://{dn['infoAddr']}", "a DataNode's infoAddr in the NameNode's JMX")
+            # The NameNode UI's link (dfshealth.js: the node's name with infoAddr's port).
+            links.visit(f"http://{name.split(':')[0]}:{dn['infoAddr'].rsplit(':', 1)[1]}", "the NameNode UI's DataNode link")
+        for name, url in uis.items():
+            links.visit_page_links(url, f"the {name} web UI")
+    finally:
+        links.close()
+    assert not links.failures, "\n".join(links.failures)
+    assert len(links.checked) > 20, links.checked
 
 
 def test_cancelling_a_hadoop_jar_step_kills_its_yarn_application(shared_cp: ControlPlaneProcess,
