@@ -40,6 +40,10 @@ _ENV_WHITELIST = (
 )
 
 
+# Hadoop's default (the static web user), then Corral's redirect filter.
+_PROXY_FILTERS = "org.apache.hadoop.http.lib.StaticUserWebFilter,io.corral.hadoop.LocalHostRedirects"
+
+
 def _allocation_mib(mib: int) -> int:
     return max(MIN_ALLOCATION_MIB, mib // MIN_ALLOCATION_MIB * MIN_ALLOCATION_MIB)
 
@@ -179,9 +183,12 @@ class YarnService(ServiceBase):
                     directories=[],
                 ),
                 # The Web Application Proxy (as on EMR): serves the tracking URLs; it asks
-                # the ResourceManager for each application's report.
+                # the ResourceManager for each application's report. Corral's filter points
+                # its redirects to Hadoop's substitute for loopback addresses (the host's
+                # name) at the node instead (see io.corral.hadoop.LocalHostRedirects).
                 hc.daemon(
-                    "web-proxy", self.name, node, [yarn, "proxyserver"], heap="256m",
+                    "web-proxy", self.name, node,
+                    [yarn, "proxyserver", "-D", f"hadoop.http.filter.initializers={_PROXY_FILTERS}"], heap="256m",
                     health=Probe(kind="http", host=node.address, port=WEB_PROXY_PORT, path="/jmx?qry=java.lang:type=Runtime"),
                     ports=[WEB_PROXY_PORT], directories=[],
                     wait_for=[Probe(kind="tcp", host=node.address, port=RM_PORT)],
