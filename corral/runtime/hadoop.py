@@ -2,8 +2,9 @@
 
 ``maven/pom.xml`` names the artifacts; ``mvn package`` on it copies them (with what they
 pull in) to ``<cache>/hadoop-<version>-<digest>/lib`` and unpacks the HDFS web UIs to
-``resources/``. Corral's one Java class (``java/``, a socket factory that binds outgoing
-connections to the node's own address) is compiled beside them into ``classes/``. The
+``resources/``. Corral's Java classes (``java/``: a socket factory that binds outgoing
+connections to the node's own address, the web proxy's redirect filter) are compiled
+beside them into ``classes/``. The
 directory name carries a digest of those inputs, so a changed pom means a new directory,
 never a half-updated one; the directory appears only once complete (built under a
 temporary name, then renamed).
