@@ -15,8 +15,10 @@ import httpx
 _META_REFRESH = re.compile(r"""<meta\s+http-equiv=["']?refresh["']?\s+content=["']?\s*\d+\s*;\s*url=([^"'>\s]+)""", re.I)
 _HREF = re.compile(r"""href=["'](https?://[^"'#]+)""", re.I)
 # What YARN's and the JobHistory Server's pages say, with status 200, when a link leads
-# nowhere useful (ContainerLogsPage, AggregatedLogsBlock).
-_DEAD_ENDS = ("Failed redirect for", "Log Server url may not be configured", "Failed while trying to construct")
+# nowhere useful (ContainerLogsPage, AggregatedLogsBlock; the last one until a finished
+# container's logs are aggregated, hence the retries).
+_DEAD_ENDS = ("Failed redirect for", "Log Server url may not be configured", "Failed while trying to construct",
+              "Logs not available for")
 
 
 @dataclass

@@ -8,12 +8,12 @@ import collections
 import json
 import os
 import random
-import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -205,17 +205,28 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
         running = shared_cp.wait_for(lambda: (a := _app(cluster, spark_app)["app"])["state"] == "RUNNING"
                                      and a.get("trackingUrl") and a, 120, "the Spark application to run")
         # While it runs: the proxied driver UI, and the executors' log links it shows.
-        tracking = running["trackingUrl"]
-        executors = shared_cp.wait_for(
-            lambda: [e for e in HTTP.get(f"{tracking}api/v1/applications/{spark_app}/executors", follow_redirects=True,
-                                         timeout=10).json() if e["id"] != "driver"], 120, "the executors")
+        executors_url = f"{running['trackingUrl']}api/v1/applications/{spark_app}/executors"
+        answers: list[httpx.Response] = []
+
+        def executors() -> list[dict[str, Any]]:
+            answers[:] = [HTTP.get(executors_url, follow_redirects=True, timeout=10)]
+            # (Until the driver's UI has attached its pages it answers "Spark is starting up".)
+            if answers[0].status_code != 200 or not answers[0].text.startswith("["):
+                return []
+            return [e for e in answers[0].json() if e["id"] != "driver"]
+
+        try:
+            found = shared_cp.wait_for(executors, 120, "the executors")
+        except AssertionError:
+            raise AssertionError(f"{executors_url}: {answers[0].status_code} {answers[0].text[:500]}") from None
         _check_application_links(links, cluster, spark_app, "a running Spark application")
-        for executor in executors:
+        for executor in found:
             for name, url in executor["executorLogs"].items():
                 links.visit(url, f"executor {executor['id']}'s {name} link in the running driver's UI")
-        ui = re.search(r"Spark web UI at (\S+)", shared_cp.log(cid, step["id"], "stderr"))
-        assert ui, "the driver names its web UI"
-        links.visit(ui.group(1), "the driver's 'Spark web UI at' address")
+        # The driver's own UI address, which it gives YARN as the tracking URL to proxy.
+        environment = HTTP.get(executors_url.replace("/executors", "/environment"), follow_redirects=True, timeout=10)
+        ui = dict(environment.json()["sparkProperties"])["spark.driver.appUIAddress"]
+        links.visit(ui, "the driver's web UI address")
         status = _shell(shared_cp, cid, f"yarn application -status {spark_app} 2>/dev/null")
         assert "Tracking-URL" in status, status
         for url in urls_in(status):
