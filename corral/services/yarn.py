@@ -131,8 +131,10 @@ class YarnService(ServiceBase):
             "yarn.nodemanager.env-whitelist": _ENV_WHITELIST,
             # YARN gives container JVMs java.io.tmpdir=$PWD/tmp; TMPDIR does the same for
             # everything else in the container (Python workers, streaming scripts), so its
-            # temporary files go with the container instead of into the host's /tmp.
-            "yarn.nodemanager.admin-env": "MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX,TMPDIR=$PWD/tmp",
+            # temporary files go with the container instead of into the host's /tmp. Written
+            # {{PWD}}: YARN expands $VAR here from the NodeManager's own environment, but
+            # turns {{VAR}} into the launch script's $VAR (ContainerLaunch.call).
+            "yarn.nodemanager.admin-env": "MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX,TMPDIR={{PWD}}/tmp",
             # A NodeManager silent for 60 s is LOST (default 10 min): its containers are
             # rescheduled elsewhere sooner.
             "yarn.nm.liveness-monitor.expiry-interval-ms": "60000",
