@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -227,10 +228,14 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
         environment = HTTP.get(executors_url.replace("/executors", "/environment"), follow_redirects=True, timeout=10)
         ui = dict(environment.json()["sparkProperties"])["spark.driver.appUIAddress"]
         links.visit(ui, "the driver's web UI address")
-        status = _shell(shared_cp, cid, f"yarn application -status {spark_app} 2>/dev/null")
+        # (A SHELL step would wait for the Spark step: the master's own `yarn` tool, directly.)
+        master = next(n for n in cluster["nodes"] if n["role"] == "MASTER")
+        yarn = shared_cp.home / "nodes" / cid / master["id"] / "bin" / "yarn"
+        status = subprocess.run([str(yarn), "application", "-status", spark_app], capture_output=True, text=True,
+                                timeout=120).stdout
         assert "Tracking-URL" in status, status
         for url in urls_in(status):
-            links.visit(url, "yarn application -status")
+            links.visit(url, "yarn application -status of a running Spark application")
         stop.touch()
         assert shared_cp.wait_step(cid, step["id"])["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
 
@@ -249,6 +254,8 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
             links.visit(attempt["logsLink"], "a job attempt's logsLink in the JobHistory Server", retry_for=60)
             links.visit(f"http://{attempt['nodeHttpAddress']}", "a job attempt's node in the JobHistory Server")
         links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
+        for url in urls_in(_shell(shared_cp, cid, f"yarn application -status {mr_app} 2>/dev/null")):
+            links.visit(url, "yarn application -status of a finished MapReduce job")
         for url in urls_in(_shell(shared_cp, cid, f"mapred job -status {job} 2>/dev/null")):
             links.visit(url, "mapred job -status")
 
