@@ -256,8 +256,6 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
         links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
         for url in urls_in(_shell(shared_cp, cid, f"yarn application -status {mr_app} 2>/dev/null")):
             links.visit(url, "yarn application -status of a finished MapReduce job")
-        for url in urls_in(_shell(shared_cp, cid, f"mapred job -status {job} 2>/dev/null")):
-            links.visit(url, "mapred job -status")
 
         # The NodeManagers and DataNodes the masters name, and the web UIs Corral names.
         for nm in HTTP.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=10).json()["nodes"]["node"]:
