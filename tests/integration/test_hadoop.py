@@ -164,6 +164,11 @@ def _app(cluster: dict[str, Any], app_id: str, **extra: Any) -> dict[str, Any]:
                     timeout=10).json()
 
 
+def _as_list(value: Any) -> list[Any]:
+    """Hadoop's JSON writes a one-element list as the element itself (in some APIs)."""
+    return value if isinstance(value, list) else [value]
+
+
 def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: str, what: str,
                              retry_for: float = 0.0) -> dict[str, Any]:
     """The ResourceManager's links for an application: its tracking URL (through the web
@@ -172,7 +177,7 @@ def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: 
     app = _app(cluster, app_id)["app"]
     links.visit(app["trackingUrl"], f"trackingUrl of {what}", retry_for)
     links.visit(app["amContainerLogs"], f"amContainerLogs of {what}", retry_for)
-    for attempt in _app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]:
+    for attempt in _as_list(_app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]):
         links.visit(attempt["logsLink"], f"an attempt's logsLink of {what}", retry_for)
         links.visit(f"http://{attempt['nodeHttpAddress']}", f"an attempt's nodeHttpAddress of {what}")
     links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}")
@@ -249,8 +254,8 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
         mr_app = mr["yarn_application_ids"][0]
         _check_application_links(links, cluster, mr_app, "a finished MapReduce job", retry_for=60)
         job = mr_app.replace("application_", "job_")
-        for attempt in HTTP.get(f"{uis['jobhistory']}/ws/v1/history/mapreduce/jobs/{job}/jobattempts", timeout=10,
-                                headers={"Accept": "application/json"}).json()["jobAttempts"]["jobAttempt"]:
+        for attempt in _as_list(HTTP.get(f"{uis['jobhistory']}/ws/v1/history/mapreduce/jobs/{job}/jobattempts",
+                                         timeout=10, headers={"Accept": "application/json"}).json()["jobAttempts"]["jobAttempt"]):
             links.visit(attempt["logsLink"], "a job attempt's logsLink in the JobHistory Server", retry_for=60)
             links.visit(f"http://{attempt['nodeHttpAddress']}", "a job attempt's node in the JobHistory Server")
         links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
