@@ -41,6 +41,7 @@ class LinkCheck:
                 break
             time.sleep(2)
         self.checked[url] = problem or "ok"
+        print(f"{'ok' if problem is None else 'DEAD'}: {what}: {url}" + (f": {problem}" if problem else ""))
         if problem is not None:
             self.failures.append(f"{what}: {url}: {problem}")
             return None
