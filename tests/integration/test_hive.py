@@ -61,8 +61,7 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
                  '-e "SELECT region, SUM(amount) FROM sales GROUP BY region ORDER BY region"')
         report = tmp_path / "report.sql"
         report.write_text("SELECT region, SUM(amount) FROM sales GROUP BY region ORDER BY region;\n")
-        # The SPARK_SQL step is the next Spark application after the writer: it reads the
-        # table through the metastore, as beeline and HIVE do through the SQL endpoint.
+        # A streaming task leaves a temporary file too (its container's TMPDIR).
         mapper = tmp_path / "mapper.py"
         mapper.write_text("import sys, tempfile\ntempfile.mkstemp(prefix='corral-test-task-')\n"
                           "for line in sys.stdin:\n    print(line, end='')\n")
@@ -70,6 +69,8 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
         # hadoop-unjar* directory) while a MapReduce job runs.
         shell = ('mktemp && hadoop jar "$HADOOP_HOME/hadoop-mapreduce-examples.jar" pi 1 10 >/dev/null '
                  '&& hdfs dfs -put -f /etc/hostname /words')
+        # The SPARK_SQL step is the next Spark application after the writer: it reads the
+        # table through the metastore, as beeline and HIVE do through the SQL endpoint.
         steps = [shared_cp.add_step(cid, "SPARK", [str(writer)]), shared_cp.add_step(cid, "SPARK_SQL", [str(report)]),
                  shared_cp.add_step(cid, "SHELL", [query]),
                  shared_cp.add_step(cid, "HIVE", ["SELECT region, SUM(amount) AS total FROM sales GROUP BY region"]),
