@@ -6,6 +6,7 @@ leaves nothing in the host's /tmp."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,11 @@ TMP = Path("/tmp")  # Java's java.io.tmpdir default on Linux, whatever TMPDIR sa
 
 def tmp_leftovers() -> set[str]:
     """What is in the host's /tmp, and the JVM performance-data files (``hsperfdata_<user>/
-    <pid>``, a JVM's own, removed as it exits) of processes that no longer run."""
+    <pid>``) of processes that no longer run. Java keeps these in /tmp whatever
+    java.io.tmpdir says; a JVM removes its own as it exits, and one that is killed leaves it
+    to the next JVM started on the host, which removes those of every process that is gone
+    (HotSpot's perfMemory clean-up): a ``java -version`` first does that here."""
+    subprocess.run([shutil.which("java") or "java", "-version"], capture_output=True, check=True, timeout=60)
     found = {entry.name for entry in TMP.iterdir()}
     for perf in TMP.glob("hsperfdata_*/*"):
         if not (perf.name.isdigit() and psutil.pid_exists(int(perf.name))):
@@ -97,9 +102,9 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
     finally:
         shared_cp.terminate(cid)
     assert cluster_processes(cid) == []
-    # Nothing is ignored but the performance-data files of JVMs still running (see
-    # tmp_leftovers; a concurrent test's, since this cluster's are gone): pytest's own
-    # pytest-of-<user> directory, where this test's files are, exists before the listing.
+    # Nothing is ignored but the performance-data files of JVMs still running (a concurrent
+    # process's: this cluster's are gone). pytest's own pytest-of-<user> directory, where this
+    # test's files are, exists before the first listing.
     assert tmp_leftovers() - before == set()
 
 
