@@ -273,6 +273,8 @@ def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess
             links.visit(f"http://{name.split(':')[0]}:{dn['infoAddr'].rsplit(':', 1)[1]}", "the NameNode UI's DataNode link")
         for name, url in uis.items():
             links.visit_page_links(url, f"the {name} web UI")
+        for name in ("namenode", "resourcemanager", "jobhistory"):  # their menus' "Logs" / "Local logs"
+            links.visit(f"{uis[name]}/logs/", f"the {name} web UI's logs link")
     finally:
         links.close()
     assert not links.failures, "\n".join(links.failures)
