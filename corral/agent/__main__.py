@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def main() -> None:
         logging.warning("another agent already runs for this node; exiting")
         return
     pidfile.write(run_dir / "agent.pid", os.getpid())
+    # The agent's own temporary files (and those of whatever it starts without a plan's
+    # TMPDIR, such as a runtime deploy) stay in the node's directory, which goes with it.
+    tmp = run_dir.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR afresh
     Agent(args.config).run()
 
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -70,11 +71,13 @@ def _cached_pyspark(cache: Path, version: str) -> str:
     home = target / "pyspark"
     with file_lock(cache / ".install.lock"):
         if not (home / "bin" / "spark-class").exists():
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                 f"pyspark=={version}", "py4j"],
-                check=True, timeout=1800,
-            )
+            # pip's build and unpack directories go beside the cache, not to the host's /tmp.
+            with tempfile.TemporaryDirectory(prefix=".pip-", dir=cache) as scratch:
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                     f"pyspark=={version}", "py4j"],
+                    check=True, timeout=1800, env={**os.environ, "TMPDIR": scratch},
+                )
     return str(home)
 
 

@@ -103,7 +103,12 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         service = get_service(name)
         plan.files += service.config_files(view, me, props)
         plan.components += service.components(view, me, props)
-    plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role}
+    # Every daemon, step and bootstrap action keeps its temporary files in the node's
+    # directory (JVMs get java.io.tmpdir from it through the Hadoop launcher and Spark's
+    # conf/spark/java-opts), so they go with the node instead of staying in the host's /tmp.
+    for component in plan.components:
+        component.env.setdefault("TMPDIR", me.tmp_dir)
+    plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role, "TMPDIR": me.tmp_dir}
     plan.log_archive_uri = f"{cluster.log_uri}/{cluster.id}" if cluster.log_uri else None
     plan.bootstrap = [
         BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))

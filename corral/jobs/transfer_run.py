@@ -126,6 +126,13 @@ def run_spark(t: Transfer, step_id: str, args: list[str]) -> int:
     script = Path(__file__).with_name("transfer_spark.py")
     argv = [f"{os.environ['SPARK_HOME']}/bin/spark-submit", "--name", f"corral data {t.direction} {step_id}",
             "--conf", "spark.ui.showConsoleProgress=false",
+            # No web UI: nobody watches a transfer's (the History Server has its event log,
+            # and is its tracking URL on YARN). In client mode a UI can fail the job at
+            # start: Spark attaches its UI handlers (SparkUI.attachAllHandlers, SPARK-36237)
+            # without the lock under which YarnSchedulerBackend.addWebUIFilter adds the YARN
+            # AM filter to the same handlers, so Jetty's ServletHandler.initialize can meet a
+            # ConcurrentModificationException.
+            "--conf", "spark.ui.enabled=false", "--conf", "spark.yarn.historyServer.allowTracking=true",
             # start with the executors that are there (on YARN Spark waits up to 30 s for 80 %)
             "--conf", "spark.scheduler.minRegisteredResourcesRatio=0"]
     # (The JDBC drivers and S3A are on every driver's and executor's class path: spark-defaults.)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +43,12 @@ TRAINING_TIMEOUT = 600
 KINDS = {"spark": "jars", "hadoop": "lib"}  # archive kind -> the runtime's jar directory
 
 Training = Callable[[Path, Path], "subprocess.CompletedProcess[str]"]  # (partial archive, work dir)
+WORK_PREFIX = "training-"
+
+
+def _scratch_env(work: Path) -> dict[str, str]:
+    """The training run's environment: its temporary files in its own work directory."""
+    return {**os.environ, "TMPDIR": str(work)}
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:
@@ -98,6 +105,8 @@ def _prune(directory: Path, keep: Path) -> None:
             orphan.unlink(missing_ok=True)
     for partial in directory.glob("*.partial"):  # a killed build's (builds hold the lock)
         partial.unlink(missing_ok=True)
+    for work in directory.glob(WORK_PREFIX + "*"):  # and its scratch directory
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _build(cache: Path, path: Path, record: dict[str, str], training: Training) -> Path:
@@ -105,7 +114,9 @@ def _build(cache: Path, path: Path, record: dict[str, str], training: Training) 
     with file_lock(cache / "cds" / ".build.lock"):
         if not path.is_file():
             partial = path.with_suffix(f".{os.getpid()}.partial")
-            with tempfile.TemporaryDirectory(prefix="corral-cds-") as work:
+            # The training run's scratch directory (its JVM's java.io.tmpdir and TMPDIR too)
+            # is beside the archive, not in the host's /tmp: a killed build's is pruned.
+            with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=path.parent) as work:
                 try:
                     result = training(partial, Path(work))
                     if not partial.is_file():
@@ -121,9 +132,12 @@ def _build(cache: Path, path: Path, record: dict[str, str], training: Training) 
 def build_spark_archive(cache: Path, java_home: str, spark_home: str, python: str = sys.executable) -> Path:
     def train(partial: Path, work: Path) -> subprocess.CompletedProcess[str]:
         (work / "conf").mkdir()
+        # As on nodes (corral.services.spark.java_opts_file): the launcher gives the driver
+        # this java.io.tmpdir, where its Hive session and Spark's scratch files go.
+        (work / "conf" / "java-opts").write_text(f'"-Djava.io.tmpdir={work}"\n')
         script = str(Path(str(resources.files("corral.runtime").joinpath("cds_training.py"))))
-        env = {**os.environ, "SPARK_HOME": spark_home, "JAVA_HOME": java_home, "SPARK_CONF_DIR": str(work / "conf"),
-               "PYSPARK_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
+        env = {**_scratch_env(work), "SPARK_HOME": spark_home, "JAVA_HOME": java_home,
+               "SPARK_CONF_DIR": str(work / "conf"), "PYSPARK_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
         argv = [f"{spark_home}/bin/spark-submit", "--master", "local[2]",
                 "--conf", f"spark.driver.extraClassPath={spark_home}/jars/*",
                 "--conf", f"spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit={partial} {QUIET}",
@@ -153,13 +167,14 @@ def build_hadoop_archive(cache: Path, java_home: str, hadoop_home: str, java_opt
         port = _closed_port()
         # The HDFS and S3A listings fail at once (nothing listens), after their clients load.
         argv = [f"{java_home}/bin/java", *java_options.split(), f"-XX:ArchiveClassesAtExit={partial}", *QUIET.split(),
+                f"-Djava.io.tmpdir={work}",
                 "-cp", f"{hadoop_home}/lib/*:{work}/conf", "org.apache.hadoop.fs.FsShell",
                 "-D", f"fs.s3a.endpoint=http://127.0.0.1:{port}", "-D", "fs.s3a.path.style.access=true",
                 "-D", "fs.s3a.access.key=training", "-D", "fs.s3a.secret.key=training",
                 "-D", "fs.s3a.attempts.maximum=1", "-D", "fs.s3a.retry.limit=0", "-D", "fs.s3a.connection.timeout=2s",
                 "-D", "ipc.client.connect.max.retries=0", "-D", "ipc.client.connect.max.retries.on.timeouts=0",
                 "-ls", "-R", f"file://{work}/data", f"hdfs://127.0.0.1:{port}/", "s3a://corral-cds-training/"]
-        env = {**os.environ, "JAVA_HOME": java_home}
+        env = {**_scratch_env(work), "JAVA_HOME": java_home}
         return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=TRAINING_TIMEOUT)
 
     record = {"kind": "hadoop", "home": hadoop_home, "java_home": java_home}

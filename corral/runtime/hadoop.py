@@ -2,8 +2,9 @@
 
 ``maven/pom.xml`` names the artifacts; ``mvn package`` on it copies them (with what they
 pull in) to ``<cache>/hadoop-<version>-<digest>/lib`` and unpacks the HDFS web UIs to
-``resources/``. Corral's one Java class (``java/``, a socket factory that binds outgoing
-connections to the node's own address) is compiled beside them into ``classes/``. The
+``resources/``. Corral's Java classes (``java/``: a socket factory that binds outgoing
+connections to the node's own address, the web proxy's redirect filter) are compiled
+beside them into ``classes/``. The
 directory name carries a digest of those inputs, so a changed pom means a new directory,
 never a half-updated one; the directory appears only once complete (built under a
 temporary name, then renamed).
@@ -64,8 +65,8 @@ def _tool(name: str, hint: str) -> str:
     return found
 
 
-def _run(argv: list[str], what: str, cwd: Path) -> None:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=1800)
+def _run(argv: list[str], what: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise DeployError(f"{what} failed (exit {result.returncode}):\n{tail}")
@@ -77,13 +78,21 @@ def _build(target: Path, java_home: str | None) -> None:
     env_java = str(Path(java_home, "bin", "javac")) if java_home else None
     javac = env_java if env_java and Path(env_java).exists() else _tool(
         "javac", "install a JDK, e.g. `apt-get install openjdk-17-jdk-headless`")
+    # Maven's and javac's temporary files stay in the directory being built (removed below),
+    # not in the host's /tmp.
+    scratch = target / ".tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch),
+           "MAVEN_OPTS": f"{os.environ.get('MAVEN_OPTS', '')} -Djava.io.tmpdir={scratch}".strip()}
     _run([mvn, "-q", "-B", "-f", str(pom), "package", f"-Druntime.dir={target}"],
-         f"fetching Hadoop {HADOOP_VERSION} from Maven Central", target)
+         f"fetching Hadoop {HADOOP_VERSION} from Maven Central", target, env)
     shutil.rmtree(target / "build", ignore_errors=True)
     classes = target / "classes"
     classes.mkdir()
-    _run([javac, "-nowarn", "--release", "17", "-d", str(classes), "-cp", str(target / "lib") + "/*",
-          *map(str, _java_sources())], "compiling Corral's Hadoop socket factory", target)
+    _run([javac, f"-J-Djava.io.tmpdir={scratch}", "-nowarn", "--release", "17", "-d", str(classes),
+          "-cp", str(target / "lib") + "/*", *map(str, _java_sources())], "compiling Corral's Hadoop socket factory",
+         target, env)
+    shutil.rmtree(scratch, ignore_errors=True)
     for alias, prefix in TOOL_JARS.items():
         jar = next((p for p in (target / "lib").glob(prefix + "*.jar") if p.name[len(prefix)].isdigit()), None)
         if jar is None:

@@ -42,6 +42,13 @@ class NodeView:
     def path(self, *parts: str) -> str:
         return "/".join((self.directory.rstrip("/"), *parts))
 
+    @property
+    def tmp_dir(self) -> str:
+        """Where every process of the node keeps temporary files (TMPDIR, java.io.tmpdir):
+        inside the node's directory, so they go with the node instead of piling up in the
+        host's /tmp."""
+        return self.path("tmp")
+
 
 @dataclass(frozen=True)
 class ClusterView:

@@ -78,6 +78,9 @@ export JAVA_HOME="${JAVA_HOME}"
 export HADOOP_CONF_DIR="${HADOOP_CONF_DIR:-@CONF@}"
 export HADOOP_USER_NAME="${HADOOP_USER_NAME:-@USER@}"
 export CORRAL_BIND_ADDRESS="${CORRAL_BIND_ADDRESS:-@ADDRESS@}"
+# Temporary files (Jetty work directories, hadoop-unjar*, extracted native libraries) go to
+# the node's directory, which goes with the node: Java ignores TMPDIR, so it is passed on.
+export TMPDIR="${TMPDIR:-@TMP@}"
 if [ -f "$HADOOP_CONF_DIR/hadoop-env.sh" ]; then set +u; . "$HADOOP_CONF_DIR/hadoop-env.sh"; set -u; fi
 
 tool=$1; shift
@@ -105,6 +108,7 @@ case "$tool:$sub" in
   yarn:rmadmin) class=org.apache.hadoop.yarn.client.cli.RMAdminCLI ;;
   yarn:resourcemanager) class=org.apache.hadoop.yarn.server.resourcemanager.ResourceManager; daemon=1 ;;
   yarn:nodemanager) class=org.apache.hadoop.yarn.server.nodemanager.NodeManager; daemon=1 ;;
+  yarn:proxyserver) class=org.apache.hadoop.yarn.server.webproxy.WebAppProxyServer; daemon=1 ;;
   mapred:job) class=org.apache.hadoop.mapred.JobClient ;;
   mapred:queue) class=org.apache.hadoop.mapred.JobQueueClient ;;
   mapred:streaming) class=org.apache.hadoop.streaming.HadoopStreaming ;;
@@ -124,7 +128,10 @@ if [ -z "$class" ]; then echo "$cp"; exit 0; fi
 opts="@MODULE_OPTS@ ${HADOOP_CDS_OPTS} -Dhadoop.home.dir=$HADOOP_HOME -Dhadoop.root.logger=${HADOOP_ROOT_LOGGER:-INFO,console}"
 if [ -n "${HADOOP_HEAPSIZE_MAX:-}" ]; then opts="$opts -Xmx$HADOOP_HEAPSIZE_MAX"; fi
 if [ -n "$daemon" ]; then opts="$opts ${HADOOP_DAEMON_OPTS:-}"; else opts="$opts ${HADOOP_CLIENT_OPTS:-}"; fi
-exec "$JAVA_HOME/bin/java" $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"
+# A daemon's web UI serves /logs (its "Local logs" link) from hadoop.log.dir: the node's logs.
+# These come first, so that a user's HADOOP_OPTS can still override them.
+set -- "-Djava.io.tmpdir=$TMPDIR" ${daemon:+"-Dhadoop.log.dir=@LOGS@"} $opts ${HADOOP_OPTS:-} -cp "$cp" "$class" "$@"
+exec "$JAVA_HOME/bin/java" "$@"
 """
 
 
@@ -134,6 +141,8 @@ def launcher_files(node: NodeView, props: dict[str, dict[str, str]]) -> list[Fil
         _LAUNCHER.replace("@CONF@", formats.shell_literal(conf_dir(node)))
         .replace("@USER@", formats.shell_literal(HADOOP_USER))
         .replace("@ADDRESS@", formats.shell_literal(node.address)).replace("@MODULE_OPTS@", JAVA_MODULE_OPTS)
+        .replace("@TMP@", formats.shell_literal(node.tmp_dir))
+        .replace("@LOGS@", formats.shell_literal(node.path("logs")))
     )
     hadoop_env = formats.shell_exports(props.get("hadoop-env", {}), "hadoop-env classification, rendered by Corral")
     files = [

@@ -68,6 +68,9 @@ class HdfsService(ServiceBase):
             # Small clusters have no spare DataNode to replace a failed one in a write
             # pipeline: carry on with the remaining ones (re-replication follows).
             "dfs.client.block.write.replace-datanode-on-failure.best-effort": "true",
+            # Short-circuit reads' shared memory segments (if a user enables them): the
+            # default is /dev/shm,/tmp.
+            "dfs.datanode.shared.file.descriptor.paths": f"{hc.NODE_DIR}/tmp",
             "dfs.namenode.safemode.extension": "5000",
             # A DataNode is dead after 2 x 30 s + 10 heartbeats (90 s) instead of 10.5 min, so
             # the NameNode re-replicates its blocks (and Corral reports it) sooner.

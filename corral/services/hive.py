@@ -127,7 +127,7 @@ class HiveService(ServiceBase):
         metastore = ComponentSpec(
             name="hive-metastore", service=self.name,
             argv=["${JAVA_HOME}/bin/java", "-Xmx512m", *hc.DAEMON_JAVA_OPTS.split(), CDS_OPTS, *hc.JAVA_MODULE_OPTS.split(),
-                  f"-Dderby.system.home={node.path('data', 'hive')}", "-cp", classpath,
+                  f"-Dderby.system.home={node.path('data', 'hive')}", f"-Djava.io.tmpdir={node.tmp_dir}", "-cp", classpath,
                   "org.apache.hadoop.hive.metastore.HiveMetaStore", "-p", str(METASTORE_PORT)],
             env=env,
             health=Probe(kind="tcp", host=node.address, port=METASTORE_PORT),

@@ -106,7 +106,11 @@ class MapReduceService(ServiceBase):
             "mapreduce.map.env": "HADOOP_MAPRED_HOME=${HADOOP_HOME}",
             "mapreduce.reduce.env": "HADOOP_MAPRED_HOME=${HADOOP_HOME}",
         }
-        return {"mapred-site": mapred}
+        # The JobHistory Server also serves every YARN application's aggregated logs (as on
+        # EMR): a NodeManager sends links to a finished container's logs there.
+        logs = {"yarn.log.server.url": f"http://{master}:{HISTORY_WEB_PORT}/jobhistory/logs",
+                "yarn.log.server.web-service.url": f"http://{master}:{HISTORY_WEB_PORT}/ws/v1/history"}
+        return {"mapred-site": mapred, "yarn-site": logs}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
         return [FileSpec(path=f"{hc.conf_dir(node)}/mapred-site.xml", content=hc.site_xml(props.get("mapred-site", {})),

@@ -101,6 +101,20 @@ def yarn_executor_mib(cluster: ClusterView) -> int:
     return derive(cluster).executor_heap_mib or SPARK_MIN_HEAP_MIB
 
 
+def java_opts_file(node: NodeView) -> FileSpec:
+    """``$SPARK_CONF_DIR/java-opts``: options Spark's launcher puts first on the command line
+    of every JVM it builds on the node (AbstractCommandBuilder.buildJavaCommand): spark-submit
+    (a client-mode driver), beeline, the daemons, and standalone executors (a Worker's
+    SPARK_CONF_DIR). Options given later (a user's extraJavaOptions) win. YARN containers are
+    not built by the launcher and get their container's own tmp directory from YARN.
+
+    java.io.tmpdir is the node's: Java ignores TMPDIR, and its default /tmp collects what
+    Spark, Hive sessions (``${system:java.io.tmpdir}``) and native libraries leave there."""
+    # The launcher splits a line like a shell: quoted, the path may hold spaces.
+    quoted = '"-Djava.io.tmpdir=' + node.tmp_dir.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return FileSpec(path=node.path("conf", "spark", "java-opts"), content=quoted + "\n")
+
+
 class SparkService(ServiceBase):
     name = "spark"
     requires: tuple[str, ...] = ()
@@ -167,6 +181,10 @@ class SparkService(ServiceBase):
         classpath = {"spark.driver.extraClassPath": extra, "spark.executor.extraClassPath": extra}
         if "hdfs" not in cluster.services:
             classpath.update({f"spark.hadoop.{k}": v for k, v in s3a_properties(cluster).items()})
+            # No core-site either: Hadoop's hadoop.tmp.dir (S3A's upload buffers, among
+            # others) would be /tmp/hadoop-${user.name}. Hadoop expands the JVM's own
+            # java.io.tmpdir: the node's, or a YARN container's.
+            classpath["spark.hadoop.hadoop.tmp.dir"] = "${java.io.tmpdir}/hadoop"
         # With HIVE, every Spark application shares the cluster's metastore.
         from corral.services.hive import metastore_uri, warehouse_dir  # noqa: PLC0415 - hive builds on spark
 
@@ -205,7 +223,8 @@ class SparkService(ServiceBase):
         env = formats.shell_exports(props.get("spark-env", {}), "spark-env classification, rendered by Corral",
                                     trailer={"SPARK_LOCAL_IP": node.address, "SPARK_LOCAL_DIRS": node.path("data", "spark-local")})
         return [FileSpec(path=conf + "/spark-defaults.conf", content=defaults, format="properties"),
-                FileSpec(path=conf + "/spark-env.sh", content=env, format="shell")]
+                FileSpec(path=conf + "/spark-env.sh", content=env, format="shell"),
+                java_opts_file(node)]
 
     # -- daemons -------------------------------------------------------------------------
 

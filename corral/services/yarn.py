@@ -28,6 +28,8 @@ RM_WEB_PORT = 8088
 NM_PORT = 8041
 NM_LOCALIZER_PORT = 8040
 NM_WEB_PORT = 8042
+# YARN's standalone Web Application Proxy, on MASTER at EMR's port. See YarnService.
+WEB_PROXY_PORT = 20888
 _FINAL_APP_STATES = ("FINISHED", "FAILED", "KILLED")
 APP_PREFIX = "application_"  # YARN's ids; a step's other ids (a Spark Master's app-...) are not ours
 log = logging.getLogger(__name__)
@@ -40,6 +42,10 @@ _ENV_WHITELIST = (
     "HADOOP_YARN_HOME,HADOOP_HOME,PATH,LANG,TZ,HADOOP_MAPRED_HOME,HADOOP_USER_NAME,"
     "CORRAL_BIND_ADDRESS,CORRAL_NODE_ID,CORRAL_CLUSTER_ID"
 )
+
+
+# Hadoop's default (the static web user), then Corral's redirect filter.
+_PROXY_FILTERS = "org.apache.hadoop.http.lib.StaticUserWebFilter,io.corral.hadoop.LocalHostRedirects"
 
 
 def application_classpath() -> str:
@@ -87,6 +93,14 @@ class YarnService(ServiceBase):
             "yarn.resourcemanager.resource-tracker.address": f"{master}:{RM_TRACKER_PORT}",
             "yarn.resourcemanager.admin.address": f"{master}:{RM_ADMIN_PORT}",
             "yarn.resourcemanager.webapp.address": f"{master}:{RM_WEB_PORT}",
+            # Tracking URLs are http://<yarn.web-proxy.address>/proxy/<app>/. Without this
+            # key the ResourceManager proxies them itself, but names itself by
+            # WebAppUtils.getResolvedAddress, which takes a loopback address (every local
+            # node's) for a wildcard one and substitutes the host's canonical name
+            # ("localhost"): links to a port nothing listens on. The standalone proxy's
+            # address is used exactly as given, also by the AM filters that send browsers
+            # to it (WebAppUtils.getProxyHostsAndPortsForAmFilter).
+            "yarn.web-proxy.address": f"{master}:{WEB_PROXY_PORT}",
             "yarn.nodemanager.hostname": hc.NODE_ADDRESS,
             "yarn.nodemanager.address": f"{hc.NODE_ADDRESS}:{NM_PORT}",
             "yarn.nodemanager.localizer.address": f"{hc.NODE_ADDRESS}:{NM_LOCALIZER_PORT}",
@@ -101,6 +115,12 @@ class YarnService(ServiceBase):
             "yarn.nodemanager.log-dirs": f"{hc.NODE_DIR}/logs/containers",
             **shuffle,
             "yarn.nodemanager.env-whitelist": _ENV_WHITELIST,
+            # YARN gives container JVMs java.io.tmpdir=$PWD/tmp; TMPDIR does the same for
+            # everything else in the container (Python workers, streaming scripts), so its
+            # temporary files go with the container instead of into the host's /tmp. Written
+            # {{PWD}}: YARN expands $VAR here from the NodeManager's own environment, but
+            # turns {{VAR}} into the launch script's $VAR (ContainerLaunch.call).
+            "yarn.nodemanager.admin-env": "MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX,TMPDIR={{PWD}}/tmp",
             # A NodeManager silent for 60 s is LOST (default 10 min): its containers are
             # rescheduled elsewhere sooner.
             "yarn.nm.liveness-monitor.expiry-interval-ms": "60000",
@@ -115,7 +135,12 @@ class YarnService(ServiceBase):
             "yarn.nodemanager.vmem-check-enabled": "false",
             "yarn.application.classpath": application_classpath(),
             "yarn.log-aggregation-enable": "true",
-            "yarn.nodemanager.remote-app-log-dir": "/tmp/logs",
+            "yarn.nodemanager.remote-app-log-dir": "/tmp/logs",  # in HDFS
+            # Stores whose code defaults are under the host's /tmp (file:///tmp/hadoop-yarn-
+            # ${user}/...): the node-attribute store is opened by every ResourceManager, and
+            # would be shared by all of them on a host.
+            "yarn.node-attribute.fs-store.root-dir": f"file://{hc.NODE_DIR}/data/yarn/node-attribute",
+            "yarn.node-labels.fs-store.root-dir": f"file://{hc.NODE_DIR}/data/yarn/node-labels",
             "yarn.timeline-service.enabled": "false",
         }
         # ApplicationMasters may take this share of the cluster: at least half (a Spark and a
@@ -149,7 +174,18 @@ class YarnService(ServiceBase):
                     health=Probe(kind="http", host=node.address, port=RM_WEB_PORT, path="/ws/v1/cluster/info"),
                     ports=[RM_SCHEDULER_PORT, RM_TRACKER_PORT, RM_PORT, RM_ADMIN_PORT, RM_WEB_PORT],
                     directories=[],
-                )
+                ),
+                # The Web Application Proxy (as on EMR): serves the tracking URLs; it asks
+                # the ResourceManager for each application's report. Corral's filter points
+                # its redirects to Hadoop's substitute for loopback addresses (the host's
+                # name) at the node instead (see io.corral.hadoop.LocalHostRedirects).
+                hc.daemon(
+                    "web-proxy", self.name, node,
+                    [yarn, "proxyserver", "-D", f"hadoop.http.filter.initializers={_PROXY_FILTERS}"], heap="256m",
+                    health=Probe(kind="http", host=node.address, port=WEB_PROXY_PORT, path="/jmx?qry=java.lang:type=Runtime"),
+                    ports=[WEB_PROXY_PORT], directories=[],
+                    wait_for=[Probe(kind="tcp", host=node.address, port=RM_PORT)],
+                ),
             ]
         return [
             hc.daemon(

@@ -19,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 from tests.integration.conftest import (HTTP, ISSUE10_HADOOP_VALUE, ControlPlaneProcess, class_data_archive_use,
                                         cluster_processes, jvm_main_class, listening_on)
+from tests.integration.links import HADOOP_NAMES_THE_HOST, LinkCheck, urls_in
 
 pytestmark = pytest.mark.integration
 
@@ -254,6 +256,128 @@ def test_local_files_with_aliases_are_shipped_with_a_streaming_step(shared_cp: C
     assert done["status"] == "COMPLETED", (done, shared_cp.log(cid, step["id"], "stderr")[-3000:])
     out = _shell(shared_cp, cid, "hdfs dfs -cat /ship/streaming/part-*")
     assert [line.rstrip("\t") for line in out.splitlines()] == ["the", "and", "zipped"]
+
+
+def _app(cluster: dict[str, Any], app_id: str, **extra: Any) -> dict[str, Any]:
+    return HTTP.get(f"{cluster['web_uis']['resourcemanager']}/ws/v1/cluster/apps/{app_id}{extra.get('path', '')}",
+                    timeout=10).json()
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Hadoop's JSON writes a one-element list as the element itself (in some APIs)."""
+    return value if isinstance(value, list) else [value]
+
+
+def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: str, what: str,
+                             retry_for: float = 0.0) -> dict[str, Any]:
+    """The ResourceManager's links for an application: its tracking URL (through the web
+    proxy), its AM container's logs, each attempt's logs and node, and its page's links."""
+    rm = cluster["web_uis"]["resourcemanager"]
+    app = _app(cluster, app_id)["app"]
+    links.visit(app["trackingUrl"], f"trackingUrl of {what}", retry_for)
+    links.visit(app["amContainerLogs"], f"amContainerLogs of {what}", retry_for)
+    for attempt in _as_list(_app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]):
+        links.visit(attempt["logsLink"], f"an attempt's logsLink of {what}", retry_for)
+        links.visit(f"http://{attempt['nodeHttpAddress']}", f"an attempt's nodeHttpAddress of {what}")
+    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}", HADOOP_NAMES_THE_HOST)
+    return app
+
+
+def test_every_link_the_cluster_hands_out_answers(shared_cp: ControlPlaneProcess, hadoop_cluster: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """Tracking and proxy URLs, history links, container log links, DataNode and NodeManager
+    addresses and the web UIs, from the daemons' REST APIs, pages and CLIs, while a Spark
+    step runs and after it and a MapReduce job ended: each answers at a node's address."""
+    cid = hadoop_cluster["id"]
+    cluster = shared_cp.cluster(cid)
+    uis = cluster["web_uis"]
+    links = LinkCheck({n["address"] for n in cluster["nodes"]})
+    try:
+        mr = _run(shared_cp, cid, "HADOOP_JAR", ["hadoop-mapreduce-examples.jar", "teragen", "-Dmapreduce.job.maps=1",
+                                                "10000", "/links/tera"])
+        stop = tmp_path / "stop"
+        app = tmp_path / "until_stopped.py"
+        app.write_text(
+            "import os, time\nfrom pyspark.sql import SparkSession\n"
+            "spark = SparkSession.builder.appName('until-stopped').getOrCreate()\n"
+            "deadline = time.time() + 240\n"
+            f"while not os.path.exists({str(stop)!r}) and time.time() < deadline:\n"
+            "    spark.sparkContext.parallelize(range(4), 2).map(lambda x: x * 2).collect()\n"
+            "    time.sleep(1)\n")
+        step = shared_cp.add_step(cid, "SPARK", [str(app)])
+        spark_app = shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["yarn_application_ids"], 120,
+                                       "the Spark application's id")[0]
+        running = shared_cp.wait_for(lambda: (a := _app(cluster, spark_app)["app"])["state"] == "RUNNING"
+                                     and a.get("trackingUrl") and a, 120, "the Spark application to run")
+        # While it runs: the proxied driver UI, and the executors' log links it shows.
+        executors_url = f"{running['trackingUrl']}api/v1/applications/{spark_app}/executors"
+        answers: list[httpx.Response] = []
+
+        def executors() -> list[dict[str, Any]]:
+            answers[:] = [HTTP.get(executors_url, follow_redirects=True, timeout=10)]
+            # (Until the driver's UI has attached its pages it answers "Spark is starting up".)
+            if answers[0].status_code != 200 or not answers[0].text.startswith("["):
+                return []
+            return [e for e in answers[0].json() if e["id"] != "driver"]
+
+        try:
+            found = shared_cp.wait_for(executors, 120, "the executors")
+        except AssertionError:
+            raise AssertionError(f"{executors_url}: {answers[0].status_code} {answers[0].text[:500]}") from None
+        _check_application_links(links, cluster, spark_app, "a running Spark application")
+        for executor in found:
+            for name, url in executor["executorLogs"].items():
+                links.visit(url, f"executor {executor['id']}'s {name} link in the running driver's UI")
+        # The driver's own UI address, which it gives YARN as the tracking URL to proxy.
+        environment = HTTP.get(executors_url.replace("/executors", "/environment"), follow_redirects=True, timeout=10)
+        ui = dict(environment.json()["sparkProperties"])["spark.driver.appUIAddress"]
+        links.visit(ui, "the driver's web UI address")
+        # (A SHELL step would wait for the Spark step: the master's own `yarn` tool, directly.)
+        master = next(n for n in cluster["nodes"] if n["role"] == "MASTER")
+        yarn = shared_cp.home / "nodes" / cid / master["id"] / "bin" / "yarn"
+        status = subprocess.run([str(yarn), "application", "-status", spark_app], capture_output=True, text=True,
+                                timeout=120).stdout
+        assert "Tracking-URL" in status, status
+        for url in urls_in(status):
+            links.visit(url, "yarn application -status of a running Spark application")
+        stop.touch()
+        assert shared_cp.wait_step(cid, step["id"])["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+
+        # Once ended: links to the history servers and to the aggregated logs.
+        _check_application_links(links, cluster, spark_app, "a finished Spark application", retry_for=60)
+        history = HTTP.get(f"{uis['spark-history-server']}/api/v1/applications/{spark_app}/allexecutors", timeout=10)
+        assert history.status_code == 200, history.text
+        for executor in history.json():
+            for name, url in executor["executorLogs"].items():
+                links.visit(url, f"executor {executor['id']}'s {name} link in the Spark History Server", retry_for=60)
+        mr_app = mr["yarn_application_ids"][0]
+        _check_application_links(links, cluster, mr_app, "a finished MapReduce job", retry_for=60)
+        job = mr_app.replace("application_", "job_")
+        for attempt in _as_list(HTTP.get(f"{uis['jobhistory']}/ws/v1/history/mapreduce/jobs/{job}/jobattempts",
+                                         timeout=10, headers={"Accept": "application/json"}).json()["jobAttempts"]["jobAttempt"]):
+            links.visit(attempt["logsLink"], "a job attempt's logsLink in the JobHistory Server", retry_for=60)
+            links.visit(f"http://{attempt['nodeHttpAddress']}", "a job attempt's node in the JobHistory Server")
+        links.visit_page_links(f"{uis['jobhistory']}/jobhistory/job/{job}", "the JobHistory Server's job page")
+        # (`yarn application -status` of a finished MapReduce job prints the URL its AM computed
+        # in the same way as HADOOP_NAMES_THE_HOST's: MRWebAppUtil.getApplicationWebURLOnJHS,
+        # the JobHistory Server by the AM's host name. Browsers get there through the proxy.)
+
+        # The NodeManagers and DataNodes the masters name, and the web UIs Corral names.
+        for nm in HTTP.get(f"{uis['resourcemanager']}/ws/v1/cluster/nodes", timeout=10).json()["nodes"]["node"]:
+            links.visit(f"http://{nm['nodeHTTPAddress']}", "a NodeManager's nodeHTTPAddress")
+        info = HTTP.get(f"{uis['namenode']}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo", timeout=10).json()
+        for name, dn in json.loads(info["beans"][0]["LiveNodes"]).items():
+            links.visit(f"http://{dn['infoAddr']}", "a DataNode's infoAddr in the NameNode's JMX")
+            # The NameNode UI's link (dfshealth.js: the node's name with infoAddr's port).
+            links.visit(f"http://{name.split(':')[0]}:{dn['infoAddr'].rsplit(':', 1)[1]}", "the NameNode UI's DataNode link")
+        for name, url in uis.items():
+            links.visit_page_links(url, f"the {name} web UI")
+        for name in ("namenode", "resourcemanager", "jobhistory"):  # their menus' "Logs" / "Local logs"
+            links.visit(f"{uis[name]}/logs/", f"the {name} web UI's logs link")
+    finally:
+        links.close()
+    assert not links.failures, "\n".join(links.failures)
+    assert len(links.checked) > 20, links.checked
 
 
 def test_cancelling_a_hadoop_jar_step_kills_its_yarn_application(shared_cp: ControlPlaneProcess,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+
+import pytest
 
 from corral.control import clusters, steps
 from corral.control.context import ControlPlane
@@ -75,9 +78,10 @@ def test_plans_once_nodes_have_addresses(cp: ControlPlane) -> None:
     assert [c.name for c in master.components] == ["spark-master", "spark-history-server"]
     assert [c.name for c in core0.components] == ["spark-worker"] == [c.name for c in core1.components]
     assert core0.address != core1.address
-    conf, env = core0.files
+    conf, env, java_opts = core0.files
     assert conf.path == f"/nodes/{core0.node_id}/conf/spark/spark-defaults.conf" and conf.format == "properties"
     assert env.path == f"/nodes/{core0.node_id}/conf/spark/spark-env.sh" and env.format == "shell"
+    assert java_opts.path == f"/nodes/{core0.node_id}/conf/spark/java-opts"
     assert "spark.executor.memory 1g" in conf.content.splitlines()
     assert f"spark.master spark://{master_node.address}:7077" in conf.content.splitlines()
     assert master.base_env["CORRAL_CLUSTER_ID"] == cluster.id
@@ -200,3 +204,55 @@ def test_a_step_queued_before_positions_were_recorded_still_ships(cp: ControlPla
         s.get(Step, step.id).artifacts = [{"index": 1, "path": "/c/lib.py", "name": "lib.py", "sha256": sha}]  # type: ignore[union-attr]
     argv, _ = master_argv(cp, cluster.id)
     assert argv[-2] == f"{artifact_placeholder(sha)}/lib.py"
+
+
+def _java_tmpdirs(argv: list[str], env: dict[str, str], files: dict[str, str]) -> list[str]:
+    """The java.io.tmpdir a component's or step's JVM gets, by what starts it: Corral's
+    Hadoop launcher (from TMPDIR), Spark's launcher (from $SPARK_CONF_DIR/java-opts) or java
+    itself; [] for a command that starts no JVM of its own (python, a shell command)."""
+    programs = {a.rsplit("/", 1)[-1]: a for a in argv}  # also the tool a `bash -c` wrapper runs
+    hadoop = next((programs[p] for p in ("hadoop", "hdfs", "yarn", "mapred") if p in programs), None)
+    if hadoop is not None:
+        bin_dir = hadoop.rsplit("/", 1)[0] if "/" in hadoop else env["PATH"].split(":")[0]
+        assert '"-Djava.io.tmpdir=$TMPDIR"' in files[f"{bin_dir}/corral-hadoop"]
+        return [env["TMPDIR"]]
+    if {"spark-submit", "spark-class", "spark-sql", "beeline"} & set(programs):
+        return re.findall(r'"-Djava.io.tmpdir=([^"]+)"', files[env["SPARK_CONF_DIR"] + "/java-opts"])
+    if "java" in programs:
+        return [a.split("=", 1)[1] for a in argv if a.startswith("-Djava.io.tmpdir=")]
+    return []
+
+
+@pytest.mark.parametrize("services", [["hdfs", "yarn", "mapreduce", "spark", "hive"], ["spark"],
+                                      ["hdfs", "spark", "hive"]])
+def test_every_daemon_and_step_keeps_temporary_files_in_its_node_directory(cp: ControlPlane, services: list[str]) -> None:
+    sha = upload(cp)
+    cluster, _ = clusters.create_cluster(cp, make_spec(services=services))
+    place(cp, cluster.id)
+    requests = [StepRequest(type="SPARK", args=["/c/job.py"], files={"/c/job.py": sha}), StepRequest(type="SHELL", args=["mktemp"])]
+    if "mapreduce" in services:
+        requests += [StepRequest(type="HADOOP_JAR", args=["hadoop-mapreduce-examples.jar", "pi", "1", "1"]),
+                     StepRequest(type="STREAMING", args=["-mapper", "cat", "-input", "/i", "-output", "/o"])]
+    if "hive" in services:
+        requests += [StepRequest(type="SPARK_SQL", args=["SELECT 1"]), StepRequest(type="HIVE", args=["SELECT 1"])]
+    steps.add_steps(cp, cluster.id, requests)
+    with cp.store.session() as s:
+        for step in clusters.cluster_steps(s, cluster.id):
+            step.dispatched = True  # all at once, to render every kind's command
+    rendered = 0
+    for plan in plans(cp, cluster.id).values():
+        node_tmp = f"/nodes/{plan.node_id}/tmp"
+        files = {f.path: f.content for f in plan.files}
+        assert plan.base_env["TMPDIR"] == node_tmp  # bootstrap actions, and steps below
+        for component in plan.components:
+            env = {**plan.base_env, **component.env}
+            assert component.env["TMPDIR"] == node_tmp, component.name
+            jvm = _java_tmpdirs(component.argv, env, files)
+            assert jvm == [node_tmp], (component.name, component.argv, jvm)
+            rendered += 1
+        for cmd in plan.steps:
+            env = {**plan.base_env, **cmd.env}
+            assert env["TMPDIR"] == node_tmp, cmd.argv
+            assert set(_java_tmpdirs(cmd.argv, env, files)) <= {node_tmp}, cmd.argv
+        assert len(plan.steps) == (len(requests) if plan.role == "MASTER" else 0)
+    assert rendered >= (9 if "yarn" in services else 3)

@@ -57,7 +57,7 @@ def test_replication_is_min_of_three_and_the_core_count(cores: int, replication:
 def test_daemons_are_placed_by_role() -> None:
     v = view(workers=((NodeRole.CORE, "local.medium"), (NodeRole.TASK, "local.large")))
     assert placement(v) == {
-        "n-2": ["namenode", "resourcemanager", "jobhistoryserver", "spark-history-server"],
+        "n-2": ["namenode", "resourcemanager", "web-proxy", "jobhistoryserver", "spark-history-server"],
         "n-3": ["datanode", "nodemanager"],
         "n-4": ["nodemanager"],  # TASK: compute only, no HDFS
     }

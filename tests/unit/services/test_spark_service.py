@@ -137,7 +137,7 @@ def test_config_file_renders_effective_properties_with_user_overrides() -> None:
     assert user_set == user
     assert props["spark-defaults"]["spark.executor.memory"] == "1g"
     assert props["spark-defaults"]["spark.executor.cores"] == "2"  # defaults survive where not overridden
-    conf, _ = SPARK.config_files(v, v.nodes[1], props)
+    conf, _env, _java_opts = SPARK.config_files(v, v.nodes[1], props)
     assert conf.path == "/nodes/n-3/conf/spark/spark-defaults.conf" and conf.format == "properties"
     lines = conf.content.splitlines()
     assert "spark.executor.memory 1g" in lines
