@@ -93,14 +93,14 @@ class HdfsService(ServiceBase):
         if node.role is NodeRole.MASTER:
             name_dir = node.path("data", "hdfs", "name")
             # Format only a NameNode that has never been formatted: its VERSION file is the
-            # mark, so a restarted NameNode keeps its namespace.
-            start = (
-                f'test -f "{name_dir}/current/VERSION" || "$0" namenode -format -nonInteractive '
-                f'-clusterId "CID-{cluster.cluster_id}" || exit 1; exec "$0" namenode'
-            )
+            # mark, so a restarted NameNode keeps its namespace. The paths are arguments, not
+            # part of the script, so that no character in them is read as shell syntax.
+            start = ('test -f "$1/current/VERSION" || "$0" namenode -format -nonInteractive -clusterId "$2" '
+                     '|| exit 1; exec "$0" namenode')
             return [
                 hc.daemon(
-                    "namenode", self.name, node, ["/bin/bash", "-c", start, hdfs], heap="512m",
+                    "namenode", self.name, node,
+                    ["/bin/bash", "-c", start, hdfs, name_dir, f"CID-{cluster.cluster_id}"], heap="512m",
                     health=Probe(kind="http", host=node.address, port=NAMENODE_HTTP_PORT, path="/jmx?qry=java.lang:type=Runtime"),
                     ports=[NAMENODE_RPC_PORT, NAMENODE_HTTP_PORT], directories=[name_dir],
                 )

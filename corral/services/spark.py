@@ -255,8 +255,9 @@ class SparkService(ServiceBase):
             # The History Server refuses a missing log directory: create it in HDFS first
             # (retrying while the NameNode is still in safe mode).
             hdfs = hc.tool(node, "hdfs")
-            mkdir = f'until "{hdfs}" dfs -mkdir -p {HDFS_EVENT_DIR}; do sleep 2; done; exec "$@"'
-            argv = ["/bin/bash", "-c", mkdir, "spark-history-server", *argv]
+            # (The paths are arguments, not part of the script: nothing in them is shell syntax.)
+            mkdir = 'until "$1" dfs -mkdir -p "$2"; do sleep 2; done; shift 2; exec "$@"'
+            argv = ["/bin/bash", "-c", mkdir, "spark-history-server", hdfs, HDFS_EVENT_DIR, *argv]
             env.update(hc.client_env(cluster))
             env.pop("PATH")
             env["SPARK_DAEMON_CLASSPATH"] = f"{SPARK_JARS}:{HADOOP_CLASSES}"

@@ -193,3 +193,39 @@ def test_hive_runs_a_metastore_and_the_sql_endpoint_on_the_master() -> None:
 def test_hive_needs_hdfs_and_spark() -> None:
     errors = validate_services(make_spec(services=["spark", "hive"]))
     assert [(list(e.loc), e.msg) for e in errors] == [(["services", 1], "hive requires hdfs")]
+
+
+@pytest.mark.parametrize("component", ["namenode", "spark-history-server"])
+def test_start_scripts_read_node_paths_as_data(tmp_path: Path, component: str) -> None:
+    """The NameNode's format-once and the History Server's log-directory script run under
+    bash with Corral's paths as arguments: a node directory with shell syntax in its name
+    ($, quotes, backticks, spaces) reaches the tools exactly."""
+    odd = str(tmp_path / "a $HOME \"q\" `x` 'b'")
+    master = NodeView(node_id="n-2", role=NodeRole.MASTER, address="127.7.0.2", directory=odd, instance_type="local.small")
+    v = ClusterView(cluster_id="c-test", release="corral-1.0", services=ALL, nodes=(master, node(3, NodeRole.CORE, "local.medium")),
+                    user_configurations={})
+    props, _ = effective_properties(v)
+    (spec,) = [c for s in v.services for c in get_service(s).components(v, master, props) if c.name == component]
+    assert spec.argv[:2] == ["/bin/bash", "-c"]
+    record = tmp_path / "calls"
+    fake = tmp_path / "fake-tool"  # stands for Corral's hdfs launcher and for spark-class
+    fake.write_text(f'#!/bin/sh\nprintf "%s|" "$(basename "$0")" "$@" >> {record}; echo >> {record}\n')
+    fake.chmod(0o755)
+    hdfs = hc.tool(master, "hdfs")
+    argv = [fake.as_posix() if a in (hdfs, "${SPARK_HOME}/bin/spark-class") else a for a in spec.argv]
+    assert hdfs not in argv, argv  # the tool is an argument, so it could be swapped
+    subprocess.run(argv, check=True, timeout=30)
+    calls = record.read_text().splitlines()
+    if component == "namenode":
+        name_dir = master.path("data", "hdfs", "name")
+        assert calls == ["fake-tool|namenode|-format|-nonInteractive|-clusterId|CID-c-test|",
+                         "fake-tool|namenode|"], (calls, name_dir)
+        Path(name_dir, "current").mkdir(parents=True)
+        Path(name_dir, "current", "VERSION").write_text("formatted\n")
+        record.unlink()
+        subprocess.run(argv, check=True, timeout=30)
+        assert record.read_text().splitlines() == ["fake-tool|namenode|"]  # formatted once
+    else:
+        conf = master.path("conf", "spark") + "/spark-defaults.conf"
+        assert calls == ["fake-tool|dfs|-mkdir|-p|/spark-history|",
+                         f"fake-tool|org.apache.spark.deploy.history.HistoryServer|--properties-file|{conf}|"]
