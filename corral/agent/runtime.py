@@ -96,7 +96,7 @@ def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
     values["SPARK_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "spark", spark_home))
     values["HADOOP_CDS_OPTS"] = cds.java_options(None)
     if spec.hadoop_version:
-        values["HADOOP_HOME"] = str(ensure_hadoop(runtime_dir, java_home, spec.hadoop_version))
+        values["HADOOP_HOME"] = str(ensure_hadoop(runtime_dir, java_home, spec.hadoop_version, spark_home))
         values["HADOOP_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "hadoop",
                                                                       values["HADOOP_HOME"]))
     return values

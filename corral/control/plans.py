@@ -6,7 +6,6 @@ something a plan depends on changes, and agents long-poll for a newer version.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, NodePlan, RuntimeSpec, StepCommand,

@@ -3,8 +3,9 @@
 ``maven/pom.xml`` names the artifacts; ``mvn package`` on it copies them (with what they
 pull in) to ``<cache>/hadoop-<version>-<digest>/lib`` and unpacks the HDFS web UIs to
 ``resources/``. Corral's Java classes (``java/``: a socket factory that binds outgoing
-connections to the node's own address, the web proxy's redirect filter) are compiled
-beside them into ``classes/``. The
+connections to the node's own address, the web proxy's redirect filter, and the Spark
+driver plugin that keeps YARN's AM filter and the driver's UI start apart) are compiled
+beside them into ``classes/``, against these jars and the release's Spark jars. The
 directory name carries a digest of those inputs, so a changed pom means a new directory,
 never a half-updated one; the directory appears only once complete (built under a
 temporary name, then renamed).
@@ -72,7 +73,15 @@ def _run(argv: list[str], what: str, cwd: Path, env: dict[str, str] | None = Non
         raise DeployError(f"{what} failed (exit {result.returncode}):\n{tail}")
 
 
-def _build(target: Path, java_home: str | None) -> None:
+def _spark_jars(spark_home: str | None) -> Path:
+    if spark_home is None:
+        import pyspark  # noqa: PLC0415 - the control plane's and the tests' own Spark
+
+        spark_home = str(Path(pyspark.__file__).parent)
+    return Path(spark_home) / "jars"
+
+
+def _build(target: Path, java_home: str | None, spark_home: str | None) -> None:
     mvn = _tool("mvn", "install Maven, e.g. `apt-get install maven`")
     pom = Path(str(resources.files("corral.runtime").joinpath("maven/pom.xml")))
     env_java = str(Path(java_home, "bin", "javac")) if java_home else None
@@ -90,7 +99,8 @@ def _build(target: Path, java_home: str | None) -> None:
     classes = target / "classes"
     classes.mkdir()
     _run([javac, f"-J-Djava.io.tmpdir={scratch}", "-nowarn", "--release", "17", "-d", str(classes),
-          "-cp", str(target / "lib") + "/*", *map(str, _java_sources())], "compiling Corral's Hadoop socket factory",
+          "-cp", f"{target / 'lib'}/*:{_spark_jars(spark_home)}/*", *map(str, _java_sources())],
+         "compiling Corral's Java classes (corral/runtime/java)",
          target, env)
     shutil.rmtree(scratch, ignore_errors=True)
     for alias, prefix in TOOL_JARS.items():
@@ -100,8 +110,11 @@ def _build(target: Path, java_home: str | None) -> None:
         (target / alias).symlink_to(Path("lib") / jar.name)
 
 
-def ensure_hadoop(cache: Path | None = None, java_home: str | None = None, version: str = HADOOP_VERSION) -> Path:
-    """The Hadoop home for ``version``, fetched on first use (concurrent callers wait)."""
+def ensure_hadoop(cache: Path | None = None, java_home: str | None = None, version: str = HADOOP_VERSION,
+                  spark_home: str | None = None) -> Path:
+    """The Hadoop home for ``version``, fetched on first use (concurrent callers wait).
+    ``spark_home``: the Spark that Corral's Spark classes are compiled against (default:
+    the installed pyspark). Raises DeployError when a tool is missing or the build fails."""
     if version != HADOOP_VERSION:
         raise DeployError(f"this Corral fetches Hadoop {HADOOP_VERSION} only (maven/pom.xml), not {version}")
     cache = cache or default_cache()
@@ -115,7 +128,7 @@ def ensure_hadoop(cache: Path | None = None, java_home: str | None = None, versi
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
         try:
-            _build(building, java_home)
+            _build(building, java_home, spark_home)
         except BaseException:
             shutil.rmtree(building, ignore_errors=True)
             raise

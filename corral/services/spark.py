@@ -33,6 +33,7 @@ WORKER_UI_PORT = 8081
 HISTORY_UI_PORT = 18080
 HDFS_EVENT_DIR = "/spark-history"
 HADOOP_CLASSES = "${HADOOP_HOME}/classes"
+AM_FILTER_BARRIER = "io.corral.spark.AmFilterBarrier"  # in HADOOP_CLASSES (corral/runtime/java)
 SPARK_EXTRA_CLASSPATH = f"{HADOOP_CLASSES}:{S3_JARS}:{JDBC_JARS}"
 # Every Spark JVM's class path starts with Spark's jars, the class path of the host's
 # class-data archive (``corral.runtime.cds``), so that the JVM can map it; SPARK_CDS_OPTS
@@ -169,6 +170,10 @@ class SparkService(ServiceBase):
             # of the node it landed on, which YARN expands from the NodeManager's env.
             "spark.yarn.appMasterEnv.SPARK_LOCAL_IP": "{{CORRAL_BIND_ADDRESS}}",
             "spark.yarn.submit.waitAppCompletion": "true",
+            # A client-mode driver attaches its web UI only once the AM's filter is on it:
+            # else the two can overlap and fail the SparkContext (io.corral.spark.AmFilterBarrier).
+            # The "default" list: a user's spark.plugins come on top of it.
+            "spark.plugins.defaultList": AM_FILTER_BARRIER,
         }
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:

@@ -54,6 +54,10 @@ def run_every_step_type(cp: ControlPlaneProcess, cluster: dict[str, Any], tmp_pa
     logs = {kind: cp.log(cid, step["id"]) for kind, step in steps}
     assert "TOTAL 10000100000" in logs["client"]
     if on_yarn:
+        # The client-mode driver attached its UI after the AM's filter (io.corral.spark.AmFilterBarrier),
+        # which the AM of a step beside the SQL endpoint sends while that driver is starting.
+        assert "The ApplicationMaster's web UI filter is on the driver's UI handlers" in cp.log(cid, steps[0][1]["id"], "stderr")
+    if on_yarn:
         # The driver ran in YARN: its output is in the aggregated logs, not the step's.
         cluster_step = cp.step(cid, steps[1][1]["id"])
         assert len(cluster_step["yarn_application_ids"]) == 1

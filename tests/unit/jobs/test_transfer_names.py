@@ -3,7 +3,7 @@ that the quoted SQL addresses exactly the named object in real PostgreSQL and Ma
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +14,6 @@ from corral.domain.sql_names import Name, check_for, parse_name, quote
 from corral.domain.transfer_request import DataTransferRequest
 from corral.jobs.transfer import TransferStep, parse
 from tests.mariadb import MariaDBServer
-from tests.postgres import PostgresServer
 
 PG_URL, MY_URL = "jdbc:postgresql://db/shop", "jdbc:mysql://db/shop"
 
@@ -123,15 +122,6 @@ def test_transfers_take_exact_names_and_refuse_only_what_the_database_cannot_hol
 
 NAMES = [Name(("Sales",)), Name(("sales",)), Name(("SALES",)), Name(("order",)), Name(("my table",)),
          Name(('say "hi"',)), Name(("a`b",)), Name(("Straße",)), Name(("t; DROP TABLE x",))]
-
-
-@pytest.fixture
-def pg(postgres_server: PostgresServer) -> Iterator[psycopg.Connection]:
-    name = postgres_server.create_database()
-    with psycopg.connect(host="127.0.0.1", port=postgres_server.port, user="corral",
-                         password=postgres_server.password, dbname=name, autocommit=True) as conn:
-        yield conn
-    postgres_server.drop_database(name)
 
 
 @pytest.mark.postgres

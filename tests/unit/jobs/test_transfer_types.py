@@ -5,7 +5,7 @@ their values need. (The whole path, through Spark and a cluster, is in test_data
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,7 +13,6 @@ import pytest
 from corral.jobs.transfer_types import (MYSQL_TYPES, Column, Unrepresentable, column_type, connection_properties,
                                         probe_queries, with_utc)
 from tests.mariadb import MariaDBServer
-from tests.postgres import PostgresServer
 
 # java.sql.Types and the metadata pgjdbc / MariaDB Connector/J report for these columns
 DATE, TIME, TIMESTAMP, NUMERIC, DECIMAL = 91, 92, 93, 2, 3
@@ -24,15 +23,6 @@ PG_COLUMNS = {"d": Column("d", DATE, "date", 13, 0), "t": Column("t", TIMESTAMP,
 PG_DDL = "d date, t timestamp, z timestamptz, tm time, n numeric, wide numeric(50, 10), fine numeric(60, 45), ok numeric(10, 2)"
 GOOD_PG = ("'0001-01-01', '2024-03-10 02:30:00', '0001-01-01 00:00:00+00', '23:59:59.999', "
            "-12345.123456789012345678901, 1234567890123456789012345678.1234567890, NULL, 1.5")
-
-
-@pytest.fixture
-def pg(postgres_server: PostgresServer) -> Iterator[psycopg.Connection]:
-    name = postgres_server.create_database()
-    with psycopg.connect(host="127.0.0.1", port=postgres_server.port, user="corral",
-                         password=postgres_server.password, dbname=name, autocommit=True) as conn:
-        yield conn
-    postgres_server.drop_database(name)
 
 
 def outcome(run: Any, dialect: Any, columns: list[Column], relation: str) -> dict[str, str]:

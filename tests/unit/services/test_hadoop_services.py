@@ -141,6 +141,9 @@ def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> 
     assert executor >= 1792
     assert "spark.driver.host" not in props  # on YARN the driver's address depends on where it runs
     assert props["spark.eventLog.dir"] == "hdfs://127.7.0.2:8020/spark-history"
+    # the driver plugin that orders the AM's UI filter and the UI's start, from Corral's classes
+    assert props["spark.plugins.defaultList"] == "io.corral.spark.AmFilterBarrier"
+    assert "${HADOOP_HOME}/classes" in props["spark.driver.extraClassPath"].split(":")
 
 
 def test_mapreduce_tasks_fit_the_nodemanagers() -> None:

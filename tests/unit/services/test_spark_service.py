@@ -63,6 +63,7 @@ def test_defaults_point_at_the_master() -> None:
     defaults = props["spark-defaults"]
     assert defaults["spark.master"] == f"spark://127.7.0.2:{MASTER_PORT}"
     assert defaults["spark.driver.host"] == "127.7.0.2"
+    assert "spark.plugins.defaultList" not in defaults  # standalone: no YARN AM, and no Corral classes
     assert defaults["spark.eventLog.dir"] == "file:///nodes/n-2/data/spark-events"
     assert defaults["spark.history.fs.logDirectory"] == defaults["spark.eventLog.dir"]
     assert props["spark-env"] == {}
