@@ -127,11 +127,7 @@ def run_spark(t: Transfer, step_id: str, args: list[str]) -> int:
     argv = [f"{os.environ['SPARK_HOME']}/bin/spark-submit", "--name", f"corral data {t.direction} {step_id}",
             "--conf", "spark.ui.showConsoleProgress=false",
             # No web UI: nobody watches a transfer's (the History Server has its event log,
-            # and is its tracking URL on YARN). In client mode a UI can fail the job at
-            # start: Spark attaches its UI handlers (SparkUI.attachAllHandlers, SPARK-36237)
-            # without the lock under which YarnSchedulerBackend.addWebUIFilter adds the YARN
-            # AM filter to the same handlers, so Jetty's ServletHandler.initialize can meet a
-            # ConcurrentModificationException.
+            # and is its tracking URL on YARN), and a UI is a Jetty server more to start.
             "--conf", "spark.ui.enabled=false", "--conf", "spark.yarn.historyServer.allowTracking=true",
             # start with the executors that are there (on YARN Spark waits up to 30 s for 80 %)
             "--conf", "spark.scheduler.minRegisteredResourcesRatio=0"]
