@@ -155,7 +155,8 @@ class StepRunner:
             else:
                 how = f"exit code {step.exit_code}" if step.exit_code is not None else "killed"
                 step.status = "FAILED"
-                step.message = f"{how}; last lines of stderr:\n" + tail(self.step_dir(step_id) / "stderr", 15)
+                last = tail(self.step_dir(step_id) / "stderr", 15)
+                step.message = f"{how}; last lines of stderr:\n{last}" if last.strip() else f"{how}; nothing on stderr"
             self._save(step)
 
     def stop_all(self) -> None:

@@ -92,7 +92,8 @@ def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> N
     reason = c["state_change_reason"]
     console.print(f"[bold]{c['id']}[/bold] '{c['name']}'  {styled(c['status'])}  release {c['release']}  "
                   f"services {', '.join(c['services'])}" + ("  auto-terminate" if c["auto_terminate"] else ""))
-    console.print(f"  reason: {reason['code'] or '-'}: {reason['message'] or '-'}")
+    said = ": ".join(part for part in (reason["code"], reason["message"]) if part)
+    console.print(f"  reason: {said or '-'}")
     console.print(f"  created {when(tl['created_at'])}  ready {when(tl['ready_at'])}  ended {when(tl['ended_at'])}")
     for name, url in {**c["web_uis"], **c.get("endpoints", {})}.items():
         console.print(f"  {name:<22} {url}")
@@ -144,7 +145,9 @@ def terminate(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="
         ok = cluster_terminated(cluster, client.get(f"/clusters/{cluster_id}/operations"))
 
     def show() -> None:
-        console.print(f"Cluster {cluster_id} is {styled(cluster['status'])}")
+        # Without --wait the answer is the request's: the reconciler moves the status next.
+        going = cluster["status"] not in ENDED and cluster.get("target") == "TERMINATED"
+        console.print(f"Cluster {cluster_id} is {styled(cluster['status'])}" + (", terminating" if going else ""))
         if not ok:
             console.print(cluster["state_change_reason"]["message"] or "", markup=False, highlight=False)
 

@@ -9,6 +9,8 @@ plane never reads a path of its own disk for them.
 
 from __future__ import annotations
 
+import unicodedata
+
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -44,6 +46,19 @@ def _no_nul(value: str) -> str:
 Argument = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _one_line(value: str) -> str:
+    """A name is shown on one line of a table, a log and an event: no control characters
+    (Unicode category Cc: NUL, tab, newline, ESC ...) and no line or paragraph separators."""
+    for offset, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            raise ValueError(f"a name cannot hold control characters or line breaks ({char!r} at offset {offset})")
+    return value
+
+
+# A cluster's, step's or bootstrap action's name (EMR's Name, on one line).
+DisplayName = Annotated[str, AfterValidator(_one_line)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
@@ -67,7 +82,7 @@ class Configuration(_Model):
 
 
 class BootstrapAction(_Model):
-    name: str | None = None
+    name: DisplayName | None = Field(default=None, max_length=256)
     path: str = Field(description="the script's absolute path on the client")
     # The script's content, uploaded before the create (the CLI does both).
     sha256: Sha256 | None = Field(default=None, description="sha256 of the uploaded script (PUT /api/v1/artifacts/{sha256})")
@@ -132,7 +147,7 @@ StepTimeout = Annotated[int, Field(strict=True, ge=1, le=MAX_STEP_TIMEOUT_SECOND
 
 
 class StepRequest(_Model):
-    name: str | None = Field(default=None, max_length=256)
+    name: DisplayName | None = Field(default=None, max_length=256)
     type: StepType
     args: list[Argument] = Field(default_factory=list)
     action_on_failure: ActionOnFailure = ActionOnFailure.CONTINUE
@@ -148,7 +163,7 @@ class StepRequest(_Model):
 
 
 class ClusterSpec(_Model):
-    name: str = Field(min_length=1, max_length=128)
+    name: DisplayName = Field(min_length=1, max_length=128)
     release: str = DEFAULT_RELEASE
     # None (absent) means the release's default services: Hadoop + Spark.
     services: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]

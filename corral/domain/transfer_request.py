@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from corral.domain.spec import StepTimeout
+from corral.domain.spec import DisplayName, StepTimeout
 from corral.domain.states import ActionOnFailure
 
 # Option named in a parse error -> the request field at fault
@@ -23,7 +23,7 @@ FIELD_OF_OPTION = {
 class DataTransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str | None = Field(default=None, max_length=256)
+    name: DisplayName | None = Field(default=None, max_length=256)
     source: str = Field(alias="from", min_length=1, max_length=4096,
                         description="s3a://bucket/path, hdfs:///path, hive:[db.]table or jdbc:postgresql://...")
     target: str = Field(alias="to", min_length=1, max_length=4096)

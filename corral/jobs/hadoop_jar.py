@@ -15,6 +15,7 @@ from __future__ import annotations
 from corral.errors import FieldError
 from corral.jobs.base import Command, StepKindBase
 from corral.jobs.files import LocalFile, leading_generic_options, scheme_of
+from corral.jobs.mapreduce_conf import job_fit_errors, leading_d_options
 from corral.runtime.hadoop import TOOL_JARS
 from corral.services.base import ClusterView
 
@@ -26,6 +27,12 @@ def release_jar(arg: str) -> str | None:
 
 def _known() -> str:
     return ", ".join(sorted(TOOL_JARS))
+
+
+def _generic_start(args: list[str]) -> int:
+    """Generic options start right after the jar (a manifest main class) or after the
+    first argument (the main class, or a driver's program name)."""
+    return 1 if len(args) > 1 and args[1].startswith("-") else 2
 
 
 class HadoopJarStep(StepKindBase):
@@ -46,11 +53,12 @@ class HadoopJarStep(StepKindBase):
         else:  # RunJar opens it with java.io.File
             hint = f" (it is not one of the release's jars either: {_known()})" if "/" not in jar else ""
             files.append(LocalFile(0, jar, "jar", 0, len(jar), hint=hint))
-        # Generic options start right after the jar (a manifest main class) or after the
-        # first argument (the main class, or a driver's program name).
-        start = 1 if len(args) > 1 and args[1].startswith("-") else 2
-        found, errors = leading_generic_options(args, start)
+        found, errors = leading_generic_options(args, _generic_start(args))
         return files + found, errors
+
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        """A job whose own -D sizes (mapreduce.map.memory.mb, ...) no NodeManager could place."""
+        return job_fit_errors(leading_d_options(args, _generic_start(args)), cluster, props, "HADOOP_JAR")
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         jar = release_jar(args[0]) or args[0]

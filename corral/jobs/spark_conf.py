@@ -73,6 +73,17 @@ def fit_errors(args: list[str], cluster: ClusterView, props: dict[str, dict[str,
     if cluster_mode and "spark.driver.memory" not in own and "spark.driver.memory" not in cluster.user_configurations.get(
             "spark-defaults", {}) and "yarn" in cluster.services:
         spark["spark.driver.memory"] = f"{sizing.derive(cluster).cluster_driver_heap_mib}m"
+    mode = "cluster-mode " if cluster_mode else ""
+    if "yarn" in cluster.services and sizing.nodemanagers(cluster):
+        asks = sizing.SPARK_CLUSTER_VCORE_KEYS if cluster_mode else sizing.SPARK_VCORE_KEYS
+        try:
+            found: tuple[str | None, str] | None = sizing.vcores_over_maximum(spark, asks, sizing.max_vcores(props))
+        except ValueError as exc:
+            found = None, str(exc)
+        if found is not None:
+            key, reason = found
+            at = own[key][1] if key in own else None
+            return [FieldError(("args", at) if at is not None else ("args",), f"this {mode}SPARK step could never run: {reason}")]
     try:
         reason = _unschedulable(cluster, props, spark, cluster_mode)
     except ValueError as exc:
@@ -83,7 +94,6 @@ def fit_errors(args: list[str], cluster: ClusterView, props: dict[str, dict[str,
                    "spark.driver.memoryOverhead", "spark.executor.cores", "spark.submit.deployMode",
                    "spark.yarn.am.memory", "spark.executor.pyspark.memory", "spark.memory.offHeap.size")
     at = next((own[k][1] for k in sizing_keys if k in own), None)
-    mode = "cluster-mode " if cluster_mode else ""
     return [FieldError(("args", at) if at is not None else ("args",), f"this {mode}SPARK step could never run: {reason}")]
 
 

@@ -18,6 +18,7 @@ from corral.errors import FieldError
 from corral.jobs.base import Command, StepKindBase
 from corral.jobs.files import (Dialect, GenericOption, GENERIC_FILE_LISTS, LocalFile, encode, generic_option,
                                generic_option_files, reference)
+from corral.jobs.mapreduce_conf import d_option, job_fit_errors
 from corral.services.base import ClusterView
 
 PROGRAM_OPTIONS = ("mapper", "reducer", "combiner", "mapdebug", "reducedebug")
@@ -78,6 +79,25 @@ class StreamingStep(StepKindBase):
 
     def command(self, args: list[str], cluster: ClusterView) -> Command:
         return Command(argv=["${PYTHON}", "-m", "corral.jobs.streaming_run", *args], env={})
+
+    def fit_errors(self, args: list[str], cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[FieldError]:
+        """A job whose own -D (or -jobconf) sizes no NodeManager could place."""
+        own: dict[str, tuple[str, int]] = {}
+        i = 0
+        while i < len(args):
+            generic = generic_option(args, i)
+            if isinstance(generic, GenericOption):
+                setting = d_option(generic)
+                if setting:
+                    own[setting[0]] = (setting[1], generic.value_index)
+                i = generic.next_index
+                continue
+            name = _streaming_option(args[i])
+            if name == "jobconf" and i + 1 < len(args) and "=" in args[i + 1]:
+                key, _, value = args[i + 1].partition("=")
+                own[key.strip()] = (value, i + 1)
+            i += 2 if name is not None else 1
+        return job_fit_errors(own, cluster, props, "STREAMING")
 
 
 def rewrite(args: list[str], python: str) -> list[str]:

@@ -275,34 +275,96 @@ def check(cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[Proble
     return problems
 
 
-def _check_yarn(cluster: ClusterView, nodes: list[NodeView], props: dict[str, dict[str, str]]) -> list[Problem]:
-    site, sched, mapred = props.get("yarn-site", {}), props.get("capacity-scheduler", {}), props.get("mapred-site", {})
-    spark = props.get("spark-defaults", {})
-    nms = tuple(nodemanager_mib(cluster, n) for n in nodes)
-    yarn = Yarn(nodemanagers=nms, min_allocation_mib=_int(site, "yarn.scheduler.minimum-allocation-mb", 1024),
+def yarn_model(cluster: ClusterView, nodes: list[NodeView], props: dict[str, dict[str, str]]) -> Yarn:
+    """What YARN offers with the effective ``yarn-site`` and ``capacity-scheduler``."""
+    site, sched = props.get("yarn-site", {}), props.get("capacity-scheduler", {})
+    return Yarn(nodemanagers=tuple(nodemanager_mib(cluster, n) for n in nodes),
+                min_allocation_mib=_int(site, "yarn.scheduler.minimum-allocation-mb", 1024),
                 max_allocation_mib=_int(site, "yarn.scheduler.maximum-allocation-mb", 8192),
                 am_percent=float(sched.get("yarn.scheduler.capacity.maximum-am-resource-percent", "0.1")))
+
+
+def max_vcores(props: dict[str, dict[str, str]]) -> int:
+    """YARN's largest container in vcores (its default is 4)."""
+    return _int(props.get("yarn-site", {}), "yarn.scheduler.maximum-allocation-vcores", 4)
+
+
+# What each application's containers ask in vcores (all default to 1).
+SPARK_VCORE_KEYS = (("spark.executor.cores", "an executor"), ("spark.yarn.am.cores", "the ApplicationMaster"))
+SPARK_CLUSTER_VCORE_KEYS = (("spark.executor.cores", "an executor"), ("spark.driver.cores", "the driver"))
+MR_VCORE_KEYS = (("yarn.app.mapreduce.am.resource.cpu-vcores", "the ApplicationMaster"),
+                 ("mapreduce.map.cpu.vcores", "a map"), ("mapreduce.reduce.cpu.vcores", "a reduce"))
+
+
+def vcores_over_maximum(values: dict[str, str], asks: tuple[tuple[str, str], ...], maximum: int) -> tuple[str, str] | None:
+    """(the key, the reason) for the first container of ``asks`` that would ask for more
+    vcores than ``maximum``: YARN refuses such a request (InvalidResourceRequestException,
+    SchedulerUtils.validateResourceRequest) whatever its resource calculator places by.
+    Raises ValueError for a value that is not a whole number."""
+    for key, what in asks:
+        cores = _int(values, key, 1)
+        if cores > maximum:
+            return key, (f"{what} asks for {cores} vcores ({key}), more than YARN's largest container of {maximum} "
+                         "(yarn.scheduler.maximum-allocation-vcores: the largest NodeManager's vcores)")
+    return None
+
+
+def mapreduce_app(mapred: dict[str, str], name: str = "MapReduce steps") -> YarnApp:
+    return YarnApp(name, _int(mapred, "yarn.app.mapreduce.am.resource.mb", 1536),
+                   (("map", _int(mapred, "mapreduce.map.memory.mb", 1024)),
+                    ("reduce", _int(mapred, "mapreduce.reduce.memory.mb", 1024))))
+
+
+def always_on(cluster: ClusterView, props: dict[str, dict[str, str]]) -> tuple[YarnApp, ...]:
+    """The applications that hold an AM for the cluster's whole life: the SQL endpoint's."""
+    if "hive" not in cluster.services or "spark" not in cluster.services:
+        return ()
+    return (YarnApp("the SQL endpoint", spark_am_container(props.get("spark-defaults", {}), cluster_mode=False)),)
+
+
+def mapreduce_step_unschedulable(cluster: ClusterView, props: dict[str, dict[str, str]],
+                                 own: dict[str, str]) -> tuple[str | None, str] | None:
+    """Whether a MapReduce job (HADOOP_JAR, STREAMING) whose own ``-D`` settings are ``own``
+    could never run on ``cluster``: (the key at fault, if one of ``own``, the reason)."""
+    nodes = nodemanagers(cluster)
+    if "yarn" not in cluster.services or not nodes:
+        return None
+    mapred = {**props.get("mapred-site", {}), **own}
+    over = vcores_over_maximum(mapred, MR_VCORE_KEYS, max_vcores(props))
+    if over:
+        return over
+    reason = yarn_unschedulable(yarn_model(cluster, nodes, props), mapreduce_app(mapred, "the job"), always_on(cluster, props))
+    if reason is None:
+        return None
+    return next((k for _, k in MR_KEYS if k in own), None), reason
+
+
+def _check_yarn(cluster: ClusterView, nodes: list[NodeView], props: dict[str, dict[str, str]]) -> list[Problem]:
+    spark, mapred = props.get("spark-defaults", {}), props.get("mapred-site", {})
+    yarn = yarn_model(cluster, nodes, props)
+    problems = []
     # (the application, what always runs beside it, the properties that size them)
     apps: list[tuple[YarnApp, tuple[YarnApp, ...], tuple[tuple[str, str], ...]]] = []
-    always_on: tuple[YarnApp, ...] = ()
+    beside = always_on(cluster, props)
     if "spark" in cluster.services:
+        over = vcores_over_maximum(spark, SPARK_VCORE_KEYS, max_vcores(props)) \
+            or vcores_over_maximum(spark, SPARK_CLUSTER_VCORE_KEYS, max_vcores(props))
+        if over:
+            problems.append(Problem(f"SPARK steps could never run: {over[1]}", (("spark-defaults", over[0]),)))
         executor = ("executor", spark_executor_container(spark))
         client = YarnApp("SPARK steps (client mode)", spark_am_container(spark, cluster_mode=False), (executor,))
-        if "hive" in cluster.services:
+        if beside:
             # The SQL endpoint is a client-mode application that never ends: its AM is
             # always there, and a query needs one executor beside it.
-            endpoint = YarnApp("the SQL endpoint", client.am_mib, (executor,))
-            always_on = (endpoint,)
-            apps.append((YarnApp("SQL queries", endpoint.am_mib, (executor,)), (), SPARK_AM_KEYS + SPARK_EXECUTOR_KEYS))
-        apps.append((client, always_on, SPARK_AM_KEYS + SPARK_EXECUTOR_KEYS))
+            apps.append((YarnApp("SQL queries", beside[0].am_mib, (executor,)), (), SPARK_AM_KEYS + SPARK_EXECUTOR_KEYS))
+        apps.append((client, beside, SPARK_AM_KEYS + SPARK_EXECUTOR_KEYS))
     if "mapreduce" in cluster.services:
-        mr = YarnApp("MapReduce steps", _int(mapred, "yarn.app.mapreduce.am.resource.mb", 1536),
-                     (("map", _int(mapred, "mapreduce.map.memory.mb", 1024)),
-                      ("reduce", _int(mapred, "mapreduce.reduce.memory.mb", 1024))))
-        apps.append((mr, always_on, MR_KEYS + (SPARK_AM_KEYS if always_on else ())))
-    problems = []
-    for app, beside, keys in apps:
-        reason = yarn_unschedulable(yarn, app, beside)
+        over = vcores_over_maximum(mapred, MR_VCORE_KEYS, max_vcores(props))
+        if over:
+            problems.append(Problem(f"MapReduce steps could never run: {over[1]}", (("mapred-site", over[0]),)))
+        apps.append((mapreduce_app(mapred), beside, MR_KEYS + (SPARK_AM_KEYS if beside else ())))
+    for app, others, keys in apps:
+        reason = yarn_unschedulable(yarn, app, others)
         if reason:
             problems.append(Problem(f"{app.name} could never run: {reason}", keys + YARN_KEYS))
     return problems

@@ -50,7 +50,8 @@ def test_steps_run_in_order_with_action_on_failure(shared_cp: ControlPlaneProces
     assert Path(conf_dir, "spark-defaults.conf").exists()
     assert submit == f"{spark_home}/bin/spark-submit"
 
-    assert shared_cp.wait_step(cid, stop["id"])["status"] == "FAILED"
+    stopped = shared_cp.wait_step(cid, stop["id"])
+    assert stopped["status"] == "FAILED" and stopped["state_message"] == "exit code 1; nothing on stderr"
     never = shared_cp.wait_step(cid, never["id"])
     assert never["status"] == "CANCELLED" and "CANCEL_AND_WAIT" in never["state_message"]
     assert never["started_at"] is None

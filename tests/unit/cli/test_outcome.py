@@ -146,3 +146,13 @@ def test_step_add_and_cancel_exit_alike_in_both_formats(cp: ControlPlane, api_ur
     add_shell_steps(cp, row.id, 1)
     last = steps.list_steps(cp, row.id)[-1]
     assert both_ways(monkeypatch, capfd, "step", "describe", row.id, last.id) == [0, 0]
+
+
+def test_terminate_without_wait_says_the_cluster_is_terminating(cp: ControlPlane, api_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    assert corral(monkeypatch, *CREATE, "--no-wait") == 0
+    (row,) = clusters.list_clusters(cp)
+    capfd.readouterr()
+    assert corral(monkeypatch, "cluster", "terminate", row.id) == 0
+    assert f"Cluster {row.id} is STARTING, terminating" in capfd.readouterr().out

@@ -12,7 +12,9 @@ import pytest
 from corral.control.views import effective_properties
 from corral.domain.catalog import INSTANCE_TYPES, RELEASES
 from corral.errors import FieldError
+from corral.jobs.hadoop_jar import HadoopJarStep
 from corral.jobs.spark import SparkStep
+from corral.jobs.streaming import StreamingStep
 from corral.services import sizing
 from corral.services.fit import Worker, Yarn, YarnApp, standalone_unschedulable, yarn_unschedulable
 from corral.services.registry import SERVICES, spec_view, validate_services
@@ -210,3 +212,52 @@ def test_steps_that_could_never_run_are_refused_naming_the_argument() -> None:
     (error,) = SparkStep().fit_errors(["--conf", "spark.executor.memory=2g", "app.py"], view, props)
     assert error.loc == ("args", 1) and "maximum-allocation-mb" in error.msg
     assert SparkStep().fit_errors(["app.py", "--executor-memory", "9g"], view, props) == []  # the app's own argument
+
+
+def test_steps_asking_more_vcores_than_yarns_largest_container_are_refused_naming_the_argument() -> None:
+    """YARN refuses such requests (InvalidResourceRequestException); CapacityScheduler's
+    default calculator places by memory only, so only this bound is ever final."""
+    view = spec_view(make_spec(services=["hdfs", "yarn", "mapreduce", "spark"], node_groups=groups("local.medium", 1)))
+    props, _ = effective_properties(view)
+    assert props["yarn-site"]["yarn.scheduler.maximum-allocation-vcores"] == "2"
+    (error,) = SparkStep().fit_errors(["--executor-cores", "8", "job.py"], view, props)
+    assert error.loc == ("args", 1) and "8 vcores (spark.executor.cores)" in error.msg
+    assert "maximum-allocation-vcores" in error.msg
+    (error,) = SparkStep().fit_errors(["--deploy-mode", "cluster", "--conf", "spark.driver.cores=3", "job.py"], view, props)
+    assert error.loc == ("args", 3) and "the driver asks for 3 vcores" in error.msg
+    assert SparkStep().fit_errors(["--executor-cores", "2", "--conf", "spark.driver.cores=3", "job.py"], view, props) == []
+    (error,) = SparkStep().fit_errors(["--executor-cores", "two", "job.py"], view, props)
+    assert "whole number" in error.msg
+
+
+def test_mapreduce_steps_whose_own_sizes_could_never_run_are_refused_naming_the_argument() -> None:
+    view = spec_view(make_spec(services=["hdfs", "yarn", "mapreduce", "spark", "hive"], node_groups=groups("local.medium", 1)))
+    props, _ = effective_properties(view)
+    jar = HadoopJarStep()
+    (error,) = jar.fit_errors(["hadoop-mapreduce-examples.jar", "pi", "-Dmapreduce.map.memory.mb=9000", "1", "10"], view, props)
+    assert error.loc == ("args", 2) and "HADOOP_JAR step could never run" in error.msg and "9000 MiB" in error.msg
+    (error,) = jar.fit_errors(["x.jar", "-D", "mapreduce.reduce.cpu.vcores=4", "in", "out"], view, props)
+    assert error.loc == ("args", 2) and "a reduce asks for 4 vcores" in error.msg
+    # an AM that fits alone, but never beside the SQL endpoint's AM within the AM share
+    (error,) = jar.fit_errors(["x.jar", "Main", "-Dyarn.app.mapreduce.am.resource.mb=2048"], view, props)
+    assert error.loc == ("args", 2) and "could never run" in error.msg
+    assert jar.fit_errors(["x.jar", "Main", "-Dmapreduce.map.memory.mb=512", "in"], view, props) == []
+    assert jar.fit_errors(["x.jar", "Main", "in", "-Dmapreduce.map.memory.mb=9000"], view, props) == []  # the program's own
+    stream = StreamingStep()
+    (error,) = stream.fit_errors(["-input", "/i", "-output", "/o", "-mapper", "cat", "-D", "mapreduce.map.memory.mb=4g"],
+                                 view, props)
+    assert error.loc == ("args", 7) and "whole number" in error.msg
+    (error,) = stream.fit_errors(["-input", "/i", "-jobconf", "mapreduce.map.memory.mb=9000", "-mapper", "cat"], view, props)
+    assert error.loc == ("args", 3)
+    assert stream.fit_errors(["-input", "/i", "-output", "/o", "-mapper", "cat", "-D", "mapreduce.job.reduces=0"],
+                             view, props) == []
+
+
+def test_vcores_over_yarns_maximum_in_the_spec_are_refused_at_create() -> None:
+    for classification, key, what in (("spark-defaults", "spark.executor.cores", "SPARK steps"),
+                                      ("mapred-site", "mapreduce.map.cpu.vcores", "MapReduce steps")):
+        spec = make_spec(services=["hdfs", "yarn", "mapreduce", "spark"], node_groups=groups("local.medium", 1),
+                         configurations=[{"classification": classification, "properties": {key: "16"}}])
+        (error,) = validate_services(spec)
+        assert error.loc == ("configurations", 0, "properties", key), error
+        assert error.msg.startswith(f"{what} could never run: ") and "16 vcores" in error.msg
