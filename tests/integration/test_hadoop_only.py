@@ -20,7 +20,7 @@ def test_hadoop_only_cluster_runs_wordcount(shared_cp: ControlPlaneProcess, tmp_
     try:
         cluster = shared_cp.wait_cluster(cid, ("WAITING",), timeout=180)
         daemons = {name for n in cluster["nodes"] for name in n["components"]}
-        assert daemons == {"namenode", "datanode", "resourcemanager", "nodemanager", "jobhistoryserver"}
+        assert daemons == {"namenode", "datanode", "resourcemanager", "web-proxy", "nodemanager", "jobhistoryserver"}
         assert set(cluster["web_uis"]) == {"namenode", "resourcemanager", "jobhistory"}
         text = "\n".join(f"w{i % 7} w{i % 3} common" for i in range(3000)) + "\n"
         expected = collections.Counter(text.split())
