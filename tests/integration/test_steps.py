@@ -180,7 +180,7 @@ def test_a_standalone_spark_application_left_without_executors_says_so_and_is_en
     command = (f"spark-submit --executor-memory {worker_mib}m {holder} > holder.log 2>&1 & "
                "until grep -q holding holder.log; do sleep 1; done; "
                f"spark-submit {job}")
-    timeout = 100
+    timeout = 80
     step = shared_cp.add_step(cid, "SHELL", [command], timeout=timeout)
     message = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
                                  .startswith("waiting for Spark: application app-") and m, timeout,
