@@ -9,7 +9,7 @@ from __future__ import annotations
 from corral.errors import FieldError
 from corral.services import sizing
 from corral.services.base import ClusterView
-from corral.services.fit import Worker, Yarn, YarnApp, standalone_unschedulable, yarn_unschedulable
+from corral.services.fit import Worker, YarnApp, standalone_unschedulable, yarn_unschedulable
 
 # spark-submit's shorthand options for Spark properties (SparkSubmitArguments / SparkSubmit's OptionAssigner)
 SHORTHANDS = {
@@ -106,14 +106,6 @@ def _unschedulable(cluster: ClusterView, props: dict[str, dict[str, str]], spark
         workers = tuple(Worker(n.itype.usable_mib, n.itype.vcpus) for n in nodes)
         return standalone_unschedulable(workers, sizing.spark_mib(spark.get("spark.executor.memory", "1g")),
                                         int(spark.get("spark.executor.cores", "1")))
-    site, sched = props.get("yarn-site", {}), props.get("capacity-scheduler", {})
-    yarn = Yarn(nodemanagers=tuple(sizing.nodemanager_mib(cluster, n) for n in nodes),
-                min_allocation_mib=int(site.get("yarn.scheduler.minimum-allocation-mb", "1024")),
-                max_allocation_mib=int(site.get("yarn.scheduler.maximum-allocation-mb", "8192")),
-                am_percent=float(sched.get("yarn.scheduler.capacity.maximum-am-resource-percent", "0.1")))
     app = YarnApp("the step", sizing.spark_am_container(spark, cluster_mode),
                   (("executor", sizing.spark_executor_container(spark)),))
-    defaults = props.get("spark-defaults", {})
-    always_on = (YarnApp("the SQL endpoint", sizing.spark_am_container(defaults, False)),) \
-        if "hive" in cluster.services else ()
-    return yarn_unschedulable(yarn, app, always_on)
+    return yarn_unschedulable(sizing.yarn_model(cluster, nodes, props), app, sizing.always_on(cluster, props))
