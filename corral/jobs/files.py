@@ -201,15 +201,25 @@ def generic_option(args: list[str], i: int) -> GenericOption | FieldError | None
     return None
 
 
+def listed_files(index: int, value: str, offset: int, what: str, dialect: Dialect) -> tuple[list[LocalFile], list[FieldError]]:
+    """An option's comma-separated list of files ("<what> entry"), and its wildcards refused."""
+    found = list_references(index, value, offset, f"{what} entry", dialect)
+    return found, wildcard_errors(found)
+
+
+def named_file(index: int, value: str, offset: int, what: str, dialect: Dialect) -> tuple[list[LocalFile], list[FieldError]]:
+    """An option's one file ("<what> file"), if it is local."""
+    ref = reference(index, value, offset, f"{what} file", dialect)
+    return ([ref] if ref is not None else []), []
+
+
 def generic_option_files(option: GenericOption) -> tuple[list[LocalFile], list[FieldError]]:
     """The local files a generic option names, and what is wrong with them."""
+    at = (option.value_index, option.value, option.value_offset, f"-{option.name}")
     if option.name in GENERIC_FILE_LISTS:
-        found = list_references(option.value_index, option.value, option.value_offset, f"-{option.name} entry",
-                                GENERIC_FILE_LISTS[option.name])
-        return found, wildcard_errors(found)
+        return listed_files(*at, GENERIC_FILE_LISTS[option.name])
     if option.name in GENERIC_FILES:
-        ref = reference(option.value_index, option.value, option.value_offset, f"-{option.name} file", Dialect.HADOOP_PATH)
-        return ([ref] if ref is not None else []), []
+        return named_file(*at, Dialect.HADOOP_PATH)
     return [], []
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from corral.errors import FieldError
-from corral.jobs.files import Dialect, LocalFile, list_references, reference, wildcard_errors
+from corral.jobs.files import Dialect, LocalFile, listed_files, named_file, reference
 from corral.jobs.base import Command, StepKindBase
 from corral.jobs.spark_conf import cluster_driver_options, fit_errors
 from corral.services.base import ClusterView
@@ -53,20 +53,16 @@ _REFUSED = {"--master": "the cluster's master is set by Corral", "--remote": "Sp
 def _value_files(name: str, index: int, value: str, offset: int) -> tuple[list[LocalFile], list[FieldError]]:
     """The local files an option's value names."""
     if name in FILE_LIST_OPTIONS:
-        found = list_references(index, value, offset, f"{name} entry", Dialect.SPARK_URI)
-        return found, wildcard_errors(found)
+        return listed_files(index, value, offset, name, Dialect.SPARK_URI)
     if name in FILE_OPTIONS:
-        ref = reference(index, value, offset, f"{name} file", Dialect.PATH)
-        return ([ref] if ref else []), []
+        return named_file(index, value, offset, name, Dialect.PATH)
     if name in ("--conf", "-c") and "=" in value:
         key, _, prop = value.partition("=")
         prop_offset = offset + len(key) + 1
         if key in CONF_FILE_LISTS:
-            found = list_references(index, prop, prop_offset, f"--conf {key} entry", Dialect.SPARK_URI)
-            return found, wildcard_errors(found)
+            return listed_files(index, prop, prop_offset, f"--conf {key}", Dialect.SPARK_URI)
         if key in CONF_FILES:
-            ref = reference(index, prop, prop_offset, f"--conf {key} file", Dialect.PATH)
-            return ([ref] if ref else []), []
+            return named_file(index, prop, prop_offset, f"--conf {key}", Dialect.PATH)
     return [], []
 
 

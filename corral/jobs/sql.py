@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from corral.errors import FieldError
 from corral.jobs.base import Command, StepKindBase
-from corral.jobs.files import Dialect, LocalFile, reference
+from corral.jobs.files import Dialect, LocalFile, named_file
 from corral.services.base import ClusterView
 
 
@@ -24,8 +24,7 @@ def _is_file(arg: str) -> bool:
 def _check(args: list[str], kind: str, dialect: Dialect) -> tuple[list[LocalFile], list[FieldError]]:
     if len(args) != 1 or not args[0].strip():
         return [], [FieldError(("args",), f"a {kind} step takes one argument: a query or a .sql file")]
-    ref = reference(0, args[0], 0, "SQL file", dialect) if _is_file(args[0]) else None
-    return ([ref] if ref else []), []
+    return named_file(0, args[0], 0, "SQL", dialect) if _is_file(args[0]) else ([], [])
 
 
 class SparkSqlStep(StepKindBase):
