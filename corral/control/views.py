@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corral.domain.states import NodeRole, NodeState
 from corral.services.base import ClusterView, NodeView
-from corral.services.registry import get_service
+from corral.services import registry
 from corral.store.models import Cluster
 
 Properties = dict[str, dict[str, str]]
@@ -44,13 +44,7 @@ def shape_view(cluster: Cluster) -> ClusterView:
 
 def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:
     """(effective properties, the user-set subset) per classification: user over defaults."""
-    merged: Properties = {}
-    for name in view.services:
-        for classification, props in get_service(name).default_properties(view).items():
-            merged.setdefault(classification, {}).update(props)
-    for classification, props in view.user_configurations.items():
-        merged.setdefault(classification, {}).update(props)
-    return merged, view.user_configurations
+    return registry.effective_properties(view), view.user_configurations
 
 
 def has_master(view: ClusterView) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from corral.errors import FieldError
 from corral.services import sizing
 from corral.services.base import ClusterView
-from corral.services.fit import Worker, YarnApp, standalone_unschedulable, yarn_unschedulable
+from corral.services.fit import YarnApp, yarn_unschedulable
 
 # spark-submit's shorthand options for Spark properties (SparkSubmitArguments / SparkSubmit's OptionAssigner)
 SHORTHANDS = {
@@ -103,9 +103,7 @@ def _unschedulable(cluster: ClusterView, props: dict[str, dict[str, str]], spark
     if not nodes:
         return None
     if "yarn" not in cluster.services:
-        workers = tuple(Worker(n.itype.usable_mib, n.itype.vcpus) for n in nodes)
-        return standalone_unschedulable(workers, sizing.spark_mib(spark.get("spark.executor.memory", "1g")),
-                                        int(spark.get("spark.executor.cores", "1")))
+        return sizing.standalone_executor_unschedulable(nodes, spark)
     app = YarnApp("the step", sizing.spark_am_container(spark, cluster_mode),
                   (("executor", sizing.spark_executor_container(spark)),))
     return yarn_unschedulable(sizing.yarn_model(cluster, nodes, props), app, sizing.always_on(cluster, props))

@@ -17,6 +17,17 @@ from corral.services.yarn import YarnService
 SERVICES: dict[str, Service] = {s.name: s for s in (HdfsService(), YarnService(), MapReduceService(), SparkService(), HiveService())}
 
 
+def effective_properties(view: ClusterView) -> dict[str, dict[str, str]]:
+    """Each classification's properties: the services' defaults, the user's over them."""
+    merged: dict[str, dict[str, str]] = {}
+    for name in view.services:
+        for classification, values in SERVICES[name].default_properties(view).items():
+            merged.setdefault(classification, {}).update(values)
+    for classification, values in view.user_configurations.items():
+        merged.setdefault(classification, {}).update(values)
+    return merged
+
+
 def get_service(name: str) -> Service:
     return SERVICES[name]
 
@@ -77,12 +88,7 @@ def validate_fit(spec: ClusterSpec) -> list[FieldError]:
     instance type of the smallest NodeManager's group."""
     view = spec_view(spec)
     derived = sizing.derive(view)
-    props: dict[str, dict[str, str]] = {}
-    for name in view.services:
-        for classification, values in SERVICES[name].default_properties(view).items():
-            props.setdefault(classification, {}).update(values)
-    for classification, values in view.user_configurations.items():
-        props.setdefault(classification, {}).update(values)
+    props = effective_properties(view)
     problems = [sizing.Problem(p, sizing.YARN_KEYS) for p in derived.problems] or sizing.check(view, props)
     errors = []
     for problem in problems:

@@ -254,6 +254,14 @@ MR_KEYS = tuple(("mapred-site", k) for k in (
     "yarn.app.mapreduce.am.resource.mb", "mapreduce.map.memory.mb", "mapreduce.reduce.memory.mb"))
 
 
+def standalone_executor_unschedulable(nodes: list[NodeView], spark: dict[str, str]) -> str | None:
+    """Why no standalone Worker of ``nodes`` could ever run an executor sized by ``spark``
+    (spark-defaults and a step's own options), or None. Raises ValueError for bad sizes."""
+    workers = tuple(Worker(n.itype.usable_mib, n.itype.vcpus) for n in nodes)
+    return standalone_unschedulable(workers, spark_mib(spark.get("spark.executor.memory", "1g")),
+                                    _int(spark, "spark.executor.cores", 1))
+
+
 def check(cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[Problem]:
     """Step types of ``cluster`` that could never run with the effective properties ``props``
     (defaults + the user's): each with the properties involved, for naming the field."""
@@ -264,9 +272,7 @@ def check(cluster: ClusterView, props: dict[str, dict[str, str]]) -> list[Proble
         if "yarn" in cluster.services and nodes:
             problems += _check_yarn(cluster, nodes, props)
         elif "spark" in cluster.services and nodes:
-            workers = tuple(Worker(n.itype.usable_mib, n.itype.vcpus) for n in nodes)
-            reason = standalone_unschedulable(workers, spark_mib(spark.get("spark.executor.memory", "1g")),
-                                              _int(spark, "spark.executor.cores", 1))
+            reason = standalone_executor_unschedulable(nodes, spark)
             if reason:
                 problems.append(Problem(f"Spark steps could never run: {reason}",
                                         (("spark-defaults", "spark.executor.memory"), ("spark-defaults", "spark.executor.cores"))))
