@@ -73,6 +73,11 @@ class NodeState(_State):
     BOOTSTRAPPING = "BOOTSTRAPPING"  # the agent registered; deploying, configuring, bootstrap actions
     STARTING = "STARTING"  # daemons are starting
     RUNNING = "RUNNING"  # all daemons of the node are healthy
+    # Its agent stopped reporting and its host cannot be reached (YARN's term for a silent
+    # NodeManager). ``nodes.status_reason`` says why, ``lost_at`` since when; the node goes
+    # back to STARTING/RUNNING when its agent re-attaches. Resize, node replacement and
+    # monitoring read this one notion of a node's health.
+    LOST = "LOST"
     TERMINATING = "TERMINATING"
     TERMINATED = "TERMINATED"
 
@@ -83,10 +88,11 @@ class NodeState(_State):
 
 _NODE_TRANSITIONS: dict[str, frozenset[str]] = {
     "REQUESTED": frozenset({"PROVISIONING", "TERMINATING", "TERMINATED"}),
-    "PROVISIONING": frozenset({"BOOTSTRAPPING", "STARTING", "RUNNING", "TERMINATING"}),
-    "BOOTSTRAPPING": frozenset({"STARTING", "RUNNING", "TERMINATING"}),
-    "STARTING": frozenset({"RUNNING", "TERMINATING"}),
-    "RUNNING": frozenset({"STARTING", "TERMINATING"}),
+    "PROVISIONING": frozenset({"BOOTSTRAPPING", "STARTING", "RUNNING", "LOST", "TERMINATING"}),
+    "BOOTSTRAPPING": frozenset({"STARTING", "RUNNING", "LOST", "TERMINATING"}),
+    "STARTING": frozenset({"RUNNING", "LOST", "TERMINATING"}),
+    "RUNNING": frozenset({"STARTING", "LOST", "TERMINATING"}),
+    "LOST": frozenset({"BOOTSTRAPPING", "STARTING", "RUNNING", "TERMINATING"}),
     "TERMINATING": frozenset({"TERMINATED"}),
     "TERMINATED": frozenset(),
 }
@@ -95,6 +101,51 @@ _NODE_TRANSITIONS: dict[str, frozenset[str]] = {
 class NodeTarget(str, Enum):
     RUNNING = "RUNNING"
     TERMINATED = "TERMINATED"
+
+
+class HostState(_State):
+    """A registered host's lifecycle (Ambari's host states, narrowed to what Corral does).
+
+    ``host add`` creates it CHECKING; the check ends READY, FAILED_CHECK (something it
+    needs is missing; ``hosts.checks`` names the fix), UNREACHABLE (SSH did not answer)
+    or HOST_KEY_CHANGED (the key differs from the pinned one: never accepted silently;
+    the user removes and re-adds the host). A READY host is reserved for one node at a
+    time (ALLOCATED) and returns to READY once the node is terminated and the host is
+    clean. ``drain`` takes it out of selection: DRAINING while a node still runs there,
+    then DRAINED. ``remove`` ends it (REMOVED), refused while a node runs there.
+    """
+
+    CHECKING = "CHECKING"
+    READY = "READY"
+    FAILED_CHECK = "FAILED_CHECK"
+    UNREACHABLE = "UNREACHABLE"
+    HOST_KEY_CHANGED = "HOST_KEY_CHANGED"
+    ALLOCATED = "ALLOCATED"
+    DRAINING = "DRAINING"
+    DRAINED = "DRAINED"
+    REMOVED = "REMOVED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _HOST_TRANSITIONS
+
+    def selectable(self) -> bool:
+        return self is HostState.READY
+
+
+_HOST_TRANSITIONS: dict[str, frozenset[str]] = {
+    "CHECKING": frozenset({"READY", "FAILED_CHECK", "UNREACHABLE", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"}),
+    "READY": frozenset({"CHECKING", "ALLOCATED", "UNREACHABLE", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"}),
+    "FAILED_CHECK": frozenset({"CHECKING", "DRAINED", "REMOVED"}),
+    "UNREACHABLE": frozenset({"CHECKING", "READY", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"}),
+    "HOST_KEY_CHANGED": frozenset({"REMOVED"}),
+    # An allocated host that stops answering stays ALLOCATED (its node goes LOST): the
+    # reservation holds until the node is terminated.
+    "ALLOCATED": frozenset({"READY", "DRAINING", "HOST_KEY_CHANGED"}),
+    "DRAINING": frozenset({"DRAINED"}),
+    "DRAINED": frozenset({"CHECKING", "REMOVED"}),
+    "REMOVED": frozenset(),
+}
 
 
 class StepState(_State):

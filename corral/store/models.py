@@ -84,6 +84,9 @@ class NodeGroup(Base):
     role: Mapped[str] = mapped_column(String(16))
     instance_type: Mapped[str] = mapped_column(String(32))
     target_count: Mapped[int] = mapped_column(Integer)
+    # Host selection on the ssh provider (the spec's ``host_labels`` / ``hosts``); empty elsewhere.
+    host_labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    host_names: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
 
     cluster: Mapped[Cluster] = relationship(back_populates="groups")
 
@@ -113,6 +116,13 @@ class Node(Base):
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # The host the node runs on (ssh provider; one node per host); None on the local provider.
+    host_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Node health shared by resize, self-healing and monitoring: a node whose agent stopped
+    # reporting and whose host cannot be reached is LOST (status) since ``lost_at``, for
+    # ``status_reason``; it returns to its previous state when its agent re-attaches.
+    lost_at: Mapped[float | None] = mapped_column(Float)
+    status_reason: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[float] = mapped_column(Float)
     ready_at: Mapped[float | None] = mapped_column(Float)
@@ -208,3 +218,77 @@ class AddressLease(Base):
     holder: Mapped[str] = mapped_column(String(16), unique=True)  # node id
     provider: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Host(Base):
+    """A machine registered for the ssh provider (Ambari's and Cloudera Manager's hosts).
+
+    ``status`` follows ``corral.domain.states.HostState``. A host runs at most one node:
+    ``node_id`` is the reservation, taken only by a conditional UPDATE (``status='READY'
+    AND node_id IS NULL``), so two creates never get the same host. ``private_key`` is
+    encrypted at rest (``corral.secretbox``) and no API schema has a field for it.
+    """
+
+    __tablename__ = "hosts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    address: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    user: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The pinned host key: "SHA256:<base64>" as OpenSSH prints it, and the key itself
+    # ("<type> <base64>", known_hosts form) once seen.
+    host_key_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    host_key: Mapped[str | None] = mapped_column(Text)
+    private_key: Mapped[str | None] = mapped_column(Text)  # encrypted; None = the control plane's own keys
+    # What the user said overrides the check's findings (``host add --cores/--memory``).
+    cores_override: Mapped[int | None] = mapped_column(Integer)
+    memory_mb_override: Mapped[int | None] = mapped_column(Integer)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the last check's findings
+    checks: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{name, ok, found, need, fix}]
+
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(32))  # READY, DRAINED or REMOVED
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    node_id: Mapped[str | None] = mapped_column(String(16), unique=True)
+    cluster_id: Mapped[str | None] = mapped_column(String(16), index=True)
+
+    created_at: Mapped[float] = mapped_column(Float)
+    status_changed_at: Mapped[float] = mapped_column(Float)
+    checked_at: Mapped[float | None] = mapped_column(Float)
+    last_seen_at: Mapped[float | None] = mapped_column(Float)
+    removed_at: Mapped[float | None] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1``; only a hash of its secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin, operator, viewer
+    secret_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class AuditRecord(Base):
+    """One mutating API call: who, what, on which target, when, and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(128))  # token name, or "local" without auth
+    role: Mapped[str | None] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))  # e.g. cluster.create, host.add
+    target: Mapped[str | None] = mapped_column(String(255))
+    status_code: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(16))  # ok, denied, failed
+    remote: Mapped[str | None] = mapped_column(String(64))

@@ -6,7 +6,7 @@ from collections import deque
 
 import pytest
 
-from corral.domain.states import ClusterState, InvalidTransition, NodeState, OperationState, StepState
+from corral.domain.states import ClusterState, HostState, InvalidTransition, NodeState, OperationState, StepState
 
 # The transitions as documented (module docstring, EMR's lifecycle), written out independently
 # of the implementation's tables.
@@ -21,12 +21,24 @@ CLUSTER = {
 }
 NODE = {
     "REQUESTED": {"PROVISIONING", "TERMINATING", "TERMINATED"},
-    "PROVISIONING": {"BOOTSTRAPPING", "STARTING", "RUNNING", "TERMINATING"},
-    "BOOTSTRAPPING": {"STARTING", "RUNNING", "TERMINATING"},
-    "STARTING": {"RUNNING", "TERMINATING"},
-    "RUNNING": {"STARTING", "TERMINATING"},
+    "PROVISIONING": {"BOOTSTRAPPING", "STARTING", "RUNNING", "LOST", "TERMINATING"},
+    "BOOTSTRAPPING": {"STARTING", "RUNNING", "LOST", "TERMINATING"},
+    "STARTING": {"RUNNING", "LOST", "TERMINATING"},
+    "RUNNING": {"STARTING", "LOST", "TERMINATING"},
+    "LOST": {"BOOTSTRAPPING", "STARTING", "RUNNING", "TERMINATING"},
     "TERMINATING": {"TERMINATED"},
     "TERMINATED": set(),
+}
+HOST = {
+    "CHECKING": {"READY", "FAILED_CHECK", "UNREACHABLE", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"},
+    "READY": {"CHECKING", "ALLOCATED", "UNREACHABLE", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"},
+    "FAILED_CHECK": {"CHECKING", "DRAINED", "REMOVED"},
+    "UNREACHABLE": {"CHECKING", "READY", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"},
+    "HOST_KEY_CHANGED": {"REMOVED"},
+    "ALLOCATED": {"READY", "DRAINING", "HOST_KEY_CHANGED"},
+    "DRAINING": {"DRAINED"},
+    "DRAINED": {"CHECKING", "REMOVED"},
+    "REMOVED": set(),
 }
 STEP = {
     "PENDING": {"RUNNING", "CANCEL_PENDING", "CANCELLED", "COMPLETED", "FAILED", "INTERRUPTED"},
@@ -39,7 +51,8 @@ STEP = {
 }
 OPERATION = {"RUNNING": {"SUCCEEDED", "FAILED"}, "SUCCEEDED": set(), "FAILED": set()}
 
-TABLES = [(ClusterState, CLUSTER), (NodeState, NODE), (StepState, STEP), (OperationState, OPERATION)]
+TABLES = [(ClusterState, CLUSTER), (NodeState, NODE), (StepState, STEP), (OperationState, OPERATION),
+          (HostState, HOST)]
 IDS = [cls.__name__ for cls, _ in TABLES]
 
 
@@ -110,7 +123,8 @@ def test_every_live_cluster_state_can_reach_terminating(state: ClusterState) -> 
     assert {ClusterState.TERMINATED, ClusterState.TERMINATED_WITH_ERRORS} <= _reachable(state)
 
 
-@pytest.mark.parametrize("cls", [ClusterState, NodeState, StepState, OperationState], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [ClusterState, NodeState, StepState, OperationState, HostState],
+                         ids=lambda c: c.__name__)
 def test_every_non_terminal_state_has_a_way_out(cls) -> None:  # type: ignore[no-untyped-def]
     for state in cls:
         if not state.is_terminal():
