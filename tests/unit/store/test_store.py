@@ -23,7 +23,8 @@ from corral.store.db import Store, alembic_config
 from corral.store.models import AddressLease, Cluster, Event, Node, NodeGroup, Step, bump_plan_version
 from tests.unit.helpers import count_rows, make_spec
 
-TABLES = {"clusters", "node_groups", "nodes", "steps", "events", "operations", "operation_steps", "address_leases"}
+TABLES = {"clusters", "node_groups", "nodes", "steps", "events", "operations", "operation_steps", "address_leases",
+          "hosts", "api_tokens", "audit_log"}
 
 
 def test_backend_is_the_one_asked_for(db_url: str, store: Store) -> None:
