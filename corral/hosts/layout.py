@@ -1,0 +1,44 @@
+"""Where Corral keeps its files on a host reached over SSH (the ssh provider, the host
+check, the runtime cache). Shared by the control plane, which writes paths into commands,
+and nothing else: the agent on a host reads its own paths from its ``agent.json``.
+
+Everything is under one base directory in the login user's home, so a host needs no
+root and ``terminate`` / ``host remove`` know exactly what is Corral's::
+
+    ~/.corral-host/
+        agent/<bundle>/         virtual environment of the agent (Corral + pinned deps),
+                                one per agent bundle digest, built offline from wheels
+        cache/wheels/<sha256>   wheels fetched from the control plane's repository
+        runtime/                the release runtime cache (CORRAL_RUNTIME_CACHE for agents):
+                                pyspark, the Hadoop jars, JDBC drivers, S3A; kept across clusters
+        nodes/<cluster>/<node>/ node directories (conf, data, logs, run, steps, artifacts, tmp);
+                                removed when the node is terminated
+"""
+
+from __future__ import annotations
+
+BASE = ".corral-host"  # relative to the login user's home on the host
+
+
+def base(home: str) -> str:
+    return f"{home.rstrip('/')}/{BASE}"
+
+
+def agent_env(home: str, bundle_digest: str) -> str:
+    return f"{base(home)}/agent/{bundle_digest[:16]}"
+
+
+def wheel_cache(home: str) -> str:
+    return f"{base(home)}/cache/wheels"
+
+
+def runtime_cache(home: str) -> str:
+    return f"{base(home)}/runtime"
+
+
+def nodes_root(home: str) -> str:
+    return f"{base(home)}/nodes"
+
+
+def node_dir(home: str, cluster_id: str, node_id: str) -> str:
+    return f"{nodes_root(home)}/{cluster_id}/{node_id}"

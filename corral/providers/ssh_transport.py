@@ -1,0 +1,347 @@
+"""SSH to registered hosts: pinned host keys, reused connections, bounded commands.
+
+Built on paramiko (pure Python, so the control plane needs no OpenSSH client, and a
+host's private key is used from memory: it is stored encrypted and never written to
+disk in clear, which the system ``ssh`` would need). One ``SshPool`` per process keeps a
+connection per (address, port, user) and opens a channel per command, as OpenSSH's
+ControlMaster does (SkyPilot's ``command_runner.py``).
+
+Rules, after SkyPilot and OpenSSH:
+- The host key is pinned: the first connection records it (``scan_host_key``) or the
+  user gives its fingerprint; a different key later raises ``HostKeyChanged`` and nothing
+  is sent to that server (not even the user name's authentication).
+- Transient failures (refused, reset, timed out, banner lost) are retried with backoff
+  inside one overall deadline; authentication and host-key failures are not.
+- Every remote command runs under the remote ``timeout`` (coreutils), so a command past
+  its limit is killed on the host, not only abandoned here; a failure carries the
+  command's exit code and stderr tail (``RemoteCommandFailed``).
+- Secrets travel on stdin or as files written over SFTP with mode 0600, never in a
+  command line (``ps`` on the host shows command lines).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds for TCP connect, banner and authentication, per attempt
+CONNECT_DEADLINE = 30.0  # seconds for all attempts of one connection
+KEEPALIVE_SECONDS = 10  # an idle reused connection to a vanished host is found out within ~3 of these
+STDERR_TAIL = 2000  # characters of stderr kept in an error
+
+
+class SshError(Exception):
+    """Base of every error this module raises; the message names the host."""
+
+
+class HostUnreachable(SshError):
+    """The host did not answer SSH within the deadline (network down, sshd stopped)."""
+
+
+class HostKeyChanged(SshError):
+    """The host presented a key other than the pinned one; nothing was sent to it."""
+
+
+class AuthenticationFailed(SshError):
+    """The host refused the key (or no key was available)."""
+
+
+class CommandTimedOut(SshError):
+    """The command gave no exit status within its limit (the remote ``timeout`` kills it there)."""
+
+
+class RemoteCommandFailed(SshError):
+    def __init__(self, host: str, command: str, exit_code: int, stderr: str):
+        self.host, self.command, self.exit_code, self.stderr = host, command, exit_code, stderr
+        tail = stderr.strip()[-STDERR_TAIL:] or "nothing on stderr"
+        super().__init__(f"{host}: `{_short(command)}` exited with {exit_code}: {tail}")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to log in. ``private_key`` is the key's text (OpenSSH or PEM), held
+    in memory only; None uses the control plane's own ``~/.ssh/id_ed25519|id_ecdsa|id_rsa``.
+    ``host_key`` ("<type> <base64>", known_hosts form) or ``host_key_fingerprint``
+    ("SHA256:...") pins the server; with neither, any key is accepted (only
+    ``scan_host_key`` does that, to record the first one seen)."""
+
+    address: str
+    port: int = 22
+    user: str = "root"
+    private_key: str | None = None
+    host_key: str | None = None
+    host_key_fingerprint: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+    def __repr__(self) -> str:  # never print the key
+        return f"SshTarget({self.label})"
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's ``SHA256:<base64 without padding>`` of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def known_hosts_line(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def load_private_key(text: str) -> paramiko.PKey:
+    """Parse a private key of any type paramiko knows; ``ValueError`` names what is wrong."""
+    errors = []
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except paramiko.PasswordRequiredException as exc:
+            raise ValueError("the private key is encrypted with a passphrase; give an unencrypted key") from exc
+        except (paramiko.SSHException, ValueError, IndexError) as exc:
+            errors.append(f"{cls.__name__}: {exc}")
+    raise ValueError("not an OpenSSH or PEM private key (ed25519, ecdsa or rsa)")
+
+
+def public_key_of(text: str) -> str:
+    key = load_private_key(text)
+    return known_hosts_line(key)
+
+
+def _default_keys() -> list[paramiko.PKey]:
+    keys = []
+    for name in ("id_ed25519", "id_ecdsa", "id_rsa"):
+        path = Path.home() / ".ssh" / name
+        if path.is_file():
+            try:
+                keys.append(load_private_key(path.read_text()))
+            except (OSError, ValueError):
+                continue
+    return keys
+
+
+def _short(command: str, limit: int = 160) -> str:
+    one_line = " ".join(command.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
+
+
+_TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, OSError, paramiko.SSHException)
+
+
+class SshPool:
+    """Connections reused per target; thread-safe. ``close_all`` at shutdown."""
+
+    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT, connect_deadline: float = CONNECT_DEADLINE):
+        self.connect_timeout = connect_timeout
+        self.connect_deadline = connect_deadline
+        self._transports: dict[tuple[str, int, str], paramiko.Transport] = {}
+        self._locks: dict[tuple[str, int, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _lock(self, key: tuple[str, int, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _open(self, target: SshTarget, pin: bool = True) -> paramiko.Transport:
+        deadline = time.monotonic() + self.connect_deadline
+        delay, last = 0.5, ""
+        while True:
+            try:
+                return self._open_once(target, pin)
+            except (HostKeyChanged, AuthenticationFailed):
+                raise
+            except _TRANSIENT as exc:
+                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if time.monotonic() + delay >= deadline:
+                raise HostUnreachable(f"{target.label}: no SSH answer within {self.connect_deadline:.0f} s ({last})")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _open_once(self, target: SshTarget, pin: bool) -> paramiko.Transport:
+        sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = self.connect_timeout
+            transport.auth_timeout = self.connect_timeout
+            transport.start_client(timeout=self.connect_timeout)
+            server_key = transport.get_remote_server_key()
+            if pin:
+                self._verify_host_key(target, server_key)
+            keys = [load_private_key(target.private_key)] if target.private_key else _default_keys()
+            if not keys:
+                raise AuthenticationFailed(f"{target.label}: no private key given and none in ~/.ssh")
+            for key in keys:
+                try:
+                    transport.auth_publickey(target.user, key)
+                    break
+                except paramiko.AuthenticationException:
+                    continue
+            if not transport.is_authenticated():
+                raise AuthenticationFailed(f"{target.label}: the host refused the key for user {target.user}")
+            transport.set_keepalive(KEEPALIVE_SECONDS)
+            return transport
+        except BaseException:
+            transport.close()
+            raise
+
+    @staticmethod
+    def _verify_host_key(target: SshTarget, server_key: paramiko.PKey) -> None:
+        seen = fingerprint(server_key)
+        pinned = target.host_key_fingerprint
+        if target.host_key:
+            if known_hosts_line(server_key) != target.host_key.strip():
+                raise HostKeyChanged(f"{target.label}: the host key changed (pinned "
+                                     f"{pinned or target.host_key.split()[0]}, now {seen}); refusing to connect")
+        elif pinned:
+            if seen != pinned:
+                raise HostKeyChanged(f"{target.label}: the host key {seen} is not the pinned {pinned}; "
+                                     "refusing to connect")
+        else:
+            raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect")
+
+    def transport(self, target: SshTarget) -> paramiko.Transport:
+        key = (target.address, target.port, target.user)
+        with self._lock(key):
+            current = self._transports.get(key)
+            if current is not None and current.is_active():
+                return current
+            if current is not None:
+                current.close()
+            fresh = self._open(target)
+            self._transports[key] = fresh
+            return fresh
+
+    def forget(self, target: SshTarget) -> None:
+        key = (target.address, target.port, target.user)
+        with self._lock(key):
+            current = self._transports.pop(key, None)
+        if current is not None:
+            current.close()
+
+    def close_all(self) -> None:
+        with self._guard:
+            transports, self._transports = list(self._transports.values()), {}
+        for t in transports:
+            t.close()
+
+    def scan_host_key(self, target: SshTarget) -> tuple[str, str]:
+        """The host's key as first seen: (known_hosts line, SHA256 fingerprint). Nothing
+        but the SSH handshake is sent."""
+        deadline = time.monotonic() + self.connect_deadline
+        delay, last = 0.5, ""
+        while True:
+            try:
+                sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
+                transport = paramiko.Transport(sock)
+                try:
+                    transport.banner_timeout = self.connect_timeout
+                    transport.start_client(timeout=self.connect_timeout)
+                    key = transport.get_remote_server_key()
+                    return known_hosts_line(key), fingerprint(key)
+                finally:
+                    transport.close()
+            except _TRANSIENT as exc:
+                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if time.monotonic() + delay >= deadline:
+                raise HostUnreachable(f"{target.label}: no SSH answer within {self.connect_deadline:.0f} s ({last})")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # -- commands and files -------------------------------------------------------------------
+
+    def run(self, target: SshTarget, command: str, *, timeout: float = 60.0, stdin: bytes | None = None,
+            check: bool = True) -> RemoteResult:
+        """Run ``command`` with bash on the host, killed there after ``timeout`` seconds.
+
+        Raises ``RemoteCommandFailed`` (exit code ≠ 0 with ``check``; exit 124/137 means the
+        remote timeout killed it), ``HostUnreachable``, ``HostKeyChanged``,
+        ``AuthenticationFailed``. A connection that broke is reopened once.
+        """
+        wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash -c {shlex.quote(command)}"
+        for attempt in (1, 2):
+            transport = self.transport(target)
+            try:
+                result = self._exec(transport, wrapped, stdin, timeout + 15)
+                break
+            except CommandTimedOut as exc:
+                raise CommandTimedOut(f"{target.label}: `{_short(command)}` {exc}") from exc
+            except (EOFError, OSError, paramiko.SSHException) as exc:
+                self.forget(target)
+                if attempt == 2:
+                    raise HostUnreachable(f"{target.label}: the connection broke during `{_short(command)}`: {exc}") from exc
+        if check and result.exit_code != 0:
+            raise RemoteCommandFailed(target.label, command, result.exit_code, result.stderr.decode("utf-8", "replace"))
+        return result
+
+    @staticmethod
+    def _exec(transport: paramiko.Transport, command: str, stdin: bytes | None, limit: float) -> RemoteResult:
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        try:
+            channel.settimeout(1.0)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + limit
+            while True:
+                progressed = False
+                while channel.recv_ready():
+                    out += channel.recv(65536)
+                    progressed = True
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                    progressed = True
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if time.monotonic() > deadline:
+                    raise CommandTimedOut(f"no exit status within {limit:.0f} s")
+                if not progressed:
+                    if not transport.is_active():
+                        raise EOFError("the connection closed")
+                    time.sleep(0.02)
+            return RemoteResult(channel.recv_exit_status(), bytes(out), bytes(err))
+        finally:
+            channel.close()
+
+    def put(self, target: SshTarget, data: bytes, remote_path: str, mode: int = 0o600) -> None:
+        """Write ``data`` to ``remote_path`` atomically (a temporary name, chmod, rename)."""
+        transport = self.transport(target)
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        if sftp is None:
+            raise SshError(f"{target.label}: SFTP is not available")
+        try:
+            temporary = f"{remote_path}.part"
+            with sftp.open(temporary, "wb") as handle:
+                handle.chmod(mode)  # before any byte is written: a secret is never world-readable
+                handle.write(data)
+            sftp.posix_rename(temporary, remote_path)
+        except OSError as exc:
+            raise SshError(f"{target.label}: cannot write {remote_path}: {exc}") from exc
+        finally:
+            sftp.close()
