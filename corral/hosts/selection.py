@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType, host_instance_type
@@ -35,10 +35,11 @@ from corral.store.models import Host
 
 # The host check's findings in ``hosts.facts`` that size a host, unless the user gave
 # ``host add --cores N --memory SIZE`` (``cores_override``, ``memory_mb_override``, MiB).
-# The probe (``corral/hosts/probe.sh``) reports ``cores`` (nproc) and ``mem_total_kb``
-# (/proc/meminfo's MemTotal); ``memory_mib``, where the check stores one, is preferred.
+# The host check (branch ``hosts``: ``corral.hosts.check``) stores ``cores`` (nproc) and
+# ``memory_mb`` (MemTotal // 1024, i.e. MiB); ``memory_mib`` and the probe's raw
+# ``mem_total_kb`` are read too, in that order after it.
 FACT_CORES = "cores"
-FACT_MEMORY_MIB = "memory_mib"
+FACT_MEMORY_KEYS = ("memory_mb", "memory_mib")
 FACT_MEM_TOTAL_KB = "mem_total_kb"
 
 ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
@@ -84,14 +85,15 @@ def _positive(value: Any) -> int | None:
 
 def effective_size(host: Host) -> tuple[int | None, int | None]:
     """(cores, memory MiB) of a host: ``--cores``/``--memory`` given at ``host add`` over
-    what its check found (``facts["cores"]``; ``facts["memory_mib"]``, else
-    ``facts["mem_total_kb"]`` // 1024)."""
+    what its check found (``facts["cores"]``; ``facts["memory_mb"]`` or
+    ``facts["memory_mib"]``, else ``facts["mem_total_kb"]`` // 1024); None where unknown."""
     facts = host.facts or {}
     cores = _positive(host.cores_override) or _positive(facts.get(FACT_CORES))
+    memory = _positive(host.memory_mb_override)
+    for key in FACT_MEMORY_KEYS:
+        memory = memory or _positive(facts.get(key))
     kib = _positive(facts.get(FACT_MEM_TOTAL_KB))
-    memory = (_positive(host.memory_mb_override) or _positive(facts.get(FACT_MEMORY_MIB))
-              or (_positive(kib // 1024) if kib else None))
-    return cores, memory
+    return cores, memory or (_positive(kib // 1024) if kib else None)
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ def _named_problem(host: HostInfo | None, name: str, group: NodeGroupSpec) -> st
 
 def load_pool(session: Session) -> list[HostInfo]:
     """Every registered host (REMOVED ones too: a spec naming one is told so), by name."""
-    return [HostInfo.of(h) for h in session.query(Host).order_by(Host.name)]
+    return [HostInfo.of(h) for h in session.scalars(select(Host).order_by(Host.name))]
 
 
 class HostTaken(Exception):

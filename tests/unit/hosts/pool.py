@@ -39,12 +39,12 @@ def info(name: str, labels: dict[str, str] | None = None, cores: int | None = 4,
 def add_host(store: Store, name: str, labels: dict[str, str] | None = None, cores: int = 4, memory: int = 8192,
              status: str = "READY", host_id: str | None = None, address: str | None = None,
              **columns: Any) -> str:
-    """Register ``name`` as the host check would leave it (``facts``: cores, memory_mib); its id."""
+    """Register ``name`` as the host check would leave it (``facts``: cores, memory_mb); its id."""
     now = time.time()
     ident = host_id or f"hst-{name}"
     with store.session() as s:
         s.add(Host(id=ident, name=name, address=address or f"198.18.1.{sum(map(ord, name)) % 250 + 1}", port=22,
-                   user="corral", labels=labels or {}, facts={"cores": cores, "memory_mib": memory}, checks=[],
+                   user="corral", labels=labels or {}, facts={"cores": cores, "memory_mb": memory}, checks=[],
                    status=status, target="READY", created_at=now, status_changed_at=now, **columns))
     return ident
 

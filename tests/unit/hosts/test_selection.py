@@ -190,7 +190,9 @@ def _host(**columns: Any) -> Host:
 
 
 @pytest.mark.parametrize(("columns", "size"), [
+    ({"facts": {"cores": 8, "memory_mb": 32768}}, (8, 32768)),  # what the host check stores
     ({"facts": {"cores": 8, "memory_mib": 32768}}, (8, 32768)),
+    ({"facts": {"cores": 8, "memory_mb": 16000, "memory_mib": 32768}}, (8, 16000)),
     ({"facts": {"cores": "8", "mem_total_kb": "16389128"}}, (8, 16005)),  # the probe's text; MemTotal in KiB
     ({"facts": {"cores": 8, "memory_mib": 32768, "mem_total_kb": 1024}}, (8, 32768)),
     ({"facts": {"cores": 8, "memory_mib": 32768}, "cores_override": 4, "memory_mb_override": 6144}, (4, 6144)),
