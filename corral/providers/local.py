@@ -30,7 +30,10 @@ from corral.store.db import Store
 from corral.store.models import AddressLease
 
 NODE_ENV_MARKER = "CORRAL_NODE_ID"
-CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL"})
+# Never passed to agents (and so to steps): the secret key decrypts every stored secret,
+# a token is a user's, a database URL may hold a password.
+CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL",
+                                    "CORRAL_SECRET_KEY", "CORRAL_TOKEN", "CORRAL_AUTH"})
 NODE_SUBDIRS = ("conf", "data", "logs", "run", "steps", "artifacts", "tmp")
 
 
