@@ -20,7 +20,7 @@ import typer
 
 from corral.cli import credentials
 from corral.cli.client import Client, server_url
-from corral.cli.render import Output, console, err_console, print_json, table, when
+from corral.cli.render import Output, console, print_json, table, when
 from corral.control.tokens import Role
 from corral.errors import CorralError
 from corral.settings import Settings
@@ -49,8 +49,6 @@ def _store(action: str | None = None, target: str | None = None) -> Iterator[Any
     store = Store(settings.database_url)
     try:
         store.migrate()
-        err_console.print(f"(no token for {server_url(settings)}: using the store of {settings.home} directly)",
-                          markup=False, highlight=False)
         status = 200
         try:
             yield store
@@ -66,6 +64,11 @@ def _store(action: str | None = None, target: str | None = None) -> Iterator[Any
         store.dispose()
 
 
+def _store_note() -> str:
+    settings = Settings.from_env()
+    return f"(on the store of {settings.home} directly: no token is configured for {server_url(settings)})"
+
+
 def _view(row: Any) -> dict[str, Any]:
     from corral.api.routes_tokens import TokenOut  # noqa: PLC0415 - the API's shape, for the same JSON either way
 
@@ -78,6 +81,7 @@ def create(name: str = typer.Option(..., "--name", help="Unique: letters, digits
            output: Output = OutputOpt) -> None:
     """Create a token; its secret is shown this once (keep it: only a hash is stored)."""
     client = _api()
+    note = ""
     if client is not None:
         made = client.post("/tokens", json={"name": name, "role": role.value})
     else:
@@ -85,13 +89,14 @@ def create(name: str = typer.Option(..., "--name", help="Unique: letters, digits
 
         with _store("token.create", name) as store:
             row, secret = tokens.create_token(store, name, role.value, created_by=LOCAL_ACTOR)
-        made = {**_view(row), "token": secret}
+        made, note = {**_view(row), "token": secret}, _store_note()
     if output is Output.json:
         print_json(made)
         return
-    console.print(f"Token [bold]{made['name']}[/bold] ({made['role']}) created. Its secret, shown only now:")
+    console.print(f"Token {made['name']} ({made['role']}) created {note}. Its secret, shown only now:".replace("  ", " "),
+                  markup=False, highlight=False)
     print(made["token"])
-    console.print("Pass it as CORRAL_TOKEN=<token>, or save it with `corral login`.", markup=False)
+    console.print("Pass it as CORRAL_TOKEN=<token>, or save it with `corral login`.", markup=False, highlight=False)
 
 
 @app.command("list")
