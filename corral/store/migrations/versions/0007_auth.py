@@ -1,6 +1,6 @@
 """clusters.agent_token as TEXT: it is stored encrypted (corral.secretbox), longer than 128
 
-Revision ID: 0007
+Revision ID: 0007_auth
 Revises: 0006
 Create Date: 2026-12-02 12:00:00
 
@@ -14,7 +14,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007'
+revision = '0007_auth'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
