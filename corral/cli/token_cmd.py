@@ -38,9 +38,10 @@ def _api() -> Client | None:
 
 
 @contextmanager
-def _store(action: str | None = None, target: str | None = None) -> Iterator[Any]:
+def _store(action: str | None = None, target: str | None = None, ok: int = 200) -> Iterator[Any]:
     """The control plane's store, migrated. A change (``action``, e.g. ``token.create``) is
-    audited as actor ``local``, whether it succeeds or is refused."""
+    audited as actor ``local``, with the status code the API would answer (``ok`` or the
+    error's), whether it succeeds or is refused."""
     from corral.control import audit  # noqa: PLC0415 - the API path needs none of the store's modules
     from corral.store.db import Store  # noqa: PLC0415
 
@@ -49,7 +50,7 @@ def _store(action: str | None = None, target: str | None = None) -> Iterator[Any
     store = Store(settings.database_url)
     try:
         store.migrate()
-        status = 200
+        status = ok
         try:
             yield store
         except CorralError as exc:
@@ -87,7 +88,7 @@ def create(name: str = typer.Option(..., "--name", help="Unique: letters, digits
     else:
         from corral.control import tokens  # noqa: PLC0415
 
-        with _store("token.create", name) as store:
+        with _store("token.create", name, ok=201) as store:
             row, secret = tokens.create_token(store, name, role.value, created_by=LOCAL_ACTOR)
         made, note = {**_view(row), "token": secret}, _store_note()
     if output is Output.json:

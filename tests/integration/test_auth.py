@@ -158,10 +158,10 @@ def test_a_non_loopback_control_plane_needs_tokens_and_audits_calls(plane: Plane
     records = [(r["actor"], r["method"], r["action"], r["target"], r["status_code"], r["result"])
                for r in json.loads(audit.stdout)]
     assert records == [
-        ("local", "CLI", "token.create", "admin", 200, "ok"),
-        ("local", "CLI", "token.create", "viewer", 200, "ok"),
+        ("local", "CLI", "token.create", "admin", 201, "ok"),
+        ("local", "CLI", "token.create", "viewer", 201, "ok"),
         ("admin", "POST", "token.create", "ops", 201, "ok"),
-        ("local", "CLI", "token.create", "late", 200, "ok"),
+        ("local", "CLI", "token.create", "late", 201, "ok"),
         ("anonymous", "POST", "cluster.create", None, 401, "denied"),
         ("viewer", "POST", "cluster.create", None, 403, "denied"),
         ("ops", "POST", "cluster.create", None, 422, "failed"),

@@ -71,22 +71,25 @@ def test_the_first_admin_token_is_made_on_the_store(on_store: ControlPlane, monk
     assert json.loads(capsys.readouterr().out)["revoked_at"] is not None
     with on_store.store.session() as s:
         rows = [(r.actor, r.method, r.action, r.target, r.status_code) for r in s.query(AuditRecord).order_by(AuditRecord.id)]
-    assert rows == [("local", "CLI", "token.create", "admin", 200), ("local", "CLI", "token.create", "ci", 200),
+    assert rows == [("local", "CLI", "token.create", "admin", 201), ("local", "CLI", "token.create", "ci", 201),
                     ("local", "CLI", "token.revoke", "ci", 200)]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--name", "admin", "--role", "admin"], "a token named 'admin' exists"),
-    (["--name", "bad name", "--role", "viewer"], "name: a token name is 1 to 64 letters"),
-    (["--name", "x", "--role", "root"], "Invalid value for '--role'"),
+@pytest.mark.parametrize("argv, message, audited", [
+    (["--name", "admin", "--role", "admin"], "a token named 'admin' exists", [409]),
+    (["--name", "bad name", "--role", "viewer"], "name: a token name is 1 to 64 letters", [422]),
+    (["--name", "x", "--role", "root"], "Invalid value for '--role'", []),  # a usage error: the store is not opened
 ])
 def test_bad_token_requests_are_exit_2_with_one_line(on_store: ControlPlane, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+                                                     capsys: pytest.CaptureFixture[str], argv: list[str], message: str,
+                                                     audited: list[int]) -> None:
     tokens.create_token(on_store.store, "admin", "admin", created_by=None)
     capsys.readouterr()
     assert corral(monkeypatch, "token", "create", *argv) == 2
     out, err = capsys.readouterr()
     assert message in one_error_line(err) and "crl_" not in out + err
+    with on_store.store.session() as s:
+        assert [r.status_code for r in s.query(AuditRecord)] == audited
 
 
 def test_with_a_token_the_cli_goes_through_the_api(cp: ControlPlane, secured_url: tuple[str, dict[str, str]],
