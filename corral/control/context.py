@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from corral import secretbox
 from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
 from corral.settings import Settings
 from corral.store.db import Store
+from corral.store.sealing import seal_plaintext_secrets
 
 
 @dataclass
@@ -20,6 +22,9 @@ class ControlPlane:
     notifier: Notifier = field(default_factory=Notifier)
 
     def __post_init__(self) -> None:
+        # The store's secret columns are encrypted with this control plane's key
+        # (process-wide: the ORM's column types have no other way to reach it).
+        secretbox.configure(self.settings.home, self.settings.secret_key)
         self.logs = LogStore(self.settings.logs_dir)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
 
@@ -28,7 +33,9 @@ class ControlPlane:
         settings.ensure_dirs()
         store = Store(settings.database_url)
         store.migrate()
-        return cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store)})
+        plane = cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store)})
+        seal_plaintext_secrets(store)
+        return plane
 
     def provider(self, name: str) -> NodeProvider:
         return self.providers[name]
