@@ -1,7 +1,7 @@
 """clusters.agent_token as TEXT: it is stored encrypted (corral.secretbox), longer than 128
 
-Revision ID: 0007_auth
-Revises: 0006
+Revision ID: 0008_auth
+Revises: 0007_select
 Create Date: 2026-12-02 12:00:00
 
 An encrypted 43-character agent token is 147 characters (``enc:v1:`` + a Fernet token),
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_auth'
-down_revision = '0006'
+revision = '0008_auth'
+down_revision = '0007_select'
 branch_labels = None
 depends_on = None
 
