@@ -76,9 +76,12 @@ class FakeSsh(SshPool):
                 host.gate.wait(10)
             time.sleep(host.delay)
             return RemoteResult(0, host.probe.encode(), b"")
-        if command.startswith("date"):
-            return RemoteResult(0, f"{self.clock() + host.clock_offset:.6f}\n".encode(), b"")
         return RemoteResult(0, b"", b"")
+
+    def read_clock(self, target: SshTarget, clock: object = None, limit: float = 10.0) -> tuple[float, float, float]:
+        host = self._get(target)
+        now = self.clock()
+        return now + host.clock_offset, now - 0.001, now + 0.001
 
 
 def use_fake_ssh(cp: ControlPlane, advertise_url: str | None = URL) -> FakeSsh:
