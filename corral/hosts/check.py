@@ -449,7 +449,8 @@ def _ports(facts: dict[str, Any], ports: dict[int, list[str]], allocated: bool) 
         items.append(CheckItem(f"port {port}", False, ERROR, f"in use by {who}", f"free for {', '.join(ports[port])}",
                                "stop it or use another host", f"port {port}: in use by {who}: stop it or use another host"))
     if not items:
-        items.append(_ok("ports", f"all {len(ports)} free ({', '.join(str(p) for p in ports)})"))
+        items.append(CheckItem("ports", True, ERROR, f"all {len(ports)} free", ", ".join(str(p) for p in ports), "",
+                               f"ports: the {len(ports)} that Corral's daemons bind are free"))
     return items
 
 
