@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
 
 DEFAULT_PORT = 7420
 # Uploaded step files and bootstrap scripts (CORRAL_MAX_ARTIFACT_MB): big enough for fat
@@ -39,6 +40,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def resolve_advertise_url(given: str | None, host: str, port: int) -> str | None:
+    """CORRAL_ADVERTISE_URL (``http(s)://host[:port]``, no trailing slash), else
+    ``http://CORRAL_HOST:CORRAL_PORT`` unless that host is a wildcard address."""
+    if given:
+        parsed = urlparse(given.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError(f"CORRAL_ADVERTISE_URL must be http(s)://HOST[:PORT], got {given!r}")
+        return given.strip().rstrip("/")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        return None
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -49,6 +63,9 @@ class Settings:
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_MB << 20
     auth: str | None = None  # "required", "off", or None: by the address (``auth_mode``)
     secret_key: str | None = field(default=None, repr=False)  # CORRAL_SECRET_KEY; None: the home's key file
+    # The URL hosts reach the control plane at (CORRAL_ADVERTISE_URL); None when it listens
+    # on all addresses and none was given (no address of "0.0.0.0" is one a host can use).
+    advertise_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,6 +86,9 @@ class Settings:
             max_artifact_bytes=int(os.environ.get("CORRAL_MAX_ARTIFACT_MB", DEFAULT_MAX_ARTIFACT_MB)) << 20,
             auth=auth,
             secret_key=os.environ.get("CORRAL_SECRET_KEY") or None,
+            advertise_url=resolve_advertise_url(os.environ.get("CORRAL_ADVERTISE_URL"),
+                                                os.environ.get("CORRAL_HOST", "127.0.0.1"),
+                                                int(os.environ.get("CORRAL_PORT", DEFAULT_PORT))),
         )
 
     @property

@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_steps,
-                        routes_tokens)
+from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_hosts,
+                        routes_steps, routes_tokens)
 from corral.api.access import AccessMiddleware, startup_refusal
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
@@ -36,6 +36,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
         finally:
             if reconciler:
                 reconciler.stop()
+            plane.ssh.close_all()
 
     app = FastAPI(title="Corral", version=__version__, lifespan=lifespan,
                   description="Self-hosted elastic MapReduce: clusters, steps, events.")
@@ -67,6 +68,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_artifacts.router, prefix="/api/v1")
     app.include_router(routes_tokens.router, prefix="/api/v1")
     app.include_router(routes_audit.router, prefix="/api/v1")
+    app.include_router(routes_hosts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
     # Every /api/v1 route but health, by prefix: also routers included after this line.
     app.add_middleware(AccessMiddleware)

@@ -10,7 +10,8 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import audit_cmd, cluster_cmd, data_cmd, fs_cmd, login_cmd, server_cmd, sql_cmd, step_cmd, token_cmd
+from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, host_cmd, login_cmd, server_cmd, sql_cmd, step_cmd,
+                        token_cmd)
 from corral.cli.client import ApiError, auth_problem
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
@@ -30,6 +31,7 @@ app.add_typer(token_cmd.app, name="token")
 app.add_typer(audit_cmd.app, name="audit")
 app.command()(login_cmd.login)
 app.command()(login_cmd.logout)
+app.add_typer(host_cmd.app, name="host")
 app.command()(quickstart)
 app.command(name="sql")(sql_cmd.sql)
 

@@ -9,6 +9,7 @@ from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
+from corral.providers.ssh_transport import SshPool
 from corral.settings import Settings
 from corral.store.db import Store
 from corral.store.sealing import seal_plaintext_secrets
@@ -20,6 +21,9 @@ class ControlPlane:
     store: Store
     providers: dict[str, NodeProvider]
     notifier: Notifier = field(default_factory=Notifier)
+    # One pool of SSH connections per process (host checks, the ssh provider); its
+    # connections are reused per host and closed at shutdown.
+    ssh: SshPool = field(default_factory=SshPool)
 
     def __post_init__(self) -> None:
         # The store's secret columns are encrypted with this control plane's key

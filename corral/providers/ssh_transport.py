@@ -31,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import paramiko
 
@@ -51,7 +52,13 @@ class HostUnreachable(SshError):
 
 
 class HostKeyChanged(SshError):
-    """The host presented a key other than the pinned one; nothing was sent to it."""
+    """The host presented a key other than the pinned one; nothing was sent to it.
+    ``pinned`` is the pinned fingerprint (or key type when only the key is pinned),
+    ``seen`` the fingerprint the host presented now (both "SHA256:...")."""
+
+    def __init__(self, message: str, pinned: str | None = None, seen: str | None = None):
+        self.pinned, self.seen = pinned, seen
+        super().__init__(message)
 
 
 class AuthenticationFailed(SshError):
@@ -184,7 +191,11 @@ class SshPool:
 
     def _open_once(self, target: SshTarget, pin: bool) -> paramiko.Transport:
         sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
-        transport = paramiko.Transport(sock)
+        try:
+            transport = paramiko.Transport(sock)
+        except BaseException:
+            sock.close()  # a Transport that could not be made does not close its socket
+            raise
         try:
             transport.banner_timeout = self.connect_timeout
             transport.auth_timeout = self.connect_timeout
@@ -215,14 +226,15 @@ class SshPool:
         pinned = target.host_key_fingerprint
         if target.host_key:
             if known_hosts_line(server_key) != target.host_key.strip():
-                raise HostKeyChanged(f"{target.label}: the host key changed (pinned "
-                                     f"{pinned or target.host_key.split()[0]}, now {seen}); refusing to connect")
+                was = pinned or target.host_key.split()[0]
+                raise HostKeyChanged(f"{target.label}: the host key changed (pinned {was}, now {seen}); "
+                                     "refusing to connect", pinned=was, seen=seen)
         elif pinned:
             if seen != pinned:
                 raise HostKeyChanged(f"{target.label}: the host key {seen} is not the pinned {pinned}; "
-                                     "refusing to connect")
+                                     "refusing to connect", pinned=pinned, seen=seen)
         else:
-            raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect")
+            raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect", seen=seen)
 
     def transport(self, target: SshTarget) -> paramiko.Transport:
         key = (target.address, target.port, target.user)
@@ -249,10 +261,12 @@ class SshPool:
         for t in transports:
             t.close()
 
-    def scan_host_key(self, target: SshTarget) -> tuple[str, str]:
+    def scan_host_key(self, target: SshTarget, deadline_seconds: float | None = None) -> tuple[str, str]:
         """The host's key as first seen: (known_hosts line, SHA256 fingerprint). Nothing
-        but the SSH handshake is sent."""
-        deadline = time.monotonic() + self.connect_deadline
+        but the SSH handshake is sent. Retries transient failures for ``deadline_seconds``
+        (default: the pool's connect deadline), then raises ``HostUnreachable``."""
+        limit = self.connect_deadline if deadline_seconds is None else deadline_seconds
+        deadline = time.monotonic() + limit
         delay, last = 0.5, ""
         while True:
             try:
@@ -268,7 +282,7 @@ class SshPool:
             except _TRANSIENT as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
             if time.monotonic() + delay >= deadline:
-                raise HostUnreachable(f"{target.label}: no SSH answer within {self.connect_deadline:.0f} s ({last})")
+                raise HostUnreachable(f"{target.label}: no SSH answer within {limit:.0f} s ({last})")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -282,7 +296,11 @@ class SshPool:
         remote timeout killed it), ``HostUnreachable``, ``HostKeyChanged``,
         ``AuthenticationFailed``. A connection that broke is reopened once.
         """
-        wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash -c {shlex.quote(command)}"
+        # --norc: the login shell sshd starts has read the user's ~/.bashrc already (Debian's
+        # bash does for SSH commands), and so would this bash, as `timeout` execs it with the
+        # shell level reset: twice the start-up, and a .bashrc tool that takes a lock (pyenv
+        # rehash) would contend with itself. What the first one exported is inherited.
+        wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash --norc --noprofile -c {shlex.quote(command)}"
         for attempt in (1, 2):
             transport = self.transport(target)
             try:
@@ -326,6 +344,45 @@ class SshPool:
                         raise EOFError("the connection closed")
                     time.sleep(0.02)
             return RemoteResult(channel.recv_exit_status(), bytes(out), bytes(err))
+        finally:
+            channel.close()
+
+    def read_clock(self, target: SshTarget, clock: Callable[[], float] = time.time,
+                   limit: float = 10.0) -> tuple[float, float, float]:
+        """(host's epoch time, ``clock()`` just before asking, just after the answer).
+
+        The host's shell first says it is ready and then waits for a line; only that
+        line's round trip is timed, so the login shell's start-up (a ``.bashrc`` may take
+        a second) does not count as network delay. Raises ``SshError`` when the host
+        does not answer with a time within ``limit`` seconds.
+        """
+        transport = self.transport(target)
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        try:
+            channel.settimeout(limit)
+            channel.exec_command(f"timeout {int(limit)} sh -c 'echo corral-ready; read line; date +%s.%N'")
+            seen = b""
+            try:
+                while b"corral-ready\n" not in seen:
+                    chunk = channel.recv(4096)
+                    if not chunk:
+                        raise SshError(f"{target.label}: the clock command ended early: {seen[-200:]!r}")
+                    seen += chunk
+                sent = clock()
+                channel.sendall(b"\n")
+                answer = b""
+                while b"\n" not in answer:
+                    chunk = channel.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+                received = clock()
+            except socket.timeout as exc:
+                raise SshError(f"{target.label}: no time from the host within {limit:.0f} s") from exc
+            try:
+                return float(answer.split()[0]), sent, received
+            except (IndexError, ValueError) as exc:
+                raise SshError(f"{target.label}: `date +%s.%N` answered {answer[:80]!r}") from exc
         finally:
             channel.close()
 

@@ -13,7 +13,8 @@ def _seconds(name: str, default: float) -> float:
 STARTING_SECONDS = _seconds("STARTING", 180.0)  # every agent must register
 BOOTSTRAPPING_SECONDS = _seconds("BOOTSTRAPPING", 1800.0)  # runtime deploy (pip on a fresh host), bootstrap, daemons
 TERMINATING_SECONDS = _seconds("TERMINATING", 120.0)  # then remaining nodes are reported and the cluster ends with errors
-AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)  # no report for this long: the agent is checked, restarted
+AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)
+HOST_CHECK_SECONDS = _seconds("HOST_CHECK", 120.0)  # a host check's retries end here: UNREACHABLE or FAILED_CHECK  # no report for this long: the agent is checked, restarted
 CANCEL_SWEEP_SECONDS = 60.0  # a cancelled step's YARN applications are still killed this long after
 STOP_GRACE_SECONDS = 15.0  # agents get this long to stop their daemons before the provider kills them
 LOG_ARCHIVE_GRACE_SECONDS = 50.0  # and this much more when they copy their logs to a LogUri

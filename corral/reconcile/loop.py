@@ -1,5 +1,6 @@
 """The reconcile loop: a thread that runs a pass over every live cluster, twice a second
-or as soon as something changes, with at most one pass per cluster in flight."""
+or as soon as something changes, with at most one pass per cluster in flight; and the
+registered hosts' checks and liveness probes (``corral.reconcile.hosts``, its own pool)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from corral.control.context import ControlPlane
 from corral.domain.states import ClusterState
 from corral.reconcile import deadlines
 from corral.reconcile.clusters import ClusterReconciler
+from corral.reconcile.hosts import HostReconciler
 from corral.store.models import Cluster
 
 log = logging.getLogger("corral.reconcile")
@@ -32,6 +34,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
 
     def start(self) -> None:
         self._thread.start()
@@ -41,6 +44,7 @@ class Reconciler:
         self.cp.notifier.poke_reconciler()
         self._thread.join(10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.hosts.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -52,6 +56,10 @@ class Reconciler:
             self.cp.notifier.reconcile_now.clear()
 
     def tick(self) -> None:
+        try:
+            self.hosts.tick()
+        except Exception:  # noqa: BLE001 - the clusters' pass goes on
+            log.exception("host pass failed")
         now = self.clock()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))

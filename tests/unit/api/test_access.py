@@ -69,6 +69,10 @@ def test_every_mutating_route_has_a_stable_action_name(cp: ControlPlane) -> None
         ("PUT", "/artifacts/{sha256}"): ("artifact.upload", "ID"),
         ("POST", "/tokens"): ("token.create", None),
         ("DELETE", "/tokens/{name}"): ("token.revoke", "ID"),
+        ("POST", "/hosts"): ("host.add", None),
+        ("POST", "/hosts/{name}/check"): ("host.check", "ID"),
+        ("POST", "/hosts/{name}/drain"): ("host.drain", "ID"),
+        ("DELETE", "/hosts/{name}"): ("host.remove", "ID"),
     }
     found = {}
     for path, operations in create_app(cp, run_reconciler=False).openapi()["paths"].items():
@@ -114,8 +118,8 @@ def test_each_role_may_do_what_its_role_allows(cp: ControlPlane, secured: tuple[
     assert http.get("/tokens", headers=operator).status_code == 403
     assert http.get("/audit", headers=operator).status_code == 403
     assert "needs the admin role" in http.post("/hosts", json={}, headers=operator).json()["detail"]
-    assert http.post("/hosts", json={}, headers=admin).status_code == 404  # allowed; no such route (yet)
-    assert http.get("/hosts", headers=viewer).status_code == 404  # host reads are a viewer's
+    assert http.post("/hosts", json={}, headers=admin).status_code == 422  # allowed; the body lacks the address
+    assert http.get("/hosts", headers=viewer).status_code == 200  # host reads are a viewer's
     bad = http.post("/clusters", json={"name": "x"}, headers=operator)
     assert bad.status_code == 422 and "node_groups" in bad.text
     created = http.post("/clusters", json=spec_dict(), headers=operator)
@@ -137,7 +141,7 @@ def test_each_role_may_do_what_its_role_allows(cp: ControlPlane, secured: tuple[
     assert rows == [
         ("viewer", "viewer", "POST", "cluster.create", None, 403, "denied"),
         ("operator", "operator", "POST", "host.add", None, 403, "denied"),
-        ("admin", "admin", "POST", "host.add", None, 404, "failed"),
+        ("admin", "admin", "POST", "host.add", None, 422, "failed"),
         ("operator", "operator", "POST", "cluster.create", None, 422, "failed"),
         ("operator", "operator", "POST", "cluster.create", cid, 201, "ok"),
         ("operator", "operator", "POST", "step.add", cid, 201, "ok"),
