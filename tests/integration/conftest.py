@@ -114,6 +114,13 @@ def listening_on(addresses: set[str]) -> list[tuple[str, int]]:
                    if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in addresses})
 
 
+def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``corral ARGS`` as a user runs it, against the control plane that ``env`` names."""
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
 class ControlPlaneProcess:
     """``python -m corral.server`` in its own CORRAL_HOME; can be killed and restarted."""
 
