@@ -59,6 +59,12 @@ def with_test_jvm_options(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "configurations": configurations} if configurations else spec
 
 
+# The timeout of a step that is to say why its work waits and then be ended by that timeout
+# (test_hadoop, test_steps). The services say so once a wait has lasted their 15 s grace
+# (WAIT_GRACE_SECONDS), checked every 5 s: with Spark's start-up, 36-51 s after the step's
+# start on a busy 2-core box. The rest of the timeout is that margin, waited for in full.
+WAIT_STEP_TIMEOUT = 70
+
 # Tests poll daemons' REST APIs in loops: one shared client, since httpx.get builds a new
 # client (and SSL context) per call, ~50 ms of CPU each on this 2-core machine.
 HTTP = httpx.Client(timeout=10)
@@ -112,6 +118,13 @@ def class_data_archive_use(cluster_id: str, kinds: set[str], archive: str = "spa
 def listening_on(addresses: set[str]) -> list[tuple[str, int]]:
     return sorted({(c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="inet")
                    if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in addresses})
+
+
+def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``corral ARGS`` as a user runs it, against the control plane that ``env`` names."""
+    return subprocess.run([sys.executable, "-m", "corral.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
 
 
 class ControlPlaneProcess:

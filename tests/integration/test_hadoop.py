@@ -23,8 +23,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.conftest import (HTTP, ISSUE10_HADOOP_VALUE, ControlPlaneProcess, class_data_archive_use,
-                                        cluster_processes, jvm_main_class, listening_on)
+from tests.integration.conftest import (HTTP, ISSUE10_HADOOP_VALUE, WAIT_STEP_TIMEOUT, ControlPlaneProcess,
+                                        class_data_archive_use, cluster_processes, jvm_main_class, listening_on)
 from tests.integration.links import HADOOP_NAMES_THE_HOST, LinkCheck, urls_in
 
 pytestmark = pytest.mark.integration
@@ -430,7 +430,7 @@ def test_a_spark_step_whose_executors_never_fit_says_so_and_is_ended_by_its_time
     app.write_text("from pyspark.sql import SparkSession\n"
                    "spark = SparkSession.builder.appName('never-fits').getOrCreate()\n"
                    "print('sum', spark.sparkContext.parallelize(range(100), 4).sum())\n")
-    timeout = 75
+    timeout = WAIT_STEP_TIMEOUT
     step = shared_cp.add_step(cid, "SPARK", [
         "--num-executors", str(len(nodes)), "--executor-memory", f"{_jvm_mib_for(nm_mib)}m",
         "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
@@ -460,7 +460,7 @@ def test_a_step_whose_application_master_cannot_start_says_so_and_is_ended_by_it
     holder.write_text("import time\nfrom pyspark.sql import SparkSession\n"
                       "SparkSession.builder.appName('am-share-holder').getOrCreate()\ntime.sleep(600)\n")
     app.write_text("from pyspark.sql import SparkSession\nSparkSession.builder.appName('no-am-room').getOrCreate()\n")
-    timeout = 80
+    timeout = WAIT_STEP_TIMEOUT
     command = (f"spark-submit --deploy-mode cluster --driver-memory {_jvm_mib_for(holder_mib)}m "
                "--conf spark.yarn.submit.waitAppCompletion=false --conf spark.dynamicAllocation.enabled=true "
                "--conf spark.executor.instances=0 --conf spark.dynamicAllocation.initialExecutors=0 "

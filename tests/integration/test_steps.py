@@ -15,8 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.conftest import (HTTP, ISSUE10_SPARK_ENV, ISSUE10_SPARK_VALUE, ControlPlaneProcess,
-                                       class_data_archive_use, cluster_processes)
+from tests.integration.conftest import (HTTP, ISSUE10_SPARK_ENV, ISSUE10_SPARK_VALUE, WAIT_STEP_TIMEOUT,
+                                       ControlPlaneProcess, class_data_archive_use, cluster_processes)
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +180,7 @@ def test_a_standalone_spark_application_left_without_executors_says_so_and_is_en
     command = (f"spark-submit --executor-memory {worker_mib}m {holder} > holder.log 2>&1 & "
                "until grep -q holding holder.log; do sleep 1; done; "
                f"spark-submit {job}")
-    timeout = 80
+    timeout = WAIT_STEP_TIMEOUT
     step = shared_cp.add_step(cid, "SHELL", [command], timeout=timeout)
     message = shared_cp.wait_for(lambda: (m := shared_cp.step(cid, step["id"])["state_message"] or "")
                                  .startswith("waiting for Spark: application app-") and m, timeout,
