@@ -224,7 +224,7 @@ class LabHost:
 
     def _boot(self) -> None:
         boot.clear_volatile(self.disk)
-        script = boot.boot_script(self.disk, self.lab.private_dirs, self.lab.hidden, name=self.name, java=self.java)
+        script = boot.boot_script(self.disk, self.lab.private_dirs, self.lab._host_hidden, name=self.name, java=self.java)
         argv = [*_pdeathsig(), "nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--pid", "--fork",
                 "--mount-proc", "--mount", "--uts", "--ipc", "--kill-child=SIGKILL", "--",
                 "/bin/sh", "-c", script, f"hostlab-boot-{self.name}"]
@@ -309,12 +309,12 @@ class LabHost:
     # ---- java -------------------------------------------------------------------------
     def hide_java(self) -> None:
         """No ``java`` on this host from now on (an empty /usr/lib/jvm), also after reboots."""
-        if self.java and self.is_up:
+        if self.java and self.is_up and os.path.isdir(boot.JVM_DIR):
             self._nsenter(boot.hide_java_argv(), check=True)
         self.java = False
 
     def show_java(self) -> None:
-        if not self.java and self.is_up:
+        if not self.java and self.is_up and os.path.isdir(boot.JVM_DIR):
             self._nsenter(["umount", boot.JVM_DIR], check=True)
         self.java = True
 
@@ -427,6 +427,10 @@ class HostLab:
         self.bridge = self.tag
         self.dir = self.base_dir / f"{sysx.DIR_PREFIX}{self.tag}"
         self.hosts_dir = self.dir / "hosts"
+        # hosts never see the lab directory (disks, client key): by default their own /tmp
+        # covers it, elsewhere an empty mount does
+        self._host_hidden = self.hidden + ([] if any(boot._under(str(self.dir), d) for d in [*self.private_dirs, *self.hidden])
+                                           else [str(self.dir)])
         self.client_dir = self.dir / "client"
         self.client_key_path = self.client_dir / "id_ed25519"
         self.known_hosts_path = self.client_dir / "known_hosts"
@@ -553,10 +557,14 @@ class HostLab:
             attempt("marked processes", lambda: sysx.kill_all(sysx.marked(self.tag)))
             for host in self.hosts:
                 attempt(host.name, host._shutdown)
-            links, spaces = sysx.lab_names()
-            attempt("remove", lambda: sysx.remove_lab(self.tag, links.get(self.tag, []), spaces.get(self.tag, []), self.dir))
+
+            def remove() -> None:
+                links, spaces = sysx.lab_names()
+                sysx.remove_lab(self.tag, links.get(self.tag, []), spaces.get(self.tag, []), self.dir)
+
+            attempt("remove", remove)
             with _LIVE_LOCK:
-                _LIVE.pop(self.tag, None)
+                _LIVE.pop(self.tag, None)  # also after a failure: a later sweep may finish the job
             self.timings["close"] = time.monotonic() - started
             if problems:
                 raise HostLabError("closing lab " + self.tag + ": " + "; ".join(problems))

@@ -194,6 +194,7 @@ def check_private_dirs(extra: Iterable[str], hidden: Iterable[str]) -> list[str]
 
 
 def _under(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or inside it (both normalised, absolute)."""
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
@@ -254,12 +255,15 @@ def boot_script(disk: Path, dirs: list[str], hidden: list[str], *, name: str, ja
         "mount -t sysfs -o nosuid,nodev,noexec sysfs /sys",  # this network namespace's view
         "mount -t tmpfs -o nosuid,nodev,mode=1777,size=256m shm /dev/shm",
     ]
-    lines += [f"mount --bind {q(str(disk) + d)} {q(d)}" for d in dirs[:-1] + list(PRIVATE_FILES)]
+    # a private directory holding the disks themselves (/tmp by default) is bound last, or
+    # it would hide the sources of the binds after it; the hidden ones come after all binds
+    covering = [d for d in dirs if _under(str(disk), d)]
+    lines += [f"mount --bind {q(str(disk) + d)} {q(d)}" for d in [*dirs, *PRIVATE_FILES] if d not in covering]
+    lines += [f"mount --bind {q(str(disk) + d)} {q(d)}" for d in covering]
     lines += [f"mount -t tmpfs -o ro,mode=755,size=16k hostlab-hidden {q(h)}" for h in hidden]
-    if not java:
-        lines.append(f"mount -t tmpfs -o ro,mode=755,size=16k hostlab-nojava {JVM_DIR}")
+    if not java and os.path.isdir(JVM_DIR):
+        lines.append(" ".join(hide_java_argv()))
     lines += [
-        f"mount --bind {q(str(disk) + dirs[-1])} {q(dirs[-1])}",
         # everything else is the machine's and read-only here: a write outside the private
         # directories fails (EROFS) instead of leaking between hosts and the machine
         "mount -o remount,bind,ro /",
@@ -269,7 +273,6 @@ def boot_script(disk: Path, dirs: list[str], hidden: list[str], *, name: str, ja
     services = {"sshd": ["/usr/sbin/sshd", "-D", "-f", "/etc/ssh/sshd_config", "-E", "/var/log/sshd.log"],
                 "cron": ["/usr/sbin/cron", "-f"]}
     env = {"PATH": HOST_PATH, "LANG": "C.UTF-8"}
-    # the program on stdin keeps PID 1's command line short in ps
     # the program comes on stdin: PID 1's command line stays "python3.11 -I -S - hostlab-init"
     program = HOST_INIT.replace("@SERVICES@", repr(json.dumps(services))).replace("@ENV@", repr(json.dumps(env)))
     lines.append(f"exec {HOST_PYTHON} -I -S - hostlab-init <<'HOSTLAB_INIT'")

@@ -107,3 +107,9 @@ def test_a_lab_needs_one_to_99_hosts_and_one_java_flag_each() -> None:
         hostlab.HostLab(0)
     with pytest.raises(ValueError, match="java has 2 values for 3 hosts"):
         hostlab.HostLab(3, java=[True, False])
+
+
+def test_a_private_directory_holding_the_disks_is_bound_last() -> None:
+    script = boot.boot_script(Path("/var/tmp/labs/disk"), list(boot.PRIVATE_DIRS), [], name="h", java=True)
+    binds = [line.split()[-1] for line in script.splitlines() if line.startswith("mount --bind")]
+    assert binds[-1] == "/var/tmp" and binds.index("/tmp") < binds.index("/var/tmp")
