@@ -45,6 +45,10 @@ AGENT_DISTRIBUTIONS = ("httpx", "psutil", "pydantic")
 AGENT_MODULES = ("corral.agent.__main__", "corral.jobs.transfer_run", "corral.jobs.streaming_run",
                  "corral.jobs.transfer_spark", "corral.runtime.cds", "corral.runtime.cds_training",
                  "corral.runtime.hadoop")
+# Shipped too, not required: a host runs pip from its wheel to install the others into an
+# environment made with ``venv --without-pip`` (faster than ensurepip, and Debian's
+# python3.11 needs no python3.11-venv package for it).
+INSTALLER = "pip"
 # Imported on nodes but shipped by the runtime bundle (SPARK_HOME and PYTHONPATH).
 RUNTIME_DISTRIBUTIONS = ("pyspark", "py4j")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible archives: the same sources, the same sha256
@@ -68,6 +72,10 @@ def agent_requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in AGENT_DISTRIBUTIONS]
 
 
+def _installer() -> str:
+    return f"{INSTALLER}=={importlib.metadata.version(INSTALLER)}"
+
+
 def _constraints() -> list[str]:
     """Every installed distribution at its installed version: the closure pip resolves for
     hosts is the control plane's own (the same httpcore, anyio, pydantic-core...)."""
@@ -82,7 +90,7 @@ def _constraints() -> list[str]:
 @functools.lru_cache(maxsize=1)  # reading every installed distribution's metadata takes ~0.1 s
 def _deps_key() -> str:
     h = hashlib.sha256()
-    for line in [sys.implementation.cache_tag, *agent_requirements(), "--", *_constraints()]:
+    for line in [sys.implementation.cache_tag, *agent_requirements(), _installer(), "--", *_constraints()]:
         h.update(line.encode() + b"\n")
     return h.hexdigest()[:16]
 
@@ -108,7 +116,7 @@ def fetch_dependencies(cache: Path | None = None) -> Path:
             wheels = Path(scratch) / "wheels"
             result = subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                 "--wheel-dir", str(wheels), "--constraint", str(constraints), *agent_requirements()],
+                 "--wheel-dir", str(wheels), "--constraint", str(constraints), *agent_requirements(), _installer()],
                 capture_output=True, text=True, timeout=1800, env={**os.environ, "TMPDIR": scratch})
             if result.returncode != 0:
                 tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
