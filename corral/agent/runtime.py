@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 
 from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDER, RuntimeSpec
 from corral.runtime import DeployError, cds, java_version_output
-from corral.runtime.fetch import Download, Remote, ensure_unpacked
+from corral.runtime.fetch import Download, Remote, Unpacked, ensure_file, ensure_unpacked
 from corral.runtime.hadoop import runtime_name
 
 log = logging.getLogger("corral.agent.runtime")
@@ -90,19 +90,39 @@ class _Fetcher:
         self.spec, self.runtime_dir, self.repository, self.emit = spec, runtime_dir, repository, emit
         self._listing: list[Remote] | None = None
 
-    def unpacked(self, prefix: str, what: str) -> Path:
+    def _listed(self, what: str) -> list[Remote]:
         if self.repository is None or self.spec.bundle is None:
             raise DeployError(f"{what} is not on this host and there is no repository to fetch it from")
         if self._listing is None:
             self._listing = self.repository.repository_bundle(self.spec.bundle)
-        remote = next((r for r in self._listing if r.name.startswith(prefix)), None)
+        return self._listing
+
+    def unpacked(self, prefix: str, what: str) -> Path:
+        remote = next((r for r in self._listed(what) if r.name.startswith(prefix)), None)
         if remote is None:
             raise DeployError(f"the control plane's bundle {self.spec.bundle} has no {prefix}* archive ({what})")
-        done = ensure_unpacked(self.repository.repository_file, remote, self.runtime_dir)
+        assert self.repository is not None
+        return self._note(remote, what, ensure_unpacked(self.repository.repository_file, remote, self.runtime_dir))
+
+    def class_data(self, archive: Path, what: str) -> None:
+        """Fetch the class-data archive ``archive`` (its name is the runtime's and this
+        JDK's, ``corral.runtime.cds``) when the bundle has it: a host with another JDK
+        build, or a control plane that has none, means JVMs without it."""
+        if archive.is_file():
+            return
+        remote = next((r for r in self._listed(what) if r.name == archive.name), None)
+        if remote is None:
+            log.info("%s: no class-data archive %s in the bundle (another JDK build?); its JVMs start without one",
+                     what, archive.name)
+            return
+        assert self.repository is not None
+        self._note(remote, what, ensure_file(self.repository.repository_file, remote, archive.parent))
+
+    def _note(self, remote: Remote, what: str, done: Unpacked) -> Path:
         if done.fetched:
             rate = done.fetched / max(done.seconds, 1e-3) / 1e6
-            message = (f"{what}: fetched {remote.name} ({done.fetched} bytes) from the control plane and unpacked it "
-                       f"in {done.seconds:.1f} s ({rate:.0f} MB/s)")
+            message = (f"{what}: fetched {remote.name} ({done.fetched} bytes) from the control plane into the "
+                       f"host's runtime cache in {done.seconds:.1f} s ({rate:.0f} MB/s)")
             log.info(message)
             if self.emit is not None:
                 self.emit("INFO", "RUNTIME_FETCHED", message, None)
@@ -118,22 +138,25 @@ def deploy(spec: RuntimeSpec, runtime_dir: Path, repository: Repository | None =
     values = {"JAVA_HOME": java_home, "PYTHON": sys.executable}
     fetcher = _Fetcher(spec, runtime_dir, repository, emit)
     spark_home = _installed_pyspark(spec.spark_version)
+    shipped = spark_home is None  # a host without Corral's virtual environment: the runtime is the repository's
     if spark_home is None:
         python = fetcher.unpacked(f"spark-{spec.spark_version}-", f"Spark {spec.spark_version}") / "python"
         spark_home = str(python / "pyspark")
         values["PYTHONPATH"] = str(python)
     values["SPARK_HOME"] = spark_home
-    # Class-data archives are built ahead of time (``make setup``); without them the JVMs
-    # start the usual way.
-    values["SPARK_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "spark", spark_home))
-    values["HADOOP_CDS_OPTS"] = cds.java_options(None)
+    homes = {"spark": spark_home}
     if spec.hadoop_version:
         home = runtime_dir / runtime_name(spec.hadoop_version)
         if not home.is_dir():  # never Maven on a node: the control plane's machine fetched it once
             home = fetcher.unpacked(f"hadoop-{spec.hadoop_version}-", f"Hadoop {spec.hadoop_version}")
-        values["HADOOP_HOME"] = str(home)
-        values["HADOOP_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "hadoop",
-                                                                      values["HADOOP_HOME"]))
+        values["HADOOP_HOME"] = homes["hadoop"] = str(home)
+    # Class-data archives: trained once on the control plane's machine (``make setup``) and
+    # shipped with the runtime; without one (another JDK build) the JVMs start the usual way.
+    values["HADOOP_CDS_OPTS"] = cds.java_options(None)
+    for kind, home in homes.items():
+        if shipped:
+            fetcher.class_data(cds.archive_path(runtime_dir, java_home, kind, home), f"{kind} class data")
+        values[f"{kind.upper()}_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, kind, home))
     return values
 
 

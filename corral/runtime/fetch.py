@@ -11,6 +11,10 @@ file lock per archive: the agents of several nodes of a host may deploy at once,
 first one fetches, the others wait and find it there. A mismatch is retried
 (``ATTEMPTS``), then raised as ``DeployError``.
 
+A single file that is not an archive (a class-data archive, ``.jsa``) is fetched the same
+way into a directory (``ensure_file``): written under a temporary name, renamed once
+verified.
+
 Members are checked before anything is written (Debian 12's Python 3.11.2 predates
 tarfile's extraction filters): regular files, directories and symlinks only, no absolute
 names, no ``..``, no link that leads outside the archive.
@@ -50,6 +54,12 @@ class Remote:
         if not self.name.endswith(SUFFIX) or "/" in self.name or self.name.startswith("."):
             raise DeployError(f"the repository listed {self.name!r}, which is not a runtime archive")
         return self.name[: -len(SUFFIX)]
+
+    @property
+    def file_name(self) -> str:
+        if "/" in self.name or self.name.startswith(".") or not self.name:
+            raise DeployError(f"the repository listed {self.name!r}, which is not a plain file name")
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -169,5 +179,38 @@ def ensure_unpacked(download: Download, remote: Remote, cache: Path) -> Unpacked
             scratch.rename(target)
             return Unpacked(target, sum(received), time.monotonic() - started)
         shutil.rmtree(scratch, ignore_errors=True)
+        raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
+                          f"after {ATTEMPTS} attempts: {problem}")
+
+
+def ensure_file(download: Download, remote: Remote, directory: Path) -> Unpacked:
+    """``<directory>/<name>``, fetched on first use and renamed into place once its sha256
+    and size match (concurrent callers wait). Raises DeployError after ``ATTEMPTS``."""
+    started = time.monotonic()
+    target = directory / remote.file_name
+    if target.is_file():
+        return Unpacked(target, 0, 0.0)
+    directory.mkdir(parents=True, exist_ok=True)
+    with file_lock(directory / f".{remote.name}.lock"):
+        if target.is_file():
+            return Unpacked(target, 0, time.monotonic() - started)
+        partial = directory / f".{remote.name}.partial"
+        received, problem = 0, ""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                with download(remote.sha256) as chunks, open(partial, "wb") as out:
+                    stream = _Verified(chunks, remote.size)
+                    while piece := stream.read(1 << 20):
+                        out.write(piece)
+                received += stream.size
+                if stream.size == remote.size and stream.sha256.hexdigest() == remote.sha256:
+                    partial.rename(target)
+                    return Unpacked(target, received, time.monotonic() - started)
+                problem = f"{remote.name}: received {stream.size} bytes with sha256 {stream.sha256.hexdigest()}"
+            except (ChecksumMismatch, OSError) as exc:
+                problem = f"{remote.name}: {exc}"
+            finally:
+                partial.unlink(missing_ok=True)
+            log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
         raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
                           f"after {ATTEMPTS} attempts: {problem}")

@@ -147,16 +147,28 @@ def agent_requirement(bundle: Bundle) -> str:
 def runtime_bundle(settings: "Settings", release: str) -> Bundle:
     """The archives of ``release``'s runtime (``corral.runtime.archives``): Spark from the
     control plane's pyspark, Hadoop from its runtime cache (fetched with Maven there on
-    first use, never on a host). Built once per input, content-addressed; a few seconds
-    when cold, milliseconds when warm. Raises KeyError for an unknown release and
-    DeployError when a source is missing."""
+    first use, never on a host), and the class-data archives trained for them here
+    (``corral.runtime.cds``: named by JDK build and jars, so a host with the same JDK finds
+    its own by name; never trained on demand). Built once per input, content-addressed; a
+    few seconds when cold, milliseconds when warm. Raises KeyError for an unknown release
+    and DeployError when a source is missing."""
+    from corral.agent.runtime import check_java  # noqa: PLC0415
     from corral.domain.catalog import RELEASES  # noqa: PLC0415
-    from corral.runtime import archives  # noqa: PLC0415
+    from corral.runtime import DeployError, archives, cds  # noqa: PLC0415
     from corral.runtime.hadoop import ensure_hadoop  # noqa: PLC0415
 
     spec = RELEASES[release]
-    files = [archives.spark_archive(spec.spark_version),
-             archives.hadoop_archive(ensure_hadoop(settings.runtime_dir, version=spec.hadoop_version))]
+    spark_home = dict(archives.spark_sources(spec.spark_version))["python/pyspark"]
+    hadoop_home = ensure_hadoop(settings.runtime_dir, version=spec.hadoop_version)
+    files = [archives.spark_archive(spec.spark_version), archives.hadoop_archive(hadoop_home)]
+    try:
+        _, java_home = check_java(spec.java_major)
+    except DeployError:
+        java_home = None
+    for kind, home in (("spark", spark_home), ("hadoop", hadoop_home)):
+        class_data = cds.archive_path(settings.runtime_dir, java_home, kind, str(home)) if java_home else None
+        if class_data is not None and class_data.is_file():
+            files.append(class_data)
     return Bundle(tuple(artifact(p) for p in files))
 
 
@@ -164,5 +176,8 @@ def repository_dirs() -> list[Path]:
     """Every directory whose index may hold a served artifact."""
     from corral.runtime import archives, wheels  # noqa: PLC0415
 
+    from corral.runtime import cds  # noqa: PLC0415
+    from corral.runtime.hadoop import default_cache  # noqa: PLC0415
+
     cache = wheels.wheel_cache()
-    return [cache / "corral", *sorted(cache.glob("deps-*")), archives.archive_cache()]
+    return [cache / "corral", *sorted(cache.glob("deps-*")), archives.archive_cache(), cds.archive_dir(default_cache())]

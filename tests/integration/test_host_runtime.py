@@ -7,7 +7,8 @@ The host installs the agent from the repository's agent bundle (``corral.hosts.i
 offline), and that agent deploys the release runtime of a real cluster's plan from the
 repository's runtime bundle; `spark-submit --version` and `hadoop version` (Corral's own
 launcher from the plan) then run from the shipped runtime. A second node on the host
-fetches nothing. (Separate hosts in network namespaces come with the host lab.)
+fetches nothing, and the shipped class-data archives map in the host's JVMs. (Separate
+hosts in network namespaces come with the host lab.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Iterator
 import pytest
 
 from corral.hosts import install_agent, layout
+from corral.runtime import cds
 from corral.runtime.repository import agent_bundle
 from tests.integration.conftest import ControlPlaneProcess
 
@@ -99,6 +101,33 @@ def host_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def assert_shipped_class_data_maps(values: dict[str, str], env: dict[str, str]) -> None:
+    """The class-data archives trained on the control plane's machine map in JVMs started
+    from the host's copy of the runtime (``-Xshare:on`` fails otherwise). On this one
+    machine the anchors belong to the control plane's own runtime, so the host's deploy
+    left them alone and its JVMs run without (``corral.runtime.cds``); for the check they
+    lead to the host's runtime for a moment, as they would on a host of its own."""
+    homes = {"spark": values["SPARK_HOME"], "hadoop": values["HADOOP_HOME"]}
+    mains = {"spark": ("jars", "org.apache.spark.deploy.SparkSubmit", "--version"),
+             "hadoop": ("lib", "org.apache.hadoop.util.VersionInfo")}
+    saved = {kind: os.readlink(cds.anchor_path(kind, home)) for kind, home in homes.items()}
+    try:
+        for kind, home in homes.items():
+            cds.anchor_path(kind, home).unlink()
+            archive = cds.find_archive(Path(layout.runtime_cache(env["HOME"])), values["JAVA_HOME"], kind, home)
+            assert archive is not None and str(archive).startswith(env["HOME"]), kind
+            jars, main, *args = mains[kind]
+            java = subprocess.run([f"{values['JAVA_HOME']}/bin/java", "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                                   "-Xlog:cds=off", "-cp", f"{home}/{jars}/*", main, *args], env=env, cwd=env["HOME"],
+                                  capture_output=True, text=True, timeout=120)
+            assert java.returncode == 0, f"{kind}: {java.stdout[-500:]}{java.stderr[-1500:]}"
+    finally:
+        for kind, target in saved.items():
+            anchor = cds.anchor_path(kind, homes[kind])
+            anchor.unlink(missing_ok=True)
+            anchor.symlink_to(target)
+
+
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 600) -> str:
     # In the host's home: `-c` and `-` put the working directory first on sys.path, and this
     # one (the repository) has Corral's sources.
@@ -143,7 +172,8 @@ def test_a_host_installs_the_agent_and_deploys_the_runtime_from_the_repository(
     for name in ("SPARK_HOME", "HADOOP_HOME", "PYTHONPATH"):
         assert values[name].startswith(str(runtime_dir)), name
     fetched = [e for e in deployed["events"] if e[1] == "RUNTIME_FETCHED"]
-    assert len(fetched) == 2, deployed["events"]
+    assert [e[2].split(":")[0] for e in fetched] == ["Spark 4.3.0", "Hadoop 3.5.0", "spark class data",
+                                                     "hadoop class data"], deployed["events"]
     tool_env = {**env, "JAVA_HOME": values["JAVA_HOME"], "SPARK_HOME": values["SPARK_HOME"],
                 "PYTHONPATH": values["PYTHONPATH"]}
     spark = subprocess.run([f"{values['SPARK_HOME']}/bin/spark-submit", "--version"], env=tool_env, cwd=env["HOME"],
@@ -151,6 +181,8 @@ def test_a_host_installs_the_agent_and_deploys_the_runtime_from_the_repository(
     assert spark.returncode == 0 and "version 4.3.0" in spark.stdout + spark.stderr, spark.stderr[-2000:]
     hadoop = subprocess.run([deployed["launcher"], "hadoop", "version"], env=tool_env, cwd=env["HOME"], capture_output=True, text=True, timeout=120)
     assert hadoop.returncode == 0 and "Hadoop 3.5.0" in hadoop.stdout, hadoop.stdout[-1000:] + hadoop.stderr[-2000:]
+
+    assert_shipped_class_data_maps(values, tool_env)
 
     # Another node on the same host: everything is in the cache already.
     (tmp_path / "n2").mkdir()

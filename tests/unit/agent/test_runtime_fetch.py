@@ -17,7 +17,7 @@ from corral.control import clusters
 from corral.control import repository as control_repository
 from corral.control.context import ControlPlane
 from corral.control.repository import Repository
-from corral.runtime import DeployError, archives
+from corral.runtime import DeployError, archives, cds
 from corral.runtime.hadoop import runtime_name
 from corral.runtime.repository import Bundle, artifact
 from tests.unit.helpers import make_spec
@@ -27,10 +27,13 @@ SPEC = RuntimeSpec(release="corral-1.0", spark_version="4.3.0", java_major=17, h
 
 
 def fake_runtime(root: Path) -> Bundle:
-    """Small stand-ins for the release's archives, laid out as the real ones."""
+    """Small stand-ins for the release's archives, laid out as the real ones, and a Spark
+    class-data archive named for this JDK and those jars."""
     spark = root / "spark"
     (spark / "pyspark" / "bin").mkdir(parents=True)
     (spark / "pyspark" / "bin" / "spark-class").write_text("#!/bin/sh\n")
+    (spark / "pyspark" / "jars").mkdir()
+    (spark / "pyspark" / "jars" / "spark-core.jar").write_bytes(b"classes")
     (spark / "py4j").mkdir()
     (spark / "py4j" / "__init__.py").write_text("")
     hadoop = root / "hadoop"
@@ -39,7 +42,11 @@ def fake_runtime(root: Path) -> Bundle:
     made = [archives.write_archive(root / "out" / "spark-4.3.0-0123456789ab.tar",
                                    [("python/pyspark", spark / "pyspark"), ("python/py4j", spark / "py4j")]),
             archives.write_archive(root / "out" / f"{runtime_name()}.tar", [("", hadoop)])]
-    return Bundle(tuple(artifact(p) for p in made))
+    _, java_home = runtime.check_java(17)
+    class_data = cds.archive_path(root / "cp-cache", java_home, "spark", str(spark / "pyspark"))
+    class_data.parent.mkdir(parents=True)
+    class_data.write_bytes(b"a class-data archive")
+    return Bundle(tuple(artifact(p) for p in [*made, class_data]))
 
 
 class Events:
@@ -48,6 +55,11 @@ class Events:
 
     def __call__(self, level: str, code: str, message: str, component: str | None) -> None:
         self.seen.append((level, code, message))
+
+
+@pytest.fixture(autouse=True)
+def anchors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cds, "ANCHORS", tmp_path / "anchors")
 
 
 @pytest.fixture
@@ -74,8 +86,12 @@ def test_a_host_without_the_runtime_fetches_it_once(client: ControlPlaneClient, 
     assert values["HADOOP_HOME"] == str(cache / runtime_name())
     assert Path(values["SPARK_HOME"], "bin", "spark-class").is_file()
     assert Path(values["HADOOP_HOME"], "lib", "hadoop-common-3.5.0.jar").is_file()
-    assert [code for _, code, _ in events.seen] == ["RUNTIME_FETCHED", "RUNTIME_FETCHED"]
-    assert "bytes) from the control plane" in events.seen[0][2]
+    assert [code for _, code, _ in events.seen] == ["RUNTIME_FETCHED"] * 3  # Spark, Hadoop, Spark's class data
+    shipped = cds.archive_dir(cache) / cds.archive_path(tmp_path, values["JAVA_HOME"], "spark", values["SPARK_HOME"]).name
+    assert values["SPARK_CDS_OPTS"].startswith(f"-XX:SharedArchiveFile={shipped} ") and shipped.is_file()
+    assert cds.anchor_path("spark", values["SPARK_HOME"]).resolve() == Path(values["SPARK_HOME"]).resolve()
+    assert values["HADOOP_CDS_OPTS"] == "-Xshare:auto"  # none shipped for it: the JVMs start without
+    assert "bytes) from the control plane into the host's runtime cache" in events.seen[0][2]
     second = Events()
     assert runtime.deploy(SPEC, cache, client, second) == values and second.seen == []  # the next node: nothing
 
