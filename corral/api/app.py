@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from corral import __version__
 from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_hosts,
-                        routes_steps, routes_tokens)
+                        routes_repository, routes_steps, routes_tokens)
 from corral.api.access import AccessMiddleware, startup_refusal
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
@@ -37,6 +37,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
             if reconciler:
                 reconciler.stop()
             plane.ssh.close_all()
+            plane.repository.close()
 
     app = FastAPI(title="Corral", version=__version__, lifespan=lifespan,
                   description="Self-hosted elastic MapReduce: clusters, steps, events.")
@@ -72,5 +73,6 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_agent.router, prefix="/agent/v1")
     # Every /api/v1 route but health, by prefix: also routers included after this line.
     app.add_middleware(AccessMiddleware)
+    app.include_router(routes_repository.router, prefix="/agent/v1")
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

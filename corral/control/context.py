@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from corral import secretbox
 from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
+from corral.control.repository import Repository
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
 from corral.providers.ssh_transport import SshPool
@@ -31,6 +32,7 @@ class ControlPlane:
         secretbox.configure(self.settings.home, self.settings.secret_key)
         self.logs = LogStore(self.settings.logs_dir)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
+        self.repository = Repository(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ControlPlane":

@@ -24,11 +24,18 @@ from corral.services.spark import CDS_OPTS, SPARK_JARS, SparkService
 JAVA_HOME = os.environ.get("JAVA_HOME") or str(Path(os.path.realpath("/usr/bin/java")).parent.parent)
 
 
-def fake_spark(home: Path, script: str) -> Path:
-    """A Spark home with two jars and a spark-submit that runs ``script`` (bash)."""
+@pytest.fixture(autouse=True)
+def anchors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(cds, "ANCHORS", tmp_path / "anchors")
+    return tmp_path / "anchors"
+
+
+def fake_spark(home: Path, script: str, tag: str = "") -> Path:
+    """A Spark home with two jars (their content varies with ``tag``) and a spark-submit
+    that runs ``script`` (bash)."""
     (home / "jars").mkdir(parents=True)
     for name in ("a.jar", "b.jar"):
-        (home / "jars" / name).write_bytes(b"jar " + name.encode())
+        (home / "jars" / name).write_bytes(b"jar " + name.encode() + tag.encode())
     (home / "bin").mkdir()
     submit = home / "bin" / "spark-submit"
     submit.write_text("#!/bin/bash\n" + textwrap.dedent(script))
@@ -46,16 +53,39 @@ done
 """
 
 
-def test_the_name_changes_with_the_jars_and_the_spark_home(tmp_path: Path) -> None:
+def test_the_name_follows_the_jars_not_where_they_are(tmp_path: Path) -> None:
     home = fake_spark(tmp_path / "spark", "exit 0")
     first = cds.archive_path(tmp_path / "cache", JAVA_HOME, "spark", str(home))
     assert first == cds.archive_path(tmp_path / "cache", JAVA_HOME, "spark", str(home))
-    assert first.parent == tmp_path / "cache" / "cds" and first.name.startswith("spark-") and first.suffix == ".jsa"
+    assert first.parent == tmp_path / "cache" / "anchored" / "cds" and first.name.startswith("spark-")
+    assert first.suffix == ".jsa"
+    copy = tmp_path / "elsewhere" / "spark"  # a host's copy: same names, sizes and times
+    shutil.copytree(home, copy)
+    assert cds.archive_path(tmp_path / "other-cache", JAVA_HOME, "spark", str(copy)).name == first.name
+    assert cds.anchor_path("spark", str(copy)) == cds.anchor_path("spark", str(home))
     (home / "jars" / "a.jar").write_bytes(b"a changed jar")  # the JVM would refuse the old archive
     assert cds.archive_path(tmp_path / "cache", JAVA_HOME, "spark", str(home)) != first
-    other = fake_spark(tmp_path / "spark2", "exit 0")
+    other = fake_spark(tmp_path / "spark2", "exit 0", tag="other")
     assert cds.archive_path(tmp_path / "cache", JAVA_HOME, "spark", str(other)) != cds.archive_path(
         tmp_path / "cache", JAVA_HOME, "spark", str(home))
+
+
+def test_an_archive_is_used_only_where_its_anchor_leads(tmp_path: Path, anchors: Path) -> None:
+    home = fake_spark(tmp_path / "spark", WRITES_ARCHIVE + 'echo "$@" > "$(dirname "$0")/../args"\n')
+    cache = tmp_path / "cache"
+    built = cds.build_spark_archive(cache, JAVA_HOME, str(home))
+    anchor = cds.anchor_path("spark", str(home))
+    assert anchor.parent == anchors and anchor.resolve() == home.resolve()
+    assert f"spark.driver.extraClassPath={anchor}/jars/*" in (home / "args").read_text()  # trained through it
+    copy = tmp_path / "host" / "spark"
+    shutil.copytree(home, copy)
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) is None  # the anchor is the live original's
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(home)) == built
+    shutil.rmtree(home)  # the original is gone: the copy takes the anchor over
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) == built
+    assert anchor.resolve() == copy.resolve()
+    anchor.unlink()  # /tmp emptied by a reboot
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) == built and anchor.is_symlink()
 
 
 def test_options_map_the_archive_quietly_or_keep_the_jdk_default(tmp_path: Path) -> None:
@@ -84,21 +114,21 @@ def test_a_failed_training_raises_with_its_output_and_leaves_no_archive(tmp_path
     home = fake_spark(tmp_path / "spark", WRITES_ARCHIVE + "echo 'py4j said no' >&2\nexit 3\n")
     with pytest.raises(RuntimeError, match=r"exit 3\):\npy4j said no"):
         cds.build_spark_archive(tmp_path / "cache", JAVA_HOME, str(home))
-    assert [p.name for p in (tmp_path / "cache" / "cds").iterdir()] == [".build.lock"]
+    assert [p.name for p in cds.archive_dir(tmp_path / "cache").iterdir()] == [".build.lock"]
 
 
 def test_archives_of_removed_or_changed_runtimes_are_pruned(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     gone = fake_spark(tmp_path / "old", WRITES_ARCHIVE)
     old = cds.build_spark_archive(cache, JAVA_HOME, str(gone))
-    changed = fake_spark(tmp_path / "changed", WRITES_ARCHIVE)
+    changed = fake_spark(tmp_path / "changed", WRITES_ARCHIVE, tag="changed")
     before = cds.build_spark_archive(cache, JAVA_HOME, str(changed))
-    kept = cds.build_spark_archive(cache, JAVA_HOME, str(fake_spark(tmp_path / "kept", WRITES_ARCHIVE)))
+    kept = cds.build_spark_archive(cache, JAVA_HOME, str(fake_spark(tmp_path / "kept", WRITES_ARCHIVE, tag="kept")))
     shutil.rmtree(gone)  # a removed virtual environment
     (changed / "jars" / "a.jar").write_bytes(b"reinstalled")  # the same path, other jars
-    orphan = cache / "cds" / "spark-0123456789abcdef.jsa"  # an interrupted build's
+    orphan = cds.archive_dir(cache) / "spark-0123456789abcdef.jsa"  # an interrupted build's
     orphan.write_bytes(b"x")
-    killed = cache / "cds" / "spark-0123456789abcdef.4242.partial"  # a killed build's
+    killed = cds.archive_dir(cache) / "spark-0123456789abcdef.4242.partial"  # a killed build's
     killed.write_bytes(b"x")
     after = cds.build_spark_archive(cache, JAVA_HOME, str(changed))
     assert after != before
