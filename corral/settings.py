@@ -28,6 +28,9 @@ class Settings:
     port: int
     local_subnet: ipaddress.IPv4Network
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_MB << 20
+    # Where agents reach the control plane (``CORRAL_ADVERTISE_URL``): on hosts reached over
+    # SSH, an address of this machine that they can route to; None = ``api_url``.
+    advertised_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -43,11 +46,18 @@ class Settings:
             port=int(os.environ.get("CORRAL_PORT", DEFAULT_PORT)),
             local_subnet=subnet,
             max_artifact_bytes=int(os.environ.get("CORRAL_MAX_ARTIFACT_MB", DEFAULT_MAX_ARTIFACT_MB)) << 20,
+            advertised_url=os.environ.get("CORRAL_ADVERTISE_URL") or None,
         )
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def advertise_url(self) -> str:
+        """The control plane's URL as agents use it: ``CORRAL_ADVERTISE_URL``, by default
+        ``http://<CORRAL_HOST>:<CORRAL_PORT>``."""
+        return (self.advertised_url or self.api_url).rstrip("/")
 
     @cached_property
     def logs_dir(self) -> Path:

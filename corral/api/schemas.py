@@ -52,6 +52,10 @@ class NodeOut(BaseModel):
     phase: str | None
     error: str | None
     error_code: str | None
+    # Node health (corral.reconcile.health): why the node is LOST (or was terminated
+    # without being cleaned), and since when it is LOST.
+    status_reason: str | None = None
+    lost_at: datetime | None = None
     components: dict[str, ComponentOut]
     last_heartbeat: datetime | None
     ready_at: datetime | None
@@ -104,7 +108,8 @@ class ClusterDetail(ClusterSummary):
                                running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"))
                   for g in c.groups]
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
-                         phase=n.phase, error=n.error, error_code=n.error_code, last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         phase=n.phase, error=n.error, error_code=n.error_code, status_reason=n.status_reason,
+                         lost_at=ts(n.lost_at), last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
                          components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
                  for n in c.nodes]
         base = ClusterSummary.of(c).model_dump()

@@ -16,6 +16,7 @@ from corral.control.plans import build_plan
 from corral.domain import secrets
 from corral.domain.states import NodeState, StepFailureCode, StepState
 from corral.errors import CorralError, NotFound
+from corral.reconcile import health
 from corral.reconcile.steps import on_step_finished, set_step_state
 from corral.store.models import Cluster, Node, Step, bump_plan_version
 
@@ -36,6 +37,10 @@ _PHASE_TO_STATUS = {
     "STARTING": NodeState.STARTING,
     "RUNNING": NodeState.RUNNING,
 }
+# A LOST node's agent reporting again in a phase that maps to no status above (FAILED: its
+# deploy or bootstrap failed; STOPPING/STOPPED) returns to BOOTSTRAPPING, where the
+# reconciler sees the failure or the stop.
+_RECOVERED_DEFAULT = NodeState.BOOTSTRAPPING
 _REPORTED_FINAL = {"COMPLETED": StepState.COMPLETED, "FAILED": StepState.FAILED, "CANCELLED": StepState.CANCELLED}
 
 
@@ -110,7 +115,10 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
                               component=event.component, at=event.time)
         node.last_event_seq = max([node.last_event_seq, *(e.seq for e in report.events)])
         target = _PHASE_TO_STATUS.get(report.phase)
-        if target is not None and node.status != NodeState.TERMINATING.value and node.status != target.value:
+        recovered = node.status == NodeState.LOST.value
+        if recovered:
+            health.mark_recovered(s, node, target or _RECOVERED_DEFAULT, now)
+        elif target is not None and node.status != NodeState.TERMINATING.value and node.status != target.value:
             if NodeState(node.status).can_become(target):
                 node.status = target.value
                 if target is NodeState.RUNNING and node.ready_at is None:
@@ -120,7 +128,7 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
         phase_changed = previous_phase != report.phase
     if bump:
         cp.notifier.bump(node.cluster_id)
-    elif phase_changed or report.events:
+    elif phase_changed or report.events or recovered:
         cp.notifier.poke_reconciler()
     return ack
 

@@ -8,6 +8,8 @@ from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
+from corral.providers.ssh import SshProvider
+from corral.providers.ssh_transport import SshPool
 from corral.settings import Settings
 from corral.store.db import Store
 
@@ -28,7 +30,9 @@ class ControlPlane:
         settings.ensure_dirs()
         store = Store(settings.database_url)
         store.migrate()
-        return cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store)})
+        # One SSH pool per process: connections to hosts are reused by every node on them.
+        ssh = SshProvider(settings, store, SshPool())
+        return cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store), "ssh": ssh})
 
     def provider(self, name: str) -> NodeProvider:
         return self.providers[name]

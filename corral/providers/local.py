@@ -30,7 +30,8 @@ from corral.store.db import Store
 from corral.store.models import AddressLease
 
 NODE_ENV_MARKER = "CORRAL_NODE_ID"
-CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL"})
+CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL",
+                                    "CORRAL_ADVERTISE_URL"})
 NODE_SUBDIRS = ("conf", "data", "logs", "run", "steps", "artifacts", "tmp")
 
 
