@@ -136,8 +136,10 @@ def start(launch: AgentLaunch, tag: str, cron_lock: str, wait: float = 15.0) -> 
     return (
         f"{_edit_crontab(cron_lock, tag, cron_line(launch, tag))}\n"
         f"held() {{ flock -n -E {STATE_CONFLICT} {d}/run/agent.lock true; [ $? -eq {STATE_CONFLICT} ]; }}\n"
-        f"held || /bin/sh {q(launch.script_path)}\n"
-        f"i=0; while [ $i -lt {rounds} ]; do held && [ -s {d}/run/agent.pid ] && break; sleep 0.2; i=$((i+1)); done\n"
+        # A pid file without a lock holder is a dead agent's: removed, so that the wait
+        # below probes the lock only once the new agent holds it (and cannot disturb it).
+        f"held || {{ rm -f {d}/run/agent.pid; /bin/sh {q(launch.script_path)}; }}\n"
+        f"i=0; while [ $i -lt {rounds} ]; do [ -s {d}/run/agent.pid ] && held && break; sleep 0.2; i=$((i+1)); done\n"
         f"held && echo agent=RUNNING || echo agent=STOPPED\n"
         f"printf 'pid=%s\\n' \"$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' {d}/run/agent.pid 2>/dev/null)\"\n"
     )
