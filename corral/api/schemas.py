@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from corral.domain.secrets import masked_properties
-from corral.control.views import cluster_view, effective_properties
+from corral.control.views import cluster_view, effective_properties, node_size
+from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Event, Operation, Step
+from corral.store.models import Cluster, Event, Node, Operation, Step
 
 
 def ts(value: float | None) -> datetime | None:
@@ -31,9 +32,11 @@ class Timeline(BaseModel):
 class NodeGroupOut(BaseModel):
     id: str
     role: str
-    instance_type: str
+    instance_type: str  # "host": each node sized by its own host (ssh, no instance type in the spec)
     requested_count: int
     running_count: int
+    host_labels: dict[str, str] = {}  # ssh: the labels its hosts were selected by
+    hosts: list[str] = []  # ssh: the hosts the spec named
 
 
 class ComponentOut(BaseModel):
@@ -49,6 +52,9 @@ class NodeOut(BaseModel):
     instance_type: str
     status: str
     address: str | None
+    host: str | None = None  # ssh: the name of the host the node runs on (one node per host)
+    vcpus: int | None = None  # what its daemons are sized from: its instance type's, or its host's
+    memory_mib: int | None = None
     phase: str | None
     error: str | None
     error_code: str | None
@@ -78,6 +84,7 @@ class ClusterSummary(BaseModel):
 
 class ClusterDetail(ClusterSummary):
     release: str
+    provider: str = "local"  # local or ssh
     services: list[str]
     target: str
     auto_terminate: bool
@@ -105,15 +112,17 @@ class ClusterDetail(ClusterSummary):
                 uis.update(get_service(name).web_uis(view))
                 endpoints.update(get_service(name).endpoints(view))
         groups = [NodeGroupOut(id=g.id, role=g.role, instance_type=g.instance_type, requested_count=g.target_count,
-                               running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"))
+                               running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"),
+                               host_labels=dict(g.host_labels or {}), hosts=list(g.host_names or []))
                   for g in c.groups]
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
-                         phase=n.phase, error=n.error, error_code=n.error_code, status_reason=n.status_reason,
-                         lost_at=ts(n.lost_at), last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         host=n.host_name, vcpus=_size(n)[0], memory_mib=_size(n)[1], phase=n.phase, error=n.error,
+                         error_code=n.error_code, status_reason=n.status_reason, lost_at=ts(n.lost_at),
+                         last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
                          components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
                  for n in c.nodes]
         base = ClusterSummary.of(c).model_dump()
-        return cls(**base, release=c.release, services=list(c.services), target=c.target,
+        return cls(**base, release=c.release, provider=c.provider, services=list(c.services), target=c.target,
                    auto_terminate=c.auto_terminate, master_address=master.address if master else None,
                    node_groups=groups, nodes=nodes,
                    configurations=[{**conf, "properties": masked_properties(conf.get("properties", {}))}
@@ -122,6 +131,12 @@ class ClusterDetail(ClusterSummary):
                    bootstrap_actions=[{"name": b["name"], "file": b["file_name"], "args": b["args"]}
                                       for b in c.bootstrap_actions],
                    web_uis=uis, endpoints=endpoints, ready_check=c.ready_check)
+
+
+def _size(node: Node) -> tuple[int | None, int | None]:
+    """(vcpus, MiB) the node is sized by: kept in its row (ssh), else its catalog type's."""
+    size: InstanceType | None = node_size(node) or INSTANCE_TYPES.get(node.instance_type)
+    return (size.vcpus, size.memory_mib) if size is not None else (None, None)
 
 
 class EffectiveConfig(BaseModel):

@@ -34,6 +34,7 @@ def create(
     name: Optional[str] = typer.Option(None, "--name"),
     release: Optional[str] = typer.Option(None, "--release"),
     services: list[str] = typer.Option([], "--services", help="Comma-separated, e.g. spark."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="local (the default) or ssh (registered hosts)."),
     master_type: Optional[str] = typer.Option(None, "--master-type"),
     core_count: Optional[int] = typer.Option(None, "--core-count"),
     core_type: Optional[str] = typer.Option(None, "--core-type"),
@@ -48,7 +49,8 @@ def create(
 ) -> None:
     """Create a cluster and show its progress until it is WAITING."""
     base = load_spec_file(file) if file else None
-    flags = SpecFlags(name=name, release=release, services=services, master_type=master_type, core_count=core_count,
+    flags = SpecFlags(name=name, release=release, services=services, provider=provider, master_type=master_type,
+                      core_count=core_count,
                       core_type=core_type, task_count=task_count, task_type=task_type, bootstrap=bootstrap,
                       properties=prop, auto_terminate=auto_terminate, client_token=client_token)
     spec = merge_flags(base, flags)
@@ -90,20 +92,30 @@ def list_(state: list[str] = typer.Option([], "--state", help="Only clusters in 
 def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> None:
     tl = c["timeline"]
     reason = c["state_change_reason"]
+    provider = c.get("provider", "local")
     console.print(f"[bold]{c['id']}[/bold] '{c['name']}'  {styled(c['status'])}  release {c['release']}  "
-                  f"services {', '.join(c['services'])}" + ("  auto-terminate" if c["auto_terminate"] else ""))
+                  f"services {', '.join(c['services'])}" + ("  auto-terminate" if c["auto_terminate"] else "")
+                  + (f"  provider {provider}" if provider != "local" else ""))
     said = ": ".join(part for part in (reason["code"], reason["message"]) if part)
     console.print(f"  reason: {said or '-'}")
     console.print(f"  created {when(tl['created_at'])}  ready {when(tl['ready_at'])}  ended {when(tl['ended_at'])}")
     for name, url in {**c["web_uis"], **c.get("endpoints", {})}.items():
         console.print(f"  {name:<22} {url}")
-    groups = table("group", "role", "instance type", "requested", "running")
+    # Host columns only where hosts are involved (ssh): a local cluster's tables stay as they were.
+    selecting = any(g.get("host_labels") or g.get("hosts") for g in c["node_groups"])
+    groups = table("group", "role", "instance type", "requested", "running", *(("hosts",) if selecting else ()))
     for g in c["node_groups"]:
-        groups.add_row(g["id"], g["role"], g["instance_type"], str(g["requested_count"]), str(g["running_count"]))
+        chosen = ([", ".join(f"{k}={v}" for k, v in (g.get("host_labels") or {}).items())
+                   + (" " if g.get("host_labels") and g.get("hosts") else "") + ", ".join(g.get("hosts") or [])]
+                  if selecting else [])
+        groups.add_row(g["id"], g["role"], g["instance_type"], str(g["requested_count"]), str(g["running_count"]),
+                       *[text or "-" for text in chosen])
     console.print(groups)
-    nodes = table("node", "role", "address", "status", "daemons")
+    on_hosts = any(n.get("host") for n in c["nodes"])
+    nodes = table("node", "role", *(("host",) if on_hosts else ()), "address", "status", "daemons")
     for n in c["nodes"]:
-        nodes.add_row(n["id"], n["role"], n["address"] or "-", styled(n["status"]), component_summary(n["components"]))
+        host = [n.get("host") or "-"] if on_hosts else []
+        nodes.add_row(n["id"], n["role"], *host, n["address"] or "-", styled(n["status"]), component_summary(n["components"]))
     console.print(nodes)
     for n in c["nodes"]:  # a LOST node, or one terminated without being cleaned: why
         if n.get("status_reason"):

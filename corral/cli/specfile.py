@@ -68,6 +68,7 @@ class SpecFlags:
     name: str | None = None
     release: str | None = None
     services: list[str] = field(default_factory=list)
+    provider: str | None = None  # local or ssh
     master_type: str | None = None
     core_count: int | None = None
     core_type: str | None = None
@@ -83,6 +84,8 @@ DEFAULT_GROUPS = [
     {"role": "MASTER", "instance_type": "local.small", "count": 1},
     {"role": "CORE", "instance_type": "local.medium", "count": 2},
 ]
+# On ssh a node is a whole host, sized by its own cores and memory unless a type is given.
+DEFAULT_SSH_GROUPS = [{"role": "MASTER", "count": 1}, {"role": "CORE", "count": 2}]
 
 
 def _group(spec: dict[str, Any], role: str) -> dict[str, Any]:
@@ -96,8 +99,11 @@ def _group(spec: dict[str, Any], role: str) -> dict[str, Any]:
 
 def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]:
     spec: dict[str, Any] = copy.deepcopy(base or {})  # never change the caller's spec
+    if flags.provider:
+        spec["provider"] = flags.provider
     if "node_groups" not in spec:
-        spec["node_groups"] = [dict(g) for g in DEFAULT_GROUPS]
+        defaults = DEFAULT_SSH_GROUPS if spec.get("provider") == "ssh" else DEFAULT_GROUPS
+        spec["node_groups"] = [dict(g) for g in defaults]
     if not isinstance(spec["node_groups"], list):
         raise SpecFileError("node_groups must be a list")
     if flags.name:

@@ -20,9 +20,11 @@ from corral.control import events
 from corral.control.context import ControlPlane
 from corral.control.steps import capabilities, local_path_problem, prepare_steps, upload_how
 from corral.domain.secrets import spec_secrets
-from corral.domain.spec import ClusterSpec, validate_cluster_spec
+from corral.domain.catalog import HOST_SIZED
+from corral.domain.spec import ClusterSpec, NodeGroupSpec, validate_cluster_spec
 from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
-from corral.services.registry import spec_view
+from corral.hosts import selection
+from corral.services.registry import spec_view, validate_fit
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.jobs.files import node_name
 from corral.reconcile import deadlines
@@ -33,6 +35,14 @@ ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
 
 def spec_hash(spec: ClusterSpec) -> str:
     body = spec.model_dump(mode="json", exclude={"client_token"})
+    # Fields added with host selection, left out at their defaults: a local spec hashes as
+    # it did before them, so a client token used before an upgrade still matches its spec.
+    if body.get("provider") == "local":
+        del body["provider"]
+    for group in body["node_groups"]:
+        for key in ("host_labels", "hosts"):
+            if group.get(key) is None:
+                group.pop(key, None)
     # model_dump masks secrets; a different password is a different request
     body["secret_digests"] = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in spec_secrets(spec).items()}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -79,15 +89,57 @@ def _bootstrap_artifacts(cp: ControlPlane, spec: ClusterSpec) -> tuple[list[dict
     return bootstrap, errors
 
 
+# A create whose hosts another create reserved first selects again, this often, before
+# it gives up (each round reads the pool anew; a pool that lacks hosts is refused at once).
+RESERVE_ATTEMPTS = 5
+
+
 def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
-    """Returns (cluster, created); a repeated client token returns the first cluster."""
+    """Returns (cluster, created); a repeated client token returns the first cluster.
+
+    The order: the spec's own checks; on ssh, host selection and then the fit of every
+    step type on the selected hosts' sizes; bootstrap scripts and steps; then one
+    transaction writing every row and reserving the hosts. Raises ValidationFailed (bad
+    spec, too few matching hosts; nothing written), Conflict (a client token reused for a
+    different spec, or hosts taken by concurrent creates ``RESERVE_ATTEMPTS`` times)."""
     existing = _by_token(cp, spec)
     if existing is not None:
         return existing, False
+    if spec.provider not in cp.providers:  # refused before any host is reserved for it
+        raise ValidationFailed([FieldError(("provider",), f"provider {spec.provider!r} is not set up on this control plane "
+                                                           f"(set up: {', '.join(sorted(cp.providers))})")])
     validate_cluster_spec(spec)
+    for _ in range(RESERVE_ATTEMPTS):
+        try:
+            return _create_once(cp, spec)
+        except selection.HostTaken:
+            existing = _by_token(cp, spec)  # the winner may be the same request, retried
+            if existing is not None:
+                return existing, False
+    raise Conflict(f"the hosts selected for '{spec.name}' were reserved by concurrent creates "
+                   f"{RESERVE_ATTEMPTS} times in a row; try again")
+
+
+def _select(cp: ControlPlane, spec: ClusterSpec) -> selection.Selection | None:
+    """The hosts of an ssh spec, and the refusal of a spec whose step types could never
+    run on their sizes (``registry.validate_fit``); None on local."""
+    if spec.provider != "ssh":
+        return None
+    with cp.store.session() as s:
+        pool = selection.load_pool(s)
+    chosen = selection.select_hosts(spec, pool)
+    errors = validate_fit(spec, chosen.sizes())
+    if errors:
+        raise ValidationFailed(errors)
+    return chosen
+
+
+def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
+    chosen = _select(cp, spec)
     available = capabilities(spec.services, spec.object_storage is not None)
     bootstrap, bootstrap_errors = _bootstrap_artifacts(cp, spec)
-    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",), view=spec_view(spec))
+    view = spec_view(spec, chosen.sizes() if chosen is not None else None)
+    steps, step_errors = prepare_steps(cp, spec.steps, available, loc_prefix=("steps",), view=view)
     if bootstrap_errors or step_errors:
         raise ValidationFailed(bootstrap_errors + step_errors)
     now = time.time()
@@ -95,7 +147,7 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         id=ids.cluster_id(), name=spec.name, client_token=spec.client_token, spec_hash=spec_hash(spec),
         release=spec.release, services=spec.services_in_order(),
         configurations=[c.model_dump(mode="json") for c in spec.configurations],
-        bootstrap_actions=bootstrap, auto_terminate=spec.auto_terminate, provider="local",
+        bootstrap_actions=bootstrap, auto_terminate=spec.auto_terminate, provider=spec.provider,
         object_storage=spec.object_storage.model_dump(mode="json", exclude={"secret_key"}) if spec.object_storage else None,
         metastore=spec.metastore.model_dump(mode="json", exclude={"password"}) if spec.metastore else None,
         log_uri=spec.log_uri, secrets=spec_secrets(spec),
@@ -106,17 +158,30 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
     try:
         with cp.store.session() as s:
             s.add(cluster)
-            s.flush()
-            for group_spec in sorted(spec.node_groups, key=lambda g: ROLE_ORDER[g.role.value]):
+            s.flush()  # the cluster row first: the write that orders concurrent creates (SQLite's lock, the token's index)
+            reservations: list[tuple[selection.HostInfo, str]] = []
+            indexed = sorted(enumerate(spec.node_groups), key=lambda g: ROLE_ORDER[g[1].role.value])
+            for index, group_spec in indexed:
+                itype = group_spec.instance_type or HOST_SIZED
                 group = NodeGroup(id=ids.group_id(), cluster_id=cluster.id, role=group_spec.role.value,
-                                  instance_type=group_spec.instance_type, target_count=group_spec.count)
+                                  instance_type=itype, target_count=group_spec.count,
+                                  host_labels=dict(group_spec.host_labels or {}), host_names=list(group_spec.hosts or []))
                 s.add(group)
                 s.flush()  # nodes reference the group; no ORM relationship orders the inserts
+                picks = chosen.of_group(index) if chosen is not None else []
                 for i in range(group_spec.count):
-                    s.add(Node(id=ids.node_id(), cluster_id=cluster.id, group_id=group.id, role=group.role,
-                               instance_type=group.instance_type, status=NodeState.REQUESTED.value,
-                               target=NodeTarget.RUNNING.value, provider_data={}, components={},
-                               created_at=now + i * 1e-6))
+                    node = Node(id=ids.node_id(), cluster_id=cluster.id, group_id=group.id, role=group.role,
+                                instance_type=itype, status=NodeState.REQUESTED.value,
+                                target=NodeTarget.RUNNING.value, provider_data={}, components={},
+                                created_at=now + i * 1e-6)
+                    if picks:
+                        pick = picks[i]
+                        node.host_id, node.host_name, node.address = pick.host.id, pick.host.name, pick.host.address
+                        node.vcpus, node.memory_mib = pick.size.vcpus, pick.size.memory_mib
+                        reservations.append((pick.host, node.id))
+                    s.add(node)
+            s.flush()
+            selection.reserve(s, reservations, cluster.id, now)
             for seq, step in enumerate(steps):
                 step.cluster_id, step.seq = cluster.id, seq
                 s.add(step)
@@ -125,7 +190,7 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
             events.progress(s, cluster.id, "CREATE_CLUSTER", "VALIDATE", "DONE", "spec is valid")
             events.record(s, cluster.id, "CLUSTER_CREATED",
                           f"cluster '{spec.name}' requested: {', '.join(spec.services)}; "
-                          + ", ".join(f"{g.count} x {g.role.value} {g.instance_type}" for g in spec.node_groups))
+                          + ", ".join(_group_text(i, g, chosen) for i, g in enumerate(spec.node_groups)))
     except IntegrityError:
         again = _by_token(cp, spec)  # a concurrent create with the same token won
         if again is None:
@@ -133,6 +198,14 @@ def create_cluster(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         return again, False
     cp.notifier.poke_reconciler()
     return cluster, True
+
+
+def _group_text(index: int, group: NodeGroupSpec, chosen: selection.Selection | None) -> str:
+    """``2 x CORE local.medium`` (local); on ssh with the hosts: ``2 x CORE on h2, h3``."""
+    text = f"{group.count} x {group.role.value}" + (f" {group.instance_type}" if group.instance_type else "")
+    if chosen is not None and group.count:
+        text += " on " + ", ".join(p.host.name for p in chosen.of_group(index))
+    return text
 
 
 def list_clusters(cp: ControlPlane, states: list[str] | None = None, after: tuple[float, str] | None = None,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from corral.domain.catalog import HOST_SIZED, InstanceType, host_instance_type
 from corral.domain.states import NodeRole, NodeState
 from corral.services.base import ClusterView, NodeView
 from corral.services import registry
-from corral.store.models import Cluster
+from corral.store.models import Cluster, Node
 
 Properties = dict[str, dict[str, str]]
+
+
+def node_size(node: Node) -> InstanceType | None:
+    """The size kept in the node's row at create (ssh: ``host:<name>`` when sized by its
+    host, else its instance type's), or None (local: the catalog's ``instance_type``)."""
+    if node.vcpus is None or node.memory_mib is None:
+        return None
+    if node.instance_type == HOST_SIZED:
+        return host_instance_type(node.host_name or node.host_id or node.id, node.vcpus, node.memory_mib)
+    return InstanceType(node.instance_type, vcpus=node.vcpus, memory_mib=node.memory_mib)
 
 
 def cluster_view(cluster: Cluster) -> ClusterView:
@@ -15,7 +26,7 @@ def cluster_view(cluster: Cluster) -> ClusterView:
     provisioned."""
     nodes = tuple(
         NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address, directory=n.directory or "",
-                 instance_type=n.instance_type)
+                 instance_type=n.instance_type, size=node_size(n))
         for n in cluster.nodes
         if n.address and n.status != NodeState.TERMINATED.value
     )
@@ -33,7 +44,7 @@ def shape_view(cluster: Cluster) -> ClusterView:
     view = cluster_view(cluster)
     nodes = tuple(
         NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address or "0.0.0.0", directory=n.directory or "",
-                 instance_type=n.instance_type)
+                 instance_type=n.instance_type, size=node_size(n))
         for n in cluster.nodes
         if n.status != NodeState.TERMINATED.value
     )

@@ -48,3 +48,15 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("local.xlarge", vcpus=8, memory_mib=16384),
     )
 }
+DEFAULT_INSTANCE_TYPE = "local.medium"  # a local node group's when its spec names none
+
+# The instance type recorded for a node sized by its host's own cores and memory (the ssh
+# provider, a group without ``instance_type``); the size itself is in the node's row.
+HOST_SIZED = "host"
+
+
+def host_instance_type(host_name: str, cores: int, memory_mib: int) -> InstanceType:
+    """A whole host as an instance type, ``host:<name>``: services size its daemons from it
+    exactly as from a catalog type (``InstanceType.usable_mib`` keeps the same share back
+    for the OS and Corral's agent)."""
+    return InstanceType(f"host:{host_name}", vcpus=cores, memory_mib=memory_mib)

@@ -9,16 +9,18 @@ plane never reads a path of its own disk for them.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationInfo,
+                      field_validator, model_validator)
 
 from corral import formats
-from corral.domain.catalog import DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
+from corral.domain.catalog import DEFAULT_INSTANCE_TYPE, DEFAULT_RELEASE, INSTANCE_TYPES, RELEASES
 from corral.domain.states import ActionOnFailure, NodeRole, StepType
 from corral.errors import FieldError, ValidationFailed
 
@@ -63,17 +65,63 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
 
+# A registered host's name (``corral host add NAME``), and a host label's key or value
+# (``rack: r1``): letters, digits, '.', '_' and '-', starting and ending with a letter or
+# digit, as Kubernetes label values (at most 63 characters; names up to the column's 128).
+HOST_NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+
+
+def _host_name(value: str) -> str:
+    if not HOST_NAME_PATTERN.match(value):
+        raise ValueError(f"not a host name: {value!r} (letters, digits, '.', '_' and '-', at most 128, "
+                         "starting and ending with a letter or digit)")
+    return value
+
+
+def _label_text(value: str) -> str:
+    if not LABEL_PATTERN.match(value):
+        raise ValueError(f"not a label key or value: {value!r} (letters, digits, '.', '_' and '-', at most 63, "
+                         "starting and ending with a letter or digit)")
+    return value
+
+
+def _label_scalars(value: Any) -> Any:
+    """``rack: 1`` in YAML is a number; a label is text (booleans and null stay refused)."""
+    if isinstance(value, dict):
+        return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+LabelText = Annotated[str, AfterValidator(_label_text)]
+
+
 class NodeGroupSpec(_Model):
     role: NodeRole
-    instance_type: str = "local.medium"
+    # On the local provider a directory-node's size (default local.medium). On ssh a node
+    # is a whole host: absent means the host's own cores and memory; given, it is a floor
+    # (only hosts at least that large match) and the uniform size the daemons get.
+    instance_type: str | None = None
     count: int = Field(default=1, ge=0, le=64)
+    # ssh only: the hosts must carry every one of these labels ...
+    host_labels: Annotated[dict[LabelText, LabelText], BeforeValidator(_label_scalars)] | None = Field(default=None,
+                                                                                                     max_length=16)
+    # ... and/or be exactly these registered hosts (one node each; count defaults to their number).
+    hosts: list[HostName] | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("instance_type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in INSTANCE_TYPES:
+    def _known_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in INSTANCE_TYPES:
             raise ValueError(f"unknown instance type {value!r} (known: {', '.join(INSTANCE_TYPES)})")
         return value
+
+    @model_validator(mode="after")
+    def _count_from_hosts(self) -> "NodeGroupSpec":
+        if self.hosts is not None and "count" not in self.model_fields_set:
+            self.count = len(self.hosts)  # a node per named host; a count given is checked instead
+        return self
 
 
 class Configuration(_Model):
@@ -165,6 +213,9 @@ class StepRequest(_Model):
 class ClusterSpec(_Model):
     name: DisplayName = Field(min_length=1, max_length=128)
     release: str = DEFAULT_RELEASE
+    # Where nodes come from: "local" (directory-nodes on this machine) or "ssh" (registered
+    # hosts, one node per host, selected per node group: ``corral.hosts.selection``).
+    provider: Literal["local", "ssh"] = "local"
     # None (absent) means the release's default services: Hadoop + Spark.
     services: list[str] = Field(default=None, validate_default=True)  # type: ignore[assignment]
     node_groups: list[NodeGroupSpec]
@@ -203,6 +254,15 @@ class ClusterSpec(_Model):
             raise ValueError(f"log_uri must be an s3a://bucket/prefix URI, got {value!r}")
         return "s3a://" + url.netloc + "/" + url.path.strip("/")
 
+    @model_validator(mode="after")
+    def _local_default_type(self) -> "ClusterSpec":
+        # A local node is sized only by its instance type; on ssh None means the host's own size.
+        if self.provider == "local":
+            for group in self.node_groups:
+                if group.instance_type is None:
+                    group.instance_type = DEFAULT_INSTANCE_TYPE
+        return self
+
     def services_in_order(self) -> list[str]:
         """The services in the release's dependency order (HDFS before YARN before ...),
         the order daemons start in."""
@@ -217,7 +277,11 @@ class ClusterSpec(_Model):
 
 
 def validate_cluster_spec(spec: ClusterSpec) -> None:
-    """Whole-spec checks; raises ValidationFailed listing every problem found."""
+    """Whole-spec checks; raises ValidationFailed listing every problem found.
+
+    On ``provider: ssh`` the check that every step type fits the nodes needs the selected
+    hosts' sizes: ``corral.control.clusters`` runs it (``registry.validate_fit``) after
+    selection; everything else is checked here."""
     from corral.services.registry import validate_services  # services depend on the domain, not back
 
     errors: list[FieldError] = []
@@ -250,13 +314,39 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
         errors.append(FieldError(("metastore",), "an external metastore needs the hive service"))
     if spec.metastore is not None and spec.object_storage is None:
         errors.append(FieldError(("metastore", "warehouse_dir"), "the warehouse is in object storage: set object_storage"))
-    errors.extend(validate_services(spec, shape_ok=not errors))
+    errors.extend(_host_selection_errors(spec))
+    errors.extend(validate_services(spec, shape_ok=not errors, fit=spec.provider == "local"))
     errors.extend(_rendered_field_errors(spec))
     for i, action in enumerate(spec.bootstrap_actions):
         if not PurePosixPath(action.path).is_absolute():
             errors.append(FieldError(("bootstrap_actions", i, "path"), f"path must be absolute, got {action.path!r}"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def _host_selection_errors(spec: ClusterSpec) -> list[FieldError]:
+    """``host_labels``/``hosts`` only on ssh; a host named once in the spec (a node per
+    host); a group naming hosts has as many nodes as it names."""
+    errors: list[FieldError] = []
+    named_by: dict[str, int] = {}
+    for i, group in enumerate(spec.node_groups):
+        if spec.provider != "ssh":
+            errors += [FieldError(("node_groups", i, name), "only with provider: ssh")
+                       for name in ("host_labels", "hosts") if getattr(group, name) is not None]
+            continue
+        if group.hosts is None:
+            continue
+        for name in group.hosts:
+            if name in named_by:
+                where = "named twice in this group" if named_by[name] == i else f"also named by node_groups[{named_by[name]}]"
+                errors.append(FieldError(("node_groups", i, "hosts"), f"{name} is {where}"))
+            else:
+                named_by[name] = i
+        if group.count != len(group.hosts):
+            errors.append(FieldError(("node_groups", i, "count"),
+                                     f"count is {group.count} but hosts names {len(group.hosts)} "
+                                     f"host{'s' if len(group.hosts) != 1 else ''} (one node per host)"))
+    return errors
 
 
 def _rendered_field_errors(spec: ClusterSpec) -> list[FieldError]:

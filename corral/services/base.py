@@ -34,10 +34,14 @@ class NodeView:
     address: str
     directory: str  # the node's root directory on its host
     instance_type: str
+    # The node's own size when it is not the catalog's (a whole host on the ssh provider,
+    # resolved at create and kept in the node's row); None: INSTANCE_TYPES[instance_type].
+    size: InstanceType | None = None
 
     @property
     def itype(self) -> InstanceType:
-        return INSTANCE_TYPES[self.instance_type]
+        """What the node's daemons are sized from: its own size, else its catalog type."""
+        return self.size if self.size is not None else INSTANCE_TYPES[self.instance_type]
 
     def path(self, *parts: str) -> str:
         return "/".join((self.directory.rstrip("/"), *parts))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
+from corral.domain.catalog import HOST_SIZED, InstanceType
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
@@ -32,11 +35,12 @@ def get_service(name: str) -> Service:
     return SERVICES[name]
 
 
-def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldError]:
+def validate_services(spec: ClusterSpec, shape_ok: bool = True, fit: bool = True) -> list[FieldError]:
     """Service requirements (only once groups and service names are valid: they rely on
     them) and configuration classifications (always): each known, each property one its
     file's format can carry (``corral.formats``), errors at
-    ``configurations[i].properties.<name>``."""
+    ``configurations[i].properties.<name>``; with ``fit``, then ``validate_fit`` on the
+    spec's instance types (an ssh spec's is run once its hosts are selected)."""
     errors: list[FieldError] = []
     known = [name for name in spec.services if name in SERVICES]
     chosen = set(known)
@@ -61,19 +65,29 @@ def validate_services(spec: ClusterSpec, shape_ok: bool = True) -> list[FieldErr
         for key, value in conf.properties.items():
             errors += [FieldError(("configurations", i, "properties", key), problem)
                        for problem in owned[conf.classification].problems(key, value)]
-    if shape_ok and not errors:  # sizes are read from the values: only once they are well-formed
+    if fit and shape_ok and not errors:  # sizes are read from the values: only once they are well-formed
         errors.extend(validate_fit(spec))
     return errors
 
 
-def spec_view(spec: ClusterSpec) -> ClusterView:
-    """The cluster a spec describes, before it has addresses (sizes do not depend on them)."""
+# Per node group (its index in ``spec.node_groups``), each node's size in order: what an
+# ssh spec's selected hosts give (``corral.hosts.selection.Selection.sizes``).
+GroupSizes = Mapping[int, Sequence[InstanceType]]
+
+
+def spec_view(spec: ClusterSpec, sizes: GroupSizes | None = None) -> ClusterView:
+    """The cluster a spec describes, before it has addresses (sizes do not depend on them).
+    ``sizes`` gives nodes their own size (ssh); without it a node is its group's instance
+    type. Raises ValueError for a host-sized group (ssh, no instance type) without sizes."""
     nodes = []
     for g, group in enumerate(spec.node_groups):
+        own = list(sizes.get(g, ())) if sizes is not None else []
+        if group.instance_type is None and len(own) < group.count:
+            raise ValueError(f"node_groups[{g}] is sized by its hosts: select them first")
         for i in range(group.count):
             node_id = f"{group.role.value.lower()}-{g}-{i}"
             nodes.append(NodeView(node_id=node_id, role=group.role, address="0.0.0.0", directory=f"/{node_id}",
-                                  instance_type=group.instance_type))
+                                  instance_type=group.instance_type or HOST_SIZED, size=own[i] if i < len(own) else None))
     user: dict[str, dict[str, str]] = {}
     for conf in spec.configurations:
         user.setdefault(conf.classification, {}).update(conf.properties)
@@ -82,18 +96,22 @@ def spec_view(spec: ClusterSpec) -> ClusterView:
                        object_storage={} if spec.object_storage else None)
 
 
-def validate_fit(spec: ClusterSpec) -> list[FieldError]:
+def validate_fit(spec: ClusterSpec, sizes: GroupSizes | None = None) -> list[FieldError]:
     """Refuse a spec on which some step type could never be scheduled
     (``corral.services.sizing``): at the property the user set that decides it, else at the
-    instance type of the smallest NodeManager's group."""
-    view = spec_view(spec)
+    smallest NodeManager's group: its instance type, or (sized by its hosts, ``sizes``) its
+    host selection, naming the hosts."""
+    view = spec_view(spec, sizes)
     derived = sizing.derive(view)
     props = effective_properties(view)
     problems = [sizing.Problem(p, sizing.YARN_KEYS) for p in derived.problems] or sizing.check(view, props)
     errors = []
     for problem in problems:
-        loc = _user_property(spec, problem.properties) or _smallest_group(spec)
-        hint = "" if loc[0] == "configurations" else ": use a larger instance type or more CORE/TASK nodes"
+        loc = _user_property(spec, problem.properties)
+        if loc is not None:
+            errors.append(FieldError(loc, problem.message))
+            continue
+        loc, hint = _smallest_group(spec, view)
         errors.append(FieldError(loc, problem.message + hint))
     return errors
 
@@ -106,9 +124,18 @@ def _user_property(spec: ClusterSpec, keys: tuple[tuple[str, str], ...]) -> tupl
     return None
 
 
-def _smallest_group(spec: ClusterSpec) -> tuple[str | int, ...]:
-    from corral.domain.catalog import INSTANCE_TYPES  # noqa: PLC0415
-
-    workers = [(INSTANCE_TYPES[g.instance_type].memory_mib, i) for i, g in enumerate(spec.node_groups)
-               if g.role in (NodeRole.CORE, NodeRole.TASK) and g.count > 0]
-    return ("node_groups", min(workers)[1], "instance_type") if workers else ("node_groups",)
+def _smallest_group(spec: ClusterSpec, view: ClusterView) -> tuple[tuple[str | int, ...], str]:
+    """(where, what to do) for the group of the smallest CORE/TASK node of ``view``."""
+    groups = [g for g, group in enumerate(spec.node_groups) for _ in range(group.count)]  # spec_view's node order
+    workers = [(n.itype.memory_mib, g, n) for g, n in zip(groups, view.nodes) if n.role in (NodeRole.CORE, NodeRole.TASK)]
+    if not workers:
+        return ("node_groups",), ": use a larger instance type or more CORE/TASK nodes"
+    _, index, _ = min(workers, key=lambda w: (w[0], w[1]))
+    group = spec.node_groups[index]
+    if group.instance_type is not None:
+        return ("node_groups", index, "instance_type"), ": use a larger instance type or more CORE/TASK nodes"
+    hosts = "; ".join(f"{n.itype.name.removeprefix('host:')}: {n.itype.vcpus} vcpus, {n.itype.memory_mib} MiB"
+                      for _, i, n in sorted(workers, key=lambda w: (w[0], w[1])) if i == index)
+    field = "hosts" if group.hosts is not None else "host_labels" if group.host_labels is not None else None
+    loc: tuple[str | int, ...] = ("node_groups", index, field) if field else ("node_groups", index)
+    return loc, f": its hosts are too small ({hosts}): select larger hosts or more CORE/TASK nodes"

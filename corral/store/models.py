@@ -102,7 +102,7 @@ class Node(Base):
     status: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(32))
 
-    address: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(255))  # as long as a host's (ssh)
     directory: Mapped[str | None] = mapped_column(Text)
     provider_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -118,6 +118,13 @@ class Node(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     # The host the node runs on (ssh provider; one node per host); None on the local provider.
     host_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    # The host's name and the node's size (vcpus, MiB) as resolved at create: the instance
+    # type's on a floor, else the host's effective cores and memory. Kept here so a later
+    # change of the host does not change a running cluster's sizes; None on local (the
+    # catalog's ``instance_type`` sizes the node).
+    host_name: Mapped[str | None] = mapped_column(String(128))
+    vcpus: Mapped[int | None] = mapped_column(Integer)
+    memory_mib: Mapped[int | None] = mapped_column(Integer)
     # Node health shared by resize, self-healing and monitoring: a node whose agent stopped
     # reporting and whose host cannot be reached is LOST (status) since ``lost_at``, for
     # ``status_reason``; it returns to its previous state when its agent re-attaches.
