@@ -29,3 +29,7 @@ def group_id() -> str:
 
 def operation_id() -> str:
     return new_id("op")
+
+
+def host_id() -> str:
+    return new_id("h")

@@ -13,11 +13,25 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
 
 DEFAULT_PORT = 7420
 # Uploaded step files and bootstrap scripts (CORRAL_MAX_ARTIFACT_MB): big enough for fat
 # jars and packed Python environments, small enough that a mistake does not fill the disk.
 DEFAULT_MAX_ARTIFACT_MB = 2048
+
+
+def resolve_advertise_url(given: str | None, host: str, port: int) -> str | None:
+    """CORRAL_ADVERTISE_URL (``http(s)://host[:port]``, no trailing slash), else
+    ``http://CORRAL_HOST:CORRAL_PORT`` unless that host is a wildcard address."""
+    if given:
+        parsed = urlparse(given.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError(f"CORRAL_ADVERTISE_URL must be http(s)://HOST[:PORT], got {given!r}")
+        return given.strip().rstrip("/")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        return None
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -28,9 +42,9 @@ class Settings:
     port: int
     local_subnet: ipaddress.IPv4Network
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_MB << 20
-    # Where agents reach the control plane (``CORRAL_ADVERTISE_URL``): on hosts reached over
-    # SSH, an address of this machine that they can route to; None = ``api_url``.
-    advertised_url: str | None = None
+    # The URL hosts reach the control plane at (CORRAL_ADVERTISE_URL); None when it listens
+    # on all addresses and none was given (no address of "0.0.0.0" is one a host can use).
+    advertise_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -46,7 +60,9 @@ class Settings:
             port=int(os.environ.get("CORRAL_PORT", DEFAULT_PORT)),
             local_subnet=subnet,
             max_artifact_bytes=int(os.environ.get("CORRAL_MAX_ARTIFACT_MB", DEFAULT_MAX_ARTIFACT_MB)) << 20,
-            advertised_url=os.environ.get("CORRAL_ADVERTISE_URL") or None,
+            advertise_url=resolve_advertise_url(os.environ.get("CORRAL_ADVERTISE_URL"),
+                                                os.environ.get("CORRAL_HOST", "127.0.0.1"),
+                                                int(os.environ.get("CORRAL_PORT", DEFAULT_PORT))),
         )
 
     @property
@@ -54,10 +70,10 @@ class Settings:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def advertise_url(self) -> str:
-        """The control plane's URL as agents use it: ``CORRAL_ADVERTISE_URL``, by default
-        ``http://<CORRAL_HOST>:<CORRAL_PORT>``."""
-        return (self.advertised_url or self.api_url).rstrip("/")
+    def agent_url(self) -> str:
+        """Where agents reach the control plane: the advertised URL, else ``api_url`` (the
+        local provider's agents run on this machine, where a wildcard address works)."""
+        return self.advertise_url or self.api_url
 
     @cached_property
     def logs_dir(self) -> Path:

@@ -10,7 +10,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import cluster_cmd, data_cmd, fs_cmd, server_cmd, sql_cmd, step_cmd
+from corral.cli import cluster_cmd, data_cmd, fs_cmd, host_cmd, server_cmd, sql_cmd, step_cmd
 from corral.cli.client import ApiError
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
@@ -25,6 +25,7 @@ app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(step_cmd.app, name="step")
 app.add_typer(fs_cmd.app, name="fs")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(host_cmd.app, name="host")
 app.command()(quickstart)
 app.command(name="sql")(sql_cmd.sql)
 

@@ -9,7 +9,9 @@ happened, never by how it printed it:
 - 1 (``FAILED``): it ran and failed: a cluster that ended instead of coming up (e.g. a
   bootstrap action exited non-zero), a termination that could not release every node, a
   step that ended FAILED, CANCELLED or INTERRUPTED, a query that failed while running, an
-  HDFS operation the cluster could not do, a server that cannot be reached.
+  HDFS operation the cluster could not do, a server that cannot be reached, a host whose
+  check failed (``host add|check``: FAILED_CHECK, UNREACHABLE, HOST_KEY_CHANGED, or a
+  failing item on an allocated or drained host).
 - 2 (``BAD_INPUT``): the request itself is wrong: usage, a refused spec or argument, an
   unknown id, a missing HDFS path, a statement the SQL endpoint refuses to run; one line
   ``corral: error: ...`` on stderr, and nothing was done.
@@ -25,7 +27,7 @@ from typing import Any, Callable, Iterable
 import typer
 
 from corral.cli.render import Output, print_json
-from corral.domain.states import ClusterState, OperationState, StepState
+from corral.domain.states import ClusterState, HostState, OperationState, StepState
 
 
 class ExitCode(IntEnum):
@@ -39,8 +41,9 @@ class ExitCode(IntEnum):
 EXIT_STATUS_HELP = (
     "Exit status, the same with every --output: 0 done as asked; 1 it ran and failed (a cluster that did "
     "not come up, a step that did not complete with --wait, a query that failed while running, an HDFS "
-    "failure, no server); 2 bad input (usage, a refused spec or argument, an unknown id, a missing HDFS "
-    "path, a statement the SQL endpoint refuses); 3 `server status`: not running; 130 interrupted.")
+    "failure, a host check that failed, no server); 2 bad input (usage, a refused spec or argument, an "
+    "unknown id, a missing HDFS path, a statement the SQL endpoint refuses); 3 `server status`: not "
+    "running; 130 interrupted.")
 
 
 def finish(result: Any, output: Output, show: Callable[[], None], ok: bool) -> None:
@@ -81,3 +84,18 @@ def step_succeeded(step: dict[str, Any], waited: bool) -> bool:
     """Whether ``step add`` (or ``data import|export``) did what was asked: with ``--wait``
     the step COMPLETED; without, it is queued (the answer is the queued step)."""
     return not waited or step["status"] == StepState.COMPLETED.value
+
+
+HOST_CHECK_FAILED = frozenset({HostState.FAILED_CHECK.value, HostState.UNREACHABLE.value, HostState.HOST_KEY_CHANGED.value})
+
+
+def host_checked(host: dict[str, Any], waited: bool) -> bool:
+    """Whether ``host add`` / ``host check`` did what was asked. Waiting: the check ended
+    and passed (no failing error item; READY, or an allocated or drained host's fresh
+    facts). Not waiting: the host is registered and its check requested, i.e. it is not
+    already in a failed state (a key that changed)."""
+    if host["status"] in HOST_CHECK_FAILED:
+        return False
+    if not waited:
+        return True
+    return not host["check_pending"] and not any(not c["ok"] and c["severity"] == "error" for c in host["checks"])

@@ -20,6 +20,9 @@ class ControlPlane:
     store: Store
     providers: dict[str, NodeProvider]
     notifier: Notifier = field(default_factory=Notifier)
+    # One pool of SSH connections per process (host checks, the ssh provider); its
+    # connections are reused per host and closed at shutdown.
+    ssh: SshPool = field(default_factory=SshPool)
 
     def __post_init__(self) -> None:
         self.logs = LogStore(self.settings.logs_dir)
@@ -30,9 +33,10 @@ class ControlPlane:
         settings.ensure_dirs()
         store = Store(settings.database_url)
         store.migrate()
-        # One SSH pool per process: connections to hosts are reused by every node on them.
-        ssh = SshProvider(settings, store, SshPool())
-        return cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store), "ssh": ssh})
+        pool = SshPool()  # the process's one pool: host checks and the ssh provider share its connections
+        providers: dict[str, NodeProvider] = {"local": LocalProvider(settings, store),
+                                              "ssh": SshProvider(settings, store, pool)}
+        return cls(settings=settings, store=store, providers=providers, ssh=pool)
 
     def provider(self, name: str) -> NodeProvider:
         return self.providers[name]

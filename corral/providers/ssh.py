@@ -236,6 +236,9 @@ class SshProvider:
         place = self._place(request.node_id)
         if place is None:
             raise ProviderError(f"node {request.node_id} has no host: the ssh provider runs nodes on reserved hosts")
+        if not self.settings.advertise_url:
+            raise ProviderError("hosts cannot reach the control plane: set CORRAL_ADVERTISE_URL (or CORRAL_HOST to an "
+                                "address of this machine that the hosts can route to)")
         if place.host_node_id not in (None, request.node_id):
             raise ProviderError(f"host {place.name} is reserved for node {place.host_node_id}, not {request.node_id}")
         facts = self._host_facts(place)

@@ -57,7 +57,13 @@ class HostUnreachable(SshError):
 
 
 class HostKeyChanged(SshError):
-    """The host presented a key other than the pinned one; nothing was sent to it."""
+    """The host presented a key other than the pinned one; nothing was sent to it.
+    ``pinned`` is the pinned fingerprint (or key type when only the key is pinned),
+    ``seen`` the fingerprint the host presented now (both "SHA256:...")."""
+
+    def __init__(self, message: str, pinned: str | None = None, seen: str | None = None):
+        self.pinned, self.seen = pinned, seen
+        super().__init__(message)
 
 
 class AuthenticationFailed(SshError):
@@ -198,7 +204,11 @@ class SshPool:
 
     def _open_once(self, target: SshTarget, pin: bool) -> paramiko.Transport:
         sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
-        transport = paramiko.Transport(sock)
+        try:
+            transport = paramiko.Transport(sock)
+        except BaseException:
+            sock.close()  # a Transport that could not be made does not close its socket
+            raise
         try:
             transport.banner_timeout = self.connect_timeout
             transport.auth_timeout = self.connect_timeout
@@ -232,14 +242,15 @@ class SshPool:
         pinned = target.host_key_fingerprint
         if target.host_key:
             if known_hosts_line(server_key) != target.host_key.strip():
-                raise HostKeyChanged(f"{target.label}: the host key changed (pinned "
-                                     f"{pinned or target.host_key.split()[0]}, now {seen}); refusing to connect")
+                was = pinned or target.host_key.split()[0]
+                raise HostKeyChanged(f"{target.label}: the host key changed (pinned {was}, now {seen}); "
+                                     "refusing to connect", pinned=was, seen=seen)
         elif pinned:
             if seen != pinned:
                 raise HostKeyChanged(f"{target.label}: the host key {seen} is not the pinned {pinned}; "
-                                     "refusing to connect")
+                                     "refusing to connect", pinned=pinned, seen=seen)
         else:
-            raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect")
+            raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect", seen=seen)
 
     def transport(self, target: SshTarget, deadline: float | None = None) -> paramiko.Transport:
         """The pooled connection to ``target``, opened within ``deadline`` seconds (default
@@ -268,10 +279,12 @@ class SshPool:
         for t in transports:
             t.close()
 
-    def scan_host_key(self, target: SshTarget) -> tuple[str, str]:
+    def scan_host_key(self, target: SshTarget, deadline_seconds: float | None = None) -> tuple[str, str]:
         """The host's key as first seen: (known_hosts line, SHA256 fingerprint). Nothing
-        but the SSH handshake is sent."""
-        deadline = time.monotonic() + self.connect_deadline
+        but the SSH handshake is sent. Retries transient failures for ``deadline_seconds``
+        (default: the pool's connect deadline), then raises ``HostUnreachable``."""
+        limit = self.connect_deadline if deadline_seconds is None else deadline_seconds
+        deadline = time.monotonic() + limit
         delay, last = 0.5, ""
         while True:
             try:
@@ -287,7 +300,7 @@ class SshPool:
             except _TRANSIENT as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
             if time.monotonic() + delay >= deadline:
-                raise HostUnreachable(f"{target.label}: no SSH answer within {self.connect_deadline:.0f} s ({last})")
+                raise HostUnreachable(f"{target.label}: no SSH answer within {limit:.0f} s ({last})")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -75,7 +75,7 @@ class ClusterReconciler:
 
     def _request(self, cluster: Cluster, node: Node) -> NodeRequest:
         return NodeRequest(node_id=node.id, cluster_id=cluster.id, role=node.role, instance_type=node.instance_type,
-                           agent_token=cluster.agent_token, control_url=self.cp.settings.advertise_url)
+                           agent_token=cluster.agent_token, control_url=self.cp.settings.agent_url)
 
     def _fail(self, code: StateChangeCode, message: str) -> None:
         with self.cp.store.session() as s:

@@ -20,6 +20,7 @@ AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)  # no report for this long: th
 # as for a node that is gone. CORRAL_NODE_LOST_TIMEOUT changes it.
 NODE_LOST_SECONDS = _seconds("NODE_LOST", 900.0)
 LOST_RETRY_CAP = 30.0  # a LOST node's machine is asked again at most this far apart
+HOST_CHECK_SECONDS = _seconds("HOST_CHECK", 120.0)  # a host check's retries end here: UNREACHABLE or FAILED_CHECK
 CANCEL_SWEEP_SECONDS = 60.0  # a cancelled step's YARN applications are still killed this long after
 STOP_GRACE_SECONDS = 15.0  # agents get this long to stop their daemons before the provider kills them
 LOG_ARCHIVE_GRACE_SECONDS = 50.0  # and this much more when they copy their logs to a LogUri

@@ -1,7 +1,8 @@
 """The reconcile loop: a thread that runs a pass over every live cluster, twice a second
-or as soon as something changes, with at most one pass per cluster in flight; and, every
-CLEANUP_SECONDS, a sweep of the machines providers still have to clean (a node terminated
-while its host was unreachable: ``corral.providers.base.CleaningProvider``)."""
+or as soon as something changes, with at most one pass per cluster in flight; the
+registered hosts' checks and liveness probes (``corral.reconcile.hosts``, its own pool);
+and, every CLEANUP_SECONDS, a sweep of the machines providers still have to clean (a node
+terminated while its host was unreachable: ``corral.providers.base.CleaningProvider``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from corral.domain.states import ClusterState
 from corral.providers.base import NodeUnreachable, pending_cleanups
 from corral.reconcile import deadlines
 from corral.reconcile.clusters import ClusterReconciler
+from corral.reconcile.hosts import HostReconciler
 from corral.store.models import Cluster, Node
 
 log = logging.getLogger("corral.reconcile")
@@ -38,6 +40,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
         self._last_sweep = 0.0
+        self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
 
     def start(self) -> None:
         self._thread.start()
@@ -47,6 +50,7 @@ class Reconciler:
         self.cp.notifier.poke_reconciler()
         self._thread.join(10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self.hosts.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -58,6 +62,10 @@ class Reconciler:
             self.cp.notifier.reconcile_now.clear()
 
     def tick(self) -> None:
+        try:
+            self.hosts.tick()
+        except Exception:  # noqa: BLE001 - the clusters' pass goes on
+            log.exception("host pass failed")
         now = self.clock()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))

@@ -136,6 +136,9 @@ class Service(Protocol):
     requires: tuple[str, ...]  # other services this one needs in the same cluster
     classifications: Mapping[str, Format]  # configuration classifications it owns, and their file formats
     uses_hadoop: bool  # its nodes need the release's Hadoop runtime
+    # Every fixed port a daemon of the service binds on a node of each role (whatever the
+    # cluster's shape: a standalone Spark master's too); the host check wants them free.
+    node_ports: Mapping[NodeRole, tuple[int, ...]]
 
     def validate(self, spec: "ClusterSpec") -> list[FieldError]:
         """Checks on the spec that only this service knows (e.g. Spark needs CORE nodes)."""
@@ -190,6 +193,7 @@ class ServiceBase:
     requires: tuple[str, ...] = ()
     classifications: Mapping[str, Format] = {}
     uses_hadoop = False
+    node_ports: Mapping[NodeRole, tuple[int, ...]] = {}
 
     def validate(self, spec: "ClusterSpec") -> list[FieldError]:
         return []

@@ -30,6 +30,8 @@ class HdfsService(ServiceBase):
     requires: tuple[str, ...] = ()
     classifications = {"core-site": formats.HADOOP_XML, "hdfs-site": formats.HADOOP_XML, "hadoop-env": formats.SHELL_EXPORTS}
     uses_hadoop = True
+    node_ports = {NodeRole.MASTER: (NAMENODE_RPC_PORT, NAMENODE_HTTP_PORT),
+                  NodeRole.CORE: (DATANODE_PORT, DATANODE_HTTP_PORT, DATANODE_IPC_PORT)}
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
         return require_core_nodes(spec, "HDFS needs at least 1 CORE node to hold its DataNodes")

@@ -85,6 +85,7 @@ class HiveService(ServiceBase):
     requires: tuple[str, ...] = ("hdfs", "spark")  # the warehouse is in HDFS; the endpoint is Spark's
     classifications = {"hive-site": formats.HADOOP_XML}
     uses_hadoop = True
+    node_ports = {NodeRole.MASTER: (METASTORE_PORT, THRIFT_PORT, THRIFT_UI_PORT)}
 
     def default_properties(self, cluster: ClusterView) -> dict[str, dict[str, str]]:
         return {"hive-site": {

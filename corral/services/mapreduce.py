@@ -78,6 +78,7 @@ class MapReduceService(ServiceBase):
     requires: tuple[str, ...] = ("yarn", "hdfs")
     classifications = {"mapred-site": formats.HADOOP_XML}
     uses_hadoop = True
+    node_ports = {NodeRole.MASTER: (HISTORY_PORT, HISTORY_WEB_PORT, HISTORY_ADMIN_PORT)}
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
         return []

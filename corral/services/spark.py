@@ -121,6 +121,9 @@ class SparkService(ServiceBase):
     requires: tuple[str, ...] = ()
     classifications = {"spark-defaults": formats.SPARK_PROPERTIES, "spark-env": formats.SHELL_EXPORTS}
     uses_hadoop = False  # on YARN it is, through YARN
+    # A standalone Worker's own port is chosen free; drivers' UIs (4040...) move on when taken.
+    node_ports = {NodeRole.MASTER: (MASTER_PORT, MASTER_UI_PORT, HISTORY_UI_PORT),
+                  NodeRole.CORE: (WORKER_UI_PORT,), NodeRole.TASK: (WORKER_UI_PORT,)}
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
         return require_core_nodes(spec, "Spark needs at least 1 CORE node")

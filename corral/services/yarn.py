@@ -69,6 +69,10 @@ class YarnService(ServiceBase):
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
     classifications = {"yarn-site": formats.HADOOP_XML, "capacity-scheduler": formats.HADOOP_XML}
     uses_hadoop = True
+    # The NodeManager's shuffle handler takes a free port (mapreduce.shuffle.port=0).
+    node_ports = {NodeRole.MASTER: (RM_SCHEDULER_PORT, RM_TRACKER_PORT, RM_PORT, RM_ADMIN_PORT, RM_WEB_PORT, WEB_PROXY_PORT),
+                  NodeRole.CORE: (NM_PORT, NM_LOCALIZER_PORT, NM_WEB_PORT),
+                  NodeRole.TASK: (NM_PORT, NM_LOCALIZER_PORT, NM_WEB_PORT)}
 
     def validate(self, spec: ClusterSpec) -> list[FieldError]:
         if spec.count(NodeRole.CORE) + spec.count(NodeRole.TASK) < 1:

@@ -4,6 +4,7 @@ terminate and release, and the errors a host off the network or with a changed k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from tests.unit.helpers import make_spec
 from tests.unit.providers import sshfakes
 
 TOKEN = "agent-token-that-must-not-leak"
+ADVERTISED = "http://198.18.0.1:7420"
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Lab:
 def lab(cp: ControlPlane, tmp_path: Path) -> Iterator[Lab]:
     home = tmp_path / "hosthome"
     home.mkdir()
+    cp.settings = dataclasses.replace(cp.settings, advertise_url=ADVERTISED)
     pool = sshfakes.LocalShellPool(home, tmp_path / "bin")
     bundle = sshfakes.fake_bundle()
     provider = SshProvider(cp.settings, cp.store, pool, bundle=lambda settings: bundle)  # type: ignore[arg-type]
@@ -97,7 +100,7 @@ def test_create_prepares_the_node_and_starts_a_detached_agent(lab: Lab) -> None:
     for sub in ("conf", "data", "logs", "run", "steps", "artifacts", "tmp"):
         assert (root / sub).is_dir()
     config = json.loads((root / "agent.json").read_text())
-    assert config["control_url"] == "http://127.0.0.1:7420" and config["address"] == "198.18.0.2"
+    assert config["control_url"] == ADVERTISED and config["address"] == "198.18.0.2"
     assert config["runtime_dir"] == layout.runtime_cache(str(lab.home)) and config["directory"] == str(root)
     assert config["self_clean"]["cron_tag"] == f"# corral-node {node}"
     token = root / "run" / "agent.token"
@@ -264,7 +267,7 @@ def test_the_agent_environment_is_installed_with_the_token_on_stdin(lab: Lab) ->
     def installer(command: str, stdin: bytes | None) -> RemoteResult:
         manifest = json.loads(Path(command.split()[-1].strip("'")).read_text())
         sshfakes.install_fake_env(Path(manifest["env"]))
-        assert manifest["control_url"] == "http://127.0.0.1:7420"
+        assert manifest["control_url"] == ADVERTISED
         assert manifest["wheels"][0]["name"] == "corral-0.1.0-py3-none-any.whl"
         assert manifest["wheel_cache"] == layout.wheel_cache(str(lab.home))
         return RemoteResult(0, b"installed\n", b"")
@@ -304,4 +307,11 @@ def test_a_node_without_a_host_is_missing_and_terminates_as_a_no_op(lab: Lab) ->
         s.get(Node, lab.nodes[0]).host_id = None  # type: ignore[union-attr]
     assert lab.provider.query_node(lab.nodes[0]) is Liveness.MISSING
     lab.provider.terminate_node(lab.nodes[0], timeout=1.0)
+    assert lab.pool.commands == []
+
+
+def test_without_an_advertised_url_nothing_is_created(lab: Lab) -> None:
+    lab.provider.settings = dataclasses.replace(lab.provider.settings, advertise_url=None)
+    with pytest.raises(ProviderError, match="set CORRAL_ADVERTISE_URL"):
+        lab.provider.create_node(lab.request(lab.nodes[0]))
     assert lab.pool.commands == []
