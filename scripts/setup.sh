@@ -2,8 +2,8 @@
 # Prepares a fresh machine for Corral: checks Python 3.11 and Java 17 (a JDK), installs
 # Maven from Debian's packages if it is absent, creates .venv, installs Corral with its
 # pinned dependencies and the Spark runtime (pyspark 4.3.0), and fetches the Hadoop 3.5.0
-# runtime from Maven Central into the host's runtime cache (once), then builds the Spark
-# and Hadoop class-data archives there (once).
+# runtime from Maven Central into the host's runtime cache (once), fetches the agent's
+# wheels for SSH hosts (once), then builds the Spark and Hadoop class-data archives (once).
 # Idempotent: a stamp file skips the install when pyproject.toml has not changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,11 @@ fi
 
 # Hadoop 3.5.0 jars from Maven Central into ~/.cache/corral/runtime (a no-op once there).
 .venv/bin/python -m corral.runtime.hadoop >/dev/null || die "could not fetch the Hadoop runtime (see the error above)"
+
+# The agent's wheels for hosts with no internet (corral.runtime.wheels): the third-party
+# closure from PyPI into ~/.cache/corral/wheels (once per set of versions), Corral's own
+# wheel built from the sources (again only when they changed).
+.venv/bin/python -m corral.runtime.wheels >/dev/null || die "could not fetch the agent's wheels (see the error above)"
 
 # The Spark and Hadoop class-data archives (corral.runtime.cds): their JVMs start 35-45%
 # cheaper with them. Built once per host and runtime; a failure is only a warning (the

@@ -18,8 +18,22 @@ verify the sha256 and keep each file in the host's cache (``corral.hosts.layout`
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from corral.runtime import file_lock
+
+if TYPE_CHECKING:
+    from corral.settings import Settings
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+INDEX = ".sha256-index.json"
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -41,8 +55,6 @@ class Bundle:
     @property
     def digest(self) -> str:
         """sha256 over the artifacts' names and hashes: equal bundles, equal digest."""
-        import hashlib  # noqa: PLC0415
-
         h = hashlib.sha256()
         for a in sorted(self.artifacts, key=lambda a: a.name):
             h.update(f"{a.name}\0{a.sha256}\n".encode())
@@ -51,3 +63,82 @@ class Bundle:
     @property
     def size(self) -> int:
         return sum(a.size for a in self.artifacts)
+
+
+# -- content hashes, computed once per file ---------------------------------------------------
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_index(directory: Path) -> dict[str, list[object]]:
+    try:
+        data = json.loads((directory / INDEX).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def artifact(path: Path) -> Artifact:
+    """``path`` as an Artifact. Its sha256 is kept in the directory's index
+    (``.sha256-index.json``: name -> [size, mtime_ns, sha256]) and reused while the size and
+    mtime are unchanged, so a 300 MB archive is hashed once, not on every listing."""
+    st = path.stat()
+    index = _read_index(path.parent)
+    entry = index.get(path.name)
+    if isinstance(entry, list) and entry[:2] == [st.st_size, st.st_mtime_ns] and SHA256.fullmatch(str(entry[2])):
+        return Artifact(path.name, str(entry[2]), st.st_size, path)
+    sha = file_sha256(path)
+    with file_lock(path.parent / f"{INDEX}.lock"):
+        index = _read_index(path.parent)
+        index = {name: e for name, e in index.items() if (path.parent / name).exists()}
+        index[path.name] = [st.st_size, st.st_mtime_ns, sha]
+        tmp = path.parent / f"{INDEX}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
+        tmp.replace(path.parent / INDEX)
+    return Artifact(path.name, sha, st.st_size, path)
+
+
+def indexed(directory: Path, sha256: str) -> Artifact | None:
+    """The file of ``directory`` whose indexed hash is ``sha256`` and that is unchanged
+    since it was indexed (else None): how an artifact is found after a restart, without
+    hashing anything. Only names from the index, never from a request, become paths."""
+    for name, entry in _read_index(directory).items():
+        if not (isinstance(entry, list) and len(entry) == 3 and entry[2] == sha256) or "/" in name:
+            continue
+        path = directory / name
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if [st.st_size, st.st_mtime_ns] == entry[:2]:
+            return Artifact(name, sha256, st.st_size, path)
+    return None
+
+
+# -- the bundles ---------------------------------------------------------------------------
+
+def agent_bundle(settings: "Settings | None" = None) -> Bundle:
+    """Corral's wheel (rebuilt when its sources changed) and the third-party wheels of the
+    agent's closure (``corral.runtime.wheels``). Raises ``wheels.WheelhouseMissing`` when
+    set-up never fetched the latter. ``settings`` is accepted for symmetry; the wheel cache
+    is host-wide (``CORRAL_WHEEL_CACHE``)."""
+    from corral.runtime import wheels  # noqa: PLC0415 - imports corral's package root
+
+    files = [wheels.corral_wheel(), *wheels.dependency_wheels()]
+    return Bundle(tuple(artifact(p) for p in files))
+
+
+def corral_artifact(bundle: Bundle) -> Artifact:
+    """The bundle's Corral wheel (what ``pip install`` names; the rest are its dependencies)."""
+    return next(a for a in bundle.artifacts if a.name.startswith("corral-"))
+
+
+def agent_requirement(bundle: Bundle) -> str:
+    """``corral==<version>`` of the bundle's wheel, for ``pip install --no-index
+    --find-links DIR``: exact, so older Corral wheels in a host's cache are never chosen."""
+    return "corral==" + corral_artifact(bundle).name.split("-")[1]
