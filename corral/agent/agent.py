@@ -202,7 +202,7 @@ class Agent:
         try:
             if self.values is None:
                 self._set_phase("DEPLOYING")
-                self.values = deploy(plan.runtime, self.runtime_dir)
+                self.values = deploy(plan.runtime, self.runtime_dir, self.client, self.emit)
             if plan.version != self.applied_version:
                 if self.phase == "DEPLOYING":
                     self._set_phase("CONFIGURING")

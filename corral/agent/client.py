@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
 from corral.agent.protocol import NodePlan, NodeReport, ReportAck
+from corral.runtime import DeployError
+from corral.runtime.fetch import Remote
+
+BUNDLE_WAIT_SECONDS = 1800.0  # the control plane may first have to build the archives (Maven there)
 
 
 class ControlPlaneClient:
@@ -50,5 +57,46 @@ class ControlPlaneClient:
                     out.write(chunk)
         tmp.rename(dest)
 
+    def repository_bundle(self, kind: str, wait: float = BUNDLE_WAIT_SECONDS) -> list[Remote]:
+        """The files of the repository's bundle ``kind`` (``runtime-<release>``), waiting
+        while the control plane builds it (503 + Retry-After) or is unreachable, up to
+        ``wait`` seconds. Raises DeployError when it cannot be had."""
+        deadline = time.monotonic() + wait
+        problem = ""
+        while True:
+            try:
+                resp = self._http.get(f"/repository/bundles/{kind}")
+                if resp.status_code == 200:
+                    return [Remote(a["name"], a["sha256"], int(a["size"])) for a in resp.json()["artifacts"]]
+                detail = resp.json().get("detail", resp.text) if resp.headers.get("content-type", "").startswith(
+                    "application/json") else resp.text
+                problem = f"HTTP {resp.status_code}: {detail}"
+                if resp.status_code != 503 or "retry-after" not in resp.headers:
+                    raise DeployError(f"the control plane cannot serve the runtime bundle {kind}: {problem}")
+                pause = float(resp.headers["retry-after"])
+            except httpx.HTTPError as exc:
+                problem, pause = f"{type(exc).__name__}: {exc}", 2.0
+            if time.monotonic() + pause > deadline:
+                raise DeployError(f"the runtime bundle {kind} was not available within {wait:.0f} s ({problem})")
+            time.sleep(pause)
+
+    @contextmanager
+    def repository_file(self, sha256: str) -> Iterator[Iterator[bytes]]:
+        """The repository's file ``sha256`` in pieces; transport and HTTP errors are
+        OSErrors (``ConnectionError``), which the caller retries."""
+        try:
+            with self._http.stream("GET", f"/repository/{sha256}", timeout=httpx.Timeout(10.0, read=60.0)) as resp:
+                resp.raise_for_status()
+                yield _pieces(resp)
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"fetching {sha256[:12]} from the control plane: {type(exc).__name__}: {exc}") from exc
+
     def close(self) -> None:
         self._http.close()
+
+
+def _pieces(resp: httpx.Response) -> Iterator[bytes]:
+    try:
+        yield from resp.iter_bytes(1 << 20)
+    except httpx.HTTPError as exc:
+        raise ConnectionError(f"the download broke off: {type(exc).__name__}: {exc}") from exc

@@ -105,6 +105,10 @@ class RuntimeSpec(BaseModel):
     spark_version: str
     java_major: int
     hadoop_version: str | None = None  # only when the cluster runs a Hadoop service
+    # The control plane's repository bundle with this runtime's archives
+    # (``GET /agent/v1/repository/bundles/{bundle}``): what an agent whose host has
+    # neither the release's pyspark nor its Hadoop runtime fetches, once per host.
+    bundle: str | None = None
 
 
 class NodePlan(BaseModel):

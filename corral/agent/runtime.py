@@ -1,27 +1,33 @@
 """Environment deployment: make the release's runtime (Java, Spark, Hadoop) usable on this node.
 
-Spark comes from the pyspark distribution on PyPI. When the agent's own interpreter has
-the release's pyspark (the case for the local provider, whose agents share Corral's
-virtual environment) it is used in place; otherwise it is pip-installed once into the
-host's runtime cache, shared by every node of every cluster on that host. Hadoop comes
-from Maven Central into the same cache (``corral.runtime.hadoop``).
+Where the node finds the runtime on its own, it uses it in place: the release's pyspark in
+the agent's interpreter and the Hadoop runtime directory in the host's runtime cache (the
+local provider's agents share the control plane's virtual environment and cache, so
+nothing is fetched). Otherwise, as on a host reached over SSH, which has no internet,
+the agent fetches the release's archives from the control plane's repository
+(``RuntimeSpec.bundle``; ``corral.runtime.archives`` says what is in them) and unpacks
+them into the host's runtime cache once for every node of every cluster there
+(``corral.runtime.fetch``): no pip, no Maven on a node. Each fetch is reported as a
+``RUNTIME_FETCHED`` event with its bytes and time.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from corral.agent.protocol import OPTION_PLACEHOLDERS, RUNTIME_PLACEHOLDER, RuntimeSpec
-from corral.runtime import DeployError, cds, file_lock, java_version_output
-from corral.runtime.hadoop import ensure_hadoop
+from corral.runtime import DeployError, cds, java_version_output
+from corral.runtime.fetch import Download, Remote, ensure_unpacked
+from corral.runtime.hadoop import runtime_name
+
+log = logging.getLogger("corral.agent.runtime")
 
 __all__ = ["DeployError", "deploy", "substitute", "substitute_all", "check_java"]
 
@@ -66,37 +72,66 @@ def _installed_pyspark(version: str) -> str | None:
     return str(Path(pyspark.__file__).parent)
 
 
-def _cached_pyspark(cache: Path, version: str) -> str:
-    target = cache / "python"
-    home = target / "pyspark"
-    with file_lock(cache / ".install.lock"):
-        if not (home / "bin" / "spark-class").exists():
-            # pip's build and unpack directories go beside the cache, not to the host's /tmp.
-            with tempfile.TemporaryDirectory(prefix=".pip-", dir=cache) as scratch:
-                subprocess.run(
-                    [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                     f"pyspark=={version}", "py4j"],
-                    check=True, timeout=1800, env={**os.environ, "TMPDIR": scratch},
-                )
-    return str(home)
+class Repository(Protocol):
+    """The control plane's runtime repository as the agent reaches it (``ControlPlaneClient``)."""
+
+    def repository_bundle(self, kind: str) -> list[Remote]: ...
+
+    repository_file: Download
 
 
-def deploy(spec: RuntimeSpec, runtime_dir: Path) -> dict[str, str]:
-    """Deploy the runtime; returns the placeholder values for this node."""
+Emit = Callable[[str, str, str, "str | None"], None]  # (level, code, message, component): agent events
+
+
+class _Fetcher:
+    """The runtime bundle's archives, listed once and unpacked on demand into the cache."""
+
+    def __init__(self, spec: RuntimeSpec, runtime_dir: Path, repository: Repository | None, emit: Emit | None):
+        self.spec, self.runtime_dir, self.repository, self.emit = spec, runtime_dir, repository, emit
+        self._listing: list[Remote] | None = None
+
+    def unpacked(self, prefix: str, what: str) -> Path:
+        if self.repository is None or self.spec.bundle is None:
+            raise DeployError(f"{what} is not on this host and there is no repository to fetch it from")
+        if self._listing is None:
+            self._listing = self.repository.repository_bundle(self.spec.bundle)
+        remote = next((r for r in self._listing if r.name.startswith(prefix)), None)
+        if remote is None:
+            raise DeployError(f"the control plane's bundle {self.spec.bundle} has no {prefix}* archive ({what})")
+        done = ensure_unpacked(self.repository.repository_file, remote, self.runtime_dir)
+        if done.fetched:
+            rate = done.fetched / max(done.seconds, 1e-3) / 1e6
+            message = (f"{what}: fetched {remote.name} ({done.fetched} bytes) from the control plane and unpacked it "
+                       f"in {done.seconds:.1f} s ({rate:.0f} MB/s)")
+            log.info(message)
+            if self.emit is not None:
+                self.emit("INFO", "RUNTIME_FETCHED", message, None)
+        return done.path
+
+
+def deploy(spec: RuntimeSpec, runtime_dir: Path, repository: Repository | None = None,
+           emit: Emit | None = None) -> dict[str, str]:
+    """Deploy the runtime; returns the placeholder values for this node. ``repository``:
+    where what is not on the host comes from. Raises DeployError (Java missing, a fetch
+    that failed)."""
     java, java_home = check_java(spec.java_major)
     values = {"JAVA_HOME": java_home, "PYTHON": sys.executable}
+    fetcher = _Fetcher(spec, runtime_dir, repository, emit)
     spark_home = _installed_pyspark(spec.spark_version)
     if spark_home is None:
-        cache = runtime_dir / spec.release
-        spark_home = _cached_pyspark(cache, spec.spark_version)
-        values["PYTHONPATH"] = str(cache / "python")
+        python = fetcher.unpacked(f"spark-{spec.spark_version}-", f"Spark {spec.spark_version}") / "python"
+        spark_home = str(python / "pyspark")
+        values["PYTHONPATH"] = str(python)
     values["SPARK_HOME"] = spark_home
     # Class-data archives are built ahead of time (``make setup``); without them the JVMs
     # start the usual way.
     values["SPARK_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "spark", spark_home))
     values["HADOOP_CDS_OPTS"] = cds.java_options(None)
     if spec.hadoop_version:
-        values["HADOOP_HOME"] = str(ensure_hadoop(runtime_dir, java_home, spec.hadoop_version, spark_home))
+        home = runtime_dir / runtime_name(spec.hadoop_version)
+        if not home.is_dir():  # never Maven on a node: the control plane's machine fetched it once
+            home = fetcher.unpacked(f"hadoop-{spec.hadoop_version}-", f"Hadoop {spec.hadoop_version}")
+        values["HADOOP_HOME"] = str(home)
         values["HADOOP_CDS_OPTS"] = cds.java_options(cds.find_archive(runtime_dir, java_home, "hadoop",
                                                                       values["HADOOP_HOME"]))
     return values

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import routes_agent, routes_artifacts, routes_clusters, routes_data, routes_hosts, routes_steps
+from corral.api import (routes_agent, routes_artifacts, routes_clusters, routes_data, routes_hosts, routes_repository,
+                        routes_steps)
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
 from corral.reconcile.loop import Reconciler
@@ -32,6 +33,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
             if reconciler:
                 reconciler.stop()
             plane.ssh.close_all()
+            plane.repository.close()
 
     app = FastAPI(title="Corral", version=__version__, lifespan=lifespan,
                   description="Self-hosted elastic MapReduce: clusters, steps, events.")
@@ -63,5 +65,6 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_artifacts.router, prefix="/api/v1")
     app.include_router(routes_hosts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
+    app.include_router(routes_repository.router, prefix="/agent/v1")
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

@@ -6,6 +6,7 @@ import hmac
 import re
 import time
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from corral.agent.protocol import NodePlan, NodeReport, ReportAck
@@ -14,7 +15,7 @@ from corral.control.clusters import cluster_steps, load_cluster
 from corral.control.context import ControlPlane
 from corral.control.plans import build_plan
 from corral.domain import secrets
-from corral.domain.states import NodeState, StepFailureCode, StepState
+from corral.domain.states import ClusterState, NodeState, StepFailureCode, StepState
 from corral.errors import CorralError, NotFound
 from corral.reconcile import health
 from corral.reconcile.steps import on_step_finished, set_step_state
@@ -59,6 +60,17 @@ def authorize(session: Session, node_id: str, token: str) -> tuple[Node, Cluster
 
 def authorize_cluster(session: Session, token: str, cluster_id: str) -> Cluster:
     cluster = session.get(Cluster, cluster_id)
+    if cluster is None or not hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
+        raise Unauthorized("bad agent token")
+    return cluster
+
+
+def authorize_any(session: Session, token: str) -> Cluster:
+    """The cluster, not yet terminated, whose agent token this is: what a host needs to
+    fetch from the runtime repository (the same files for every cluster)."""
+    ended = (ClusterState.TERMINATED.value, ClusterState.TERMINATED_WITH_ERRORS.value)
+    cluster = session.scalar(select(Cluster).where(Cluster.agent_token == token, Cluster.status.not_in(ended))) \
+        if token else None
     if cluster is None or not hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
         raise Unauthorized("bad agent token")
     return cluster

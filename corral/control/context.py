@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
+from corral.control.repository import Repository
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
 from corral.providers.ssh import SshProvider
@@ -27,6 +28,7 @@ class ControlPlane:
     def __post_init__(self) -> None:
         self.logs = LogStore(self.settings.logs_dir)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
+        self.repository = Repository(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ControlPlane":

@@ -10,6 +10,7 @@ from typing import Any
 
 from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, NodePlan, RuntimeSpec, StepCommand,
                                    protect_runtime_placeholders)
+from corral.control.repository import RUNTIME_PREFIX
 from corral.control.views import cluster_view, effective_properties, has_master
 from corral.domain import secrets
 from corral.domain.catalog import RELEASES
@@ -92,6 +93,7 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         runtime=RuntimeSpec(
             release=release.label, spark_version=release.spark_version, java_major=release.java_major,
             hadoop_version=release.hadoop_version if uses_hadoop_runtime(view) else None,
+            bundle=RUNTIME_PREFIX + release.label,
         ),
     )
     if terminate or not has_master(view) or not node.address:

@@ -142,3 +142,27 @@ def agent_requirement(bundle: Bundle) -> str:
     """``corral==<version>`` of the bundle's wheel, for ``pip install --no-index
     --find-links DIR``: exact, so older Corral wheels in a host's cache are never chosen."""
     return "corral==" + corral_artifact(bundle).name.split("-")[1]
+
+
+def runtime_bundle(settings: "Settings", release: str) -> Bundle:
+    """The archives of ``release``'s runtime (``corral.runtime.archives``): Spark from the
+    control plane's pyspark, Hadoop from its runtime cache (fetched with Maven there on
+    first use, never on a host). Built once per input, content-addressed; a few seconds
+    when cold, milliseconds when warm. Raises KeyError for an unknown release and
+    DeployError when a source is missing."""
+    from corral.domain.catalog import RELEASES  # noqa: PLC0415
+    from corral.runtime import archives  # noqa: PLC0415
+    from corral.runtime.hadoop import ensure_hadoop  # noqa: PLC0415
+
+    spec = RELEASES[release]
+    files = [archives.spark_archive(spec.spark_version),
+             archives.hadoop_archive(ensure_hadoop(settings.runtime_dir, version=spec.hadoop_version))]
+    return Bundle(tuple(artifact(p) for p in files))
+
+
+def repository_dirs() -> list[Path]:
+    """Every directory whose index may hold a served artifact."""
+    from corral.runtime import archives, wheels  # noqa: PLC0415
+
+    cache = wheels.wheel_cache()
+    return [cache / "corral", *sorted(cache.glob("deps-*")), archives.archive_cache()]
