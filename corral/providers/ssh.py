@@ -350,8 +350,14 @@ class SshProvider:
 
     def terminate_node(self, node_id: str, timeout: float) -> None:
         """Stop everything of the node, leave its host clean, release the host. Each step
-        is a no-op once done, so a control plane killed halfway resumes here."""
-        place = self._place(node_id)
+        is a no-op once done, so a control plane killed halfway resumes here. A host whose
+        key changed cannot be cleaned: its reservation ends (so it can be removed and added
+        again) and ``NodeBroken`` says what is left there."""
+        try:
+            place = self._place(node_id)
+        except NodeBroken as exc:
+            self._unreserve_broken(node_id)
+            raise NodeBroken(f"{exc}; node {node_id}'s processes and directory may remain on it") from exc
         if place is None:
             return
         home, root = self._home(place), self.node_dir(place)
@@ -399,6 +405,13 @@ class SshProvider:
             if (host.status_reason or "").startswith(("unreachable over SSH", "cleanup pending")):
                 host.status_reason = None
         log.info("host %s released by node %s", place.name, place.node_id)
+
+    def _unreserve_broken(self, node_id: str) -> None:
+        with self.store.session() as s:
+            node = s.get(Node, node_id)
+            host = s.get(Host, node.host_id) if node is not None and node.host_id else None
+            if host is not None and host.node_id == node_id and host.status == HostState.HOST_KEY_CHANGED.value:
+                host.node_id, host.cluster_id = None, None
 
     # -- hosts left to clean ----------------------------------------------------------------------
 

@@ -129,12 +129,19 @@ class ClusterReconciler:
         provider = self.cp.provider(cluster.provider)
         created = 0
         for node in cluster.nodes:
-            needs_agent = node.status == NodeState.REQUESTED.value or (
-                node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
-                and self.now - (node.provider_data.get("started_at") or 0) > 15
-                and provider.query_node(node.id) is not Liveness.RUNNING)
-            if not needs_agent or node.next_attempt_at > self.now:
+            silent = (node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
+                      and self.now - (node.provider_data.get("started_at") or 0) > 15)
+            if node.next_attempt_at > self.now or not (node.status == NodeState.REQUESTED.value or silent):
                 continue
+            if silent:
+                try:
+                    if provider.query_node(node.id) is Liveness.RUNNING:
+                        continue
+                except NodeBroken as exc:
+                    self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
+                    return
+                except Exception:  # noqa: BLE001 - unknown: create_node below says what is wrong, with backoff
+                    log.info("query_node %s failed; creating it again", node.id, exc_info=True)
             if node.attempts >= deadlines.MAX_PROVIDER_ATTEMPTS:
                 self._fail(StateChangeCode.INSTANCE_FAILURE,
                            f"node {node.id} could not be provisioned after {node.attempts} attempts; "

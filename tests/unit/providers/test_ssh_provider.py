@@ -252,6 +252,11 @@ def test_a_changed_host_key_marks_the_host_and_is_never_tried_again(lab: Lab) ->
     with pytest.raises(NodeBroken):
         lab.provider.query_node(node)
     assert len(lab.pool.commands) == calls  # not even connected
+    # Terminated: nothing can be cleaned; the reservation ends so the host can be re-added.
+    with pytest.raises(NodeBroken, match="may remain on it"):
+        lab.provider.terminate_node(node, timeout=1.0)
+    assert lab.host(0).node_id is None and lab.host(0).status == HostState.HOST_KEY_CHANGED.value
+    assert len(lab.pool.commands) == calls
 
 
 def test_a_failed_command_carries_its_stderr(lab: Lab) -> None:
