@@ -87,6 +87,11 @@ def test_a_spark_cluster_on_two_hosts(plane: ControlPlaneProcess, hosts: list[Ss
     nodes = {n["role"]: n for n in cluster["nodes"]}
     assert nodes["MASTER"]["address"] == hosts[0].address and nodes["CORE"]["address"] == hosts[1].address
 
+    # Every daemon listens on its node's address only, never a wildcard.
+    listeners = {(c.laddr.ip, c.laddr.port, p.name()) for p in _marked(cid) for c in p.net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN}
+    assert listeners and all(ip in (hosts[0].address, hosts[1].address) for ip, _, _ in listeners), listeners
+
     step = plane.add_step(cid, "SHELL", ["bash", "-c", "echo hi from $(hostname)"])
     done = plane.wait_step(cid, step["id"], timeout=300)
     assert done["status"] == "COMPLETED", done
