@@ -20,6 +20,13 @@ host) through ``corral.providers.ssh_transport.SshPool`` and the scripts of
   them), remove its directory and crontab line, then release the host in the store
   (READY, or DRAINED when it was DRAINING). The runtime cache and agent environments stay.
 
+Why a crontab ``@reboot`` line brings the agent back after a reboot, not a systemd unit:
+it needs no root (the login's own crontab; Corral runs as an unprivileged user), works
+on any init with cron (the host check looks for it), and is one line to add and remove.
+A systemd user unit would need lingering enabled by root, a system unit root itself. A
+host without ``crontab`` gets no reboot persistence (``reboot: none`` in the node's
+provider data): the reconciler still restarts a stopped agent over SSH.
+
 Errors (``corral.providers.base``): a host that does not answer raises ``NodeUnreachable``
 (the reconciler marks the node LOST); a changed host key marks the host HOST_KEY_CHANGED
 and raises ``NodeBroken`` (nothing more is sent to it, ever, until it is re-added); any
