@@ -240,3 +240,18 @@ def test_terminate_while_unreachable_ends_the_node_for_a_later_cleanup(cp: Contr
     provider.unreachable.clear()
     assert loop.sweep() == 1
     assert [e.node_id for e in _events(cp, "NODE_CLEANED")] == [core]
+
+
+def test_a_broken_host_at_create_fails_the_cluster_at_once(cp: ControlPlane, provider: HostProvider,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cluster, _ = clusters.create_cluster(cp, make_spec())
+
+    def broken(request: NodeRequest):  # type: ignore[no-untyped-def]
+        raise NodeBroken("host h1 (198.18.0.2): the host key changed; refusing to connect")
+
+    monkeypatch.setattr(provider, "create_node", broken)
+    reconcile_clusters.ClusterReconciler(cp, cluster.id, clock=lambda: T0).run()
+    with cp.store.session() as s:
+        c = s.get(Cluster, cluster.id)
+        assert c is not None and c.target == ClusterTarget.TERMINATED.value and c.failure_code == "INSTANCE_FAILURE"
+        assert "cannot be provisioned: host h1 (198.18.0.2): the host key changed" in (c.failure_message or "")
