@@ -1,7 +1,8 @@
 """A whole cluster on hosts reached over SSH, through the real control plane: two loopback
 sshds stand for two hosts (each its own address and home, ``tests/sshd.py``), registered
 with ``POST /hosts`` and checked; a Spark cluster with ``provider: ssh`` reaches WAITING,
-runs a step, survives a kill -9 of an agent (restarted over SSH) and, terminated, leaves
+runs a step, survives a kill -9 of an agent (restarted over SSH) and a host that neither
+answers SSH nor reports (LOST, then re-attached), and, terminated, leaves
 both hosts READY and clean: no process of the cluster, no port, no node directory, no
 crontab line. (The namespace host lab runs the same on hosts that share nothing with the
 control plane.)"""
@@ -104,6 +105,29 @@ def test_a_spark_cluster_on_two_hosts(plane: ControlPlaneProcess, hosts: list[Ss
     plane.wait_for(lambda: any(e["code"] == "AGENT_RESTARTED" and e.get("node_id") == core for e in plane.events(cid)),
                    timeout=120, what="the agent's restart")
     assert plane.cluster(cid)["status"] in ("WAITING", "RUNNING")
+
+    # The host off the network, as far as the control plane can tell: its agent silent
+    # (stopped) and its SSH gone. The node is LOST, with its reason, the cluster stays up;
+    # back, the agent reports and the node re-attaches.
+    agent = next(p for p in _marked(cid) if p.environ().get("CORRAL_NODE_ID") == core
+                 and "corral.agent" in " ".join(p.cmdline()))
+    hosts[1].stop()
+    agent.suspend()
+    try:
+        lost = plane.wait_for(lambda: next((n for n in plane.cluster(cid)["nodes"]
+                                            if n["id"] == core and n["status"] == "LOST"), None),
+                              timeout=120, what="the node LOST")
+        assert lost["status_reason"].startswith(f"host h2 ({hosts[1].address}) unreachable over SSH since ")
+        assert plane.cluster(cid)["status"] in ("WAITING", "RUNNING")
+        assert any(e["code"] == "NODE_LOST" and e["level"] == "WARN" for e in plane.events(cid))
+    finally:
+        hosts[1].start()
+        agent.resume()
+    recovered = plane.wait_for(lambda: next((e for e in plane.events(cid) if e["code"] == "NODE_RECOVERED"), None),
+                               timeout=60, what="the node's recovery")
+    assert "re-attached after" in recovered["message"]
+    plane.wait_for(lambda: all(n["status"] == "RUNNING" for n in plane.cluster(cid)["nodes"]), timeout=60,
+                   what="every node RUNNING again")
 
     plane.terminate(cid)
     assert plane.cluster(cid)["status"] == "TERMINATED"
