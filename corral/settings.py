@@ -4,13 +4,19 @@ Everything Corral writes lives under one home directory (``CORRAL_HOME``, defaul
 ``~/.corral``): the SQLite database, the server's pid and log, step logs, artifacts,
 node directories of the local provider. Release runtimes are cached host-wide (see
 ``runtime_dir``).
+
+Authentication (``CORRAL_AUTH``): ``required`` (bearer tokens on every ``/api/v1`` call,
+``corral.api.access``) or ``off``. Unset, it is ``off`` on a loopback ``CORRAL_HOST``
+(the local quickstart needs no token) and ``required`` on any other address; the server
+refuses ``off`` on a non-loopback address (``corral.server``). Secrets in the store are
+encrypted with ``CORRAL_SECRET_KEY`` or the home's ``secret.key`` (``corral.secretbox``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,6 +25,19 @@ DEFAULT_PORT = 7420
 # Uploaded step files and bootstrap scripts (CORRAL_MAX_ARTIFACT_MB): big enough for fat
 # jars and packed Python environments, small enough that a mistake does not fill the disk.
 DEFAULT_MAX_ARTIFACT_MB = 2048
+AUTH_MODES = ("required", "off")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` exposes the server to this machine only: a loopback IP
+    address (127.0.0.0/8, ::1) or ``localhost``. Any other name or address (0.0.0.0, a
+    LAN address, a host name) may be reachable from other machines."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_advertise_url(given: str | None, host: str, port: int) -> str | None:
@@ -42,6 +61,8 @@ class Settings:
     port: int
     local_subnet: ipaddress.IPv4Network
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_MB << 20
+    auth: str | None = None  # "required", "off", or None: by the address (``auth_mode``)
+    secret_key: str | None = field(default=None, repr=False)  # CORRAL_SECRET_KEY; None: the home's key file
     # The URL hosts reach the control plane at (CORRAL_ADVERTISE_URL); None when it listens
     # on all addresses and none was given (no address of "0.0.0.0" is one a host can use).
     advertise_url: str | None = None
@@ -53,6 +74,9 @@ class Settings:
         subnet = ipaddress.IPv4Network(os.environ.get("CORRAL_LOCAL_SUBNET", "127.42.0.0/16"))
         if not subnet.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
             raise ValueError(f"CORRAL_LOCAL_SUBNET must be inside 127.0.0.0/8, got {subnet}")
+        auth = os.environ.get("CORRAL_AUTH", "").strip().lower() or None
+        if auth is not None and auth not in AUTH_MODES:
+            raise ValueError(f"CORRAL_AUTH must be 'required' or 'off', got {os.environ['CORRAL_AUTH']!r}")
         return cls(
             home=home,
             database_url=db_url,
@@ -60,10 +84,23 @@ class Settings:
             port=int(os.environ.get("CORRAL_PORT", DEFAULT_PORT)),
             local_subnet=subnet,
             max_artifact_bytes=int(os.environ.get("CORRAL_MAX_ARTIFACT_MB", DEFAULT_MAX_ARTIFACT_MB)) << 20,
+            auth=auth,
+            secret_key=os.environ.get("CORRAL_SECRET_KEY") or None,
             advertise_url=resolve_advertise_url(os.environ.get("CORRAL_ADVERTISE_URL"),
                                                 os.environ.get("CORRAL_HOST", "127.0.0.1"),
                                                 int(os.environ.get("CORRAL_PORT", DEFAULT_PORT))),
         )
+
+    @property
+    def auth_mode(self) -> str:
+        """``required`` or ``off``: ``CORRAL_AUTH``, else by whether ``host`` is loopback."""
+        if self.auth is not None:
+            return self.auth
+        return "off" if is_loopback(self.host) else "required"
+
+    @property
+    def auth_required(self) -> bool:
+        return self.auth_mode == "required"
 
     @property
     def api_url(self) -> str:

@@ -1,4 +1,4 @@
-"""The FastAPI application: public API, agent API, error mapping, reconciler lifecycle."""
+"""The FastAPI application: public API, agent API, access and audit, error mapping, reconciler lifecycle."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import (routes_agent, routes_artifacts, routes_clusters, routes_data, routes_hosts, routes_repository,
-                        routes_steps)
+from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_hosts,
+                        routes_repository, routes_steps, routes_tokens)
+from corral.api.access import AccessMiddleware, startup_refusal
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
 from corral.reconcile.loop import Reconciler
@@ -23,6 +24,9 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plane = cp or ControlPlane.from_settings(Settings.from_env())
+        refusal = startup_refusal(plane.settings, plane.store)
+        if refusal:  # `corral.server.serve` says so before this; here for any other way of serving the app
+            raise RuntimeError(f"refusing to start: {refusal}")
         app.state.cp = plane
         reconciler = Reconciler(plane) if run_reconciler else None
         if reconciler:
@@ -63,8 +67,12 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_steps.router, prefix="/api/v1")
     app.include_router(routes_data.router, prefix="/api/v1")
     app.include_router(routes_artifacts.router, prefix="/api/v1")
+    app.include_router(routes_tokens.router, prefix="/api/v1")
+    app.include_router(routes_audit.router, prefix="/api/v1")
     app.include_router(routes_hosts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
     app.include_router(routes_repository.router, prefix="/agent/v1")
+    # Every /api/v1 route but health, by prefix: also routers included after this line.
+    app.add_middleware(AccessMiddleware)
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

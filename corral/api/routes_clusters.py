@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from corral.api.actions import set_target
 from corral.api.deps import plane
 from corral.api.paging import Page
 from corral.api.schemas import ClusterDetail, ClusterSummary, EffectiveConfig, EventOut, OperationOut, effective_configs
@@ -16,8 +17,10 @@ router = APIRouter(tags=["clusters"])
 
 
 @router.post("/clusters", response_model=ClusterDetail, status_code=201)
-def create_cluster(spec: ClusterSpec, response: Response, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+def create_cluster(spec: ClusterSpec, request: Request, response: Response,
+                   cp: ControlPlane = Depends(plane)) -> ClusterDetail:
     cluster, created = clusters.create_cluster(cp, spec)
+    set_target(request, cluster.id)
     if not created:
         response.status_code = 200
     return ClusterDetail.of(clusters.get_cluster(cp, cluster.id))

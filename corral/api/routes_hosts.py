@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
+from corral.api.actions import set_target
 from corral.api.deps import plane
 from corral.api.paging import Page
 from corral.api.schemas import ts
@@ -78,9 +79,11 @@ class HostOut(BaseModel):
 
 
 @router.post("/hosts", response_model=HostOut, status_code=202)
-def add_host(spec: HostSpec, cp: ControlPlane = Depends(plane)) -> HostOut:
+def add_host(spec: HostSpec, request: Request, cp: ControlPlane = Depends(plane)) -> HostOut:
     """Register a host; its key is pinned now, its check runs next (``check_pending``)."""
-    return HostOut.of(hosts.add_host(cp, spec))
+    host = hosts.add_host(cp, spec)
+    set_target(request, host.name)
+    return HostOut.of(host)
 
 
 @router.get("/hosts", response_model=list[HostOut])

@@ -10,13 +10,15 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import cluster_cmd, data_cmd, fs_cmd, host_cmd, server_cmd, sql_cmd, step_cmd
-from corral.cli.client import ApiError
+from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, host_cmd, login_cmd, server_cmd, sql_cmd, step_cmd,
+                        token_cmd)
+from corral.cli.client import ApiError, auth_problem
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
 from corral.cli.render import err_console
 from corral.cli.ship import ShipError
 from corral.cli.specfile import SpecFileError
+from corral.errors import CorralError
 
 app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark on your hosts, steps on them.",
                   epilog=EXIT_STATUS_HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -25,6 +27,10 @@ app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(step_cmd.app, name="step")
 app.add_typer(fs_cmd.app, name="fs")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(token_cmd.app, name="token")
+app.add_typer(audit_cmd.app, name="audit")
+app.command()(login_cmd.login)
+app.command()(login_cmd.logout)
 app.add_typer(host_cmd.app, name="host")
 app.command()(quickstart)
 app.command(name="sql")(sql_cmd.sql)
@@ -45,9 +51,12 @@ def main() -> None:
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except Abort:
         _fail("aborted", ExitCode.FAILED)
-    except (ApiError, SpecFileError, ShipError) as exc:
+    except (ApiError, SpecFileError, ShipError, CorralError) as exc:  # CorralError: `token` on the store directly
         _fail(str(exc), ExitCode.BAD_INPUT)
-    except httpx.HTTPStatusError as exc:  # a 5xx: the server's own failure (4xx answers are ApiError)
+    except httpx.HTTPStatusError as exc:  # a raw client's (file uploads): no token or role, or the server's failure
+        problem = auth_problem(exc.response)
+        if problem:
+            _fail(problem, ExitCode.BAD_INPUT)
         _fail(f"the Corral server failed: {exc.response.status_code} {exc.response.reason_phrase} "
               f"({exc.request.method} {exc.request.url.path})", ExitCode.FAILED)
     except httpx.HTTPError as exc:

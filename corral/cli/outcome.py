@@ -13,8 +13,9 @@ happened, never by how it printed it:
   check failed (``host add|check``: FAILED_CHECK, UNREACHABLE, HOST_KEY_CHANGED, or a
   failing item on an allocated or drained host).
 - 2 (``BAD_INPUT``): the request itself is wrong: usage, a refused spec or argument, an
-  unknown id, a missing HDFS path, a statement the SQL endpoint refuses to run; one line
-  ``corral: error: ...`` on stderr, and nothing was done.
+  unknown id, a missing HDFS path, a statement the SQL endpoint refuses to run, no valid
+  token or a role that may not (401/403); one line ``corral: error: ...`` on stderr, and
+  nothing was done.
 - 3 (``NOT_RUNNING``): ``corral server status`` only: no server runs (as LSB ``status``).
 - 130 (``INTERRUPTED``): Ctrl-C; clusters and steps keep going.
 """
@@ -42,8 +43,8 @@ EXIT_STATUS_HELP = (
     "Exit status, the same with every --output: 0 done as asked; 1 it ran and failed (a cluster that did "
     "not come up, a step that did not complete with --wait, a query that failed while running, an HDFS "
     "failure, a host check that failed, no server); 2 bad input (usage, a refused spec or argument, an "
-    "unknown id, a missing HDFS path, a statement the SQL endpoint refuses); 3 `server status`: not "
-    "running; 130 interrupted.")
+    "unknown id, a missing HDFS path, a statement the SQL endpoint refuses, no valid token or role); 3 "
+    "`server status`: not running; 130 interrupted.")
 
 
 def finish(result: Any, output: Output, show: Callable[[], None], ok: bool) -> None:

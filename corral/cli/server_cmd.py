@@ -34,7 +34,8 @@ def status(output: Output = typer.Option(Output.table, "--output", "-o")) -> Non
     info = running_server(settings)
     up = info is not None and healthy(info.url)
     data = {"running": up, "pid": info.pid if info else None, "url": settings.api_url, "home": str(settings.home),
-            "database": settings.database_url.split("@")[-1]}  # never print credentials of the URL
+            "database": settings.database_url.split("@")[-1],  # never print credentials of the URL
+            "auth": settings.auth_mode}
     if output is Output.json:
         print_json(data)
     elif up:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from corral.cli.client import describe_error
+from corral.cli.client import auth_problem, describe_error
 from corral.domain.states import StepType
 from corral.errors import format_loc
 from corral.jobs.base import StepKind
@@ -68,7 +68,7 @@ def upload(http: httpx.Client, path: Path, where: str) -> str:
         resp = http.put(f"/artifacts/{sha}", content=iter(partial(handle.read, CHUNK), b""),
                         headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
     if 400 <= resp.status_code < 500:
-        message = describe_error(resp)
+        message = auth_problem(resp) or describe_error(resp)
         if resp.status_code == 422 and "sha256" in message:
             message = "it changed while it was uploaded; try again"
         raise ShipError(f"{where}: {path}: {message}")

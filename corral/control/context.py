@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from corral import secretbox
 from corral.control.files import ArtifactStore, LogStore
 from corral.control.notifier import Notifier
 from corral.control.repository import Repository
@@ -13,6 +14,7 @@ from corral.providers.ssh import SshProvider
 from corral.providers.ssh_transport import SshPool
 from corral.settings import Settings
 from corral.store.db import Store
+from corral.store.sealing import seal_plaintext_secrets
 
 
 @dataclass
@@ -26,6 +28,9 @@ class ControlPlane:
     ssh: SshPool = field(default_factory=SshPool)
 
     def __post_init__(self) -> None:
+        # The store's secret columns are encrypted with this control plane's key
+        # (process-wide: the ORM's column types have no other way to reach it).
+        secretbox.configure(self.settings.home, self.settings.secret_key)
         self.logs = LogStore(self.settings.logs_dir)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
         self.repository = Repository(self.settings)
@@ -38,7 +43,9 @@ class ControlPlane:
         pool = SshPool()  # the process's one pool: host checks and the ssh provider share its connections
         providers: dict[str, NodeProvider] = {"local": LocalProvider(settings, store),
                                               "ssh": SshProvider(settings, store, pool)}
-        return cls(settings=settings, store=store, providers=providers, ssh=pool)
+        plane = cls(settings=settings, store=store, providers=providers, ssh=pool)
+        seal_plaintext_secrets(store)
+        return plane
 
     def provider(self, name: str) -> NodeProvider:
         return self.providers[name]

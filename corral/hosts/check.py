@@ -4,9 +4,9 @@ node there (the evaluation), with the exact fix for each thing missing.
 The probe (``probe.sh``) is one POSIX-sh script sent over SSH on stdin to ``sh -s``; it
 prints ``key<TAB>value`` lines (``parse_probe`` turns them into the ``facts`` dict stored
 on the host) and answers even on a host without Python or Java. The host's clock is read
-by a second, tiny command on the warm connection, so the control plane's clock at the
-midpoint of its round trip is a good estimate of "the same moment" (NTP's offset
-estimate with a symmetric path).
+by a second, tiny command on the warm connection, timed over one line's round trip only
+(``SshPool.read_clock``), so the control plane's clock at the midpoint of that round trip
+is a good estimate of "the same moment" (NTP's offset estimate with a symmetric path).
 
 ``evaluate`` is pure: facts in, ``CheckItem`` list out. Rules and their sources:
 
@@ -117,15 +117,10 @@ def run_probe(ssh: SshPool, target: SshTarget, advertise_url: str | None,
         tail = (result.stderr.decode("utf-8", "replace").strip() or result.text.strip())[-300:]
         raise ProbeFailed(f"the host check did not finish (exit {result.exit_code}): {tail or 'no output'}")
     facts = parse_probe(result.text)
-    sent = clock()
-    answer = ssh.run(target, "date +%s.%N", timeout=10)
-    received = clock()
+    host_time, sent, received = ssh.read_clock(target, clock)
     now = (sent + received) / 2
-    match = re.match(r"\s*(\d+(?:\.\d+)?)", answer.text)
-    if match:
-        host_time = float(match.group(1))
-        facts["clock"] = {"host_time": host_time, "control_plane_time": now, "round_trip": received - sent,
-                          "skew_seconds": round(host_time - now, 3)}
+    facts["clock"] = {"host_time": host_time, "control_plane_time": now, "round_trip": round(received - sent, 4),
+                      "skew_seconds": round(host_time - now, 3)}
     return facts, now
 
 
@@ -454,7 +449,8 @@ def _ports(facts: dict[str, Any], ports: dict[int, list[str]], allocated: bool) 
         items.append(CheckItem(f"port {port}", False, ERROR, f"in use by {who}", f"free for {', '.join(ports[port])}",
                                "stop it or use another host", f"port {port}: in use by {who}: stop it or use another host"))
     if not items:
-        items.append(_ok("ports", f"all {len(ports)} free ({', '.join(str(p) for p in ports)})"))
+        items.append(CheckItem("ports", True, ERROR, f"all {len(ports)} free", ", ".join(str(p) for p in ports), "",
+                               f"ports: the {len(ports)} that Corral's daemons bind are free"))
     return items
 
 

@@ -31,23 +31,32 @@ if [ -r /etc/os-release ]; then
 fi
 
 # Python 3.11 with venv and ensurepip: the agent's virtual environment is built with it.
-py=$(command -v python3.11 2>/dev/null)
-if [ -z "$py" ] && [ -x /usr/bin/python3.11 ]; then py=/usr/bin/python3.11; fi
+# The one on PATH, else Debian's; one that does not start (a broken pyenv shim) is
+# reported only when no other does.
+py=
+failed=
+for candidate in "$(command -v python3.11 2>/dev/null)" /usr/bin/python3.11; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+    if out=$("$candidate" -c 'import sys; print("%d.%d.%d %s" % (sys.version_info[:3] + (sys.executable,)))' 2>&1); then
+        py=$candidate
+        break
+    fi
+    [ -n "$failed" ] || failed="$candidate: $(printf '%s\n' "$out" | tail -n 1)"
+done
 if [ -n "$py" ]; then
     emit python_path "$py"
-    if out=$("$py" -c 'import sys; print("%d.%d.%d %s" % (sys.version_info[:3] + (sys.executable,)))' 2>&1); then
-        emit python_version "${out%% *}"
-        emit python_executable "${out#* }"
-        # The interpreter itself from here on (a pyenv shim costs a second per start).
-        if [ -x "${out#* }" ]; then py="${out#* }"; fi
-        if out=$("$py" -c 'import venv, ensurepip' 2>&1); then
-            emit python_venv ok
-        else
-            emit python_venv "$(printf '%s\n' "$out" | tail -n 1)"
-        fi
+    emit python_version "${out%% *}"
+    emit python_executable "${out#* }"
+    # The interpreter itself from here on (a pyenv shim costs a second per start).
+    if [ -x "${out#* }" ]; then py="${out#* }"; fi
+    if out=$("$py" -c 'import venv, ensurepip' 2>&1); then
+        emit python_venv ok
     else
-        emit python_error "$(printf '%s\n' "$out" | tail -n 1)"
+        emit python_venv "$(printf '%s\n' "$out" | tail -n 1)"
     fi
+elif [ -n "$failed" ]; then
+    emit python_path "${failed%%: *}"
+    emit python_error "${failed#*: }"
 fi
 
 # Java as the agent finds it: JAVA_HOME's, else the one on PATH.

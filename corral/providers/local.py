@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 import psutil
 from sqlalchemy import select
@@ -30,8 +31,19 @@ from corral.store.db import Store
 from corral.store.models import AddressLease
 
 NODE_ENV_MARKER = "CORRAL_NODE_ID"
+# Never passed to agents (and so to steps): the secret key decrypts every stored secret,
+# a token is a user's, a database URL may hold a password.
 CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL",
+                                    "CORRAL_SECRET_KEY", "CORRAL_TOKEN", "CORRAL_AUTH",
                                     "CORRAL_ADVERTISE_URL"})
+
+
+def agent_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The control plane's environment without its own settings and secrets: agents pass
+    their environment to daemons and steps (a SHELL step may print it)."""
+    return {k: v for k, v in environ.items() if k not in CONTROL_PLANE_ONLY_ENV}
+
+
 NODE_SUBDIRS = ("conf", "data", "logs", "run", "steps", "artifacts", "tmp")
 
 
@@ -118,9 +130,7 @@ class LocalProvider:
             return None
 
     def _spawn_agent(self, request: NodeRequest, root: Path, address: str) -> NodeHandle:
-        # Agents pass their environment to daemons and steps: the control plane's own
-        # settings (a database URL may hold a password) stay behind.
-        env = {k: v for k, v in os.environ.items() if k not in CONTROL_PLANE_ONLY_ENV}
+        env = agent_environment(os.environ)
         env.update({NODE_ENV_MARKER: request.node_id, "CORRAL_CLUSTER_ID": request.cluster_id})
         log = open(root / "logs" / "agent.log", "ab")
         try:

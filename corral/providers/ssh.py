@@ -90,15 +90,9 @@ class _Place:
 
 
 def stored_private_key(host: Host) -> str | None:
-    """The host's private key in clear, in memory only. Keys are stored encrypted
-    (``corral.secretbox``, which the hosts registry writes); a value that is already a
-    key's text (tests, a registry before encryption) is used as it is."""
-    value = host.private_key
-    if not value or value.lstrip().startswith("-----BEGIN"):
-        return value or None
-    from corral import secretbox  # type: ignore[attr-defined]  # noqa: PLC0415 - the registry's module
-
-    return str(secretbox.decrypt(value))
+    """The host's private key in clear, in memory only: the column is encrypted at rest
+    and decrypted by the model (``corral.secretbox.EncryptedText``); never logged."""
+    return host.private_key or None
 
 
 def default_bundle(settings: Settings) -> Bundle:

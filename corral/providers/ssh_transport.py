@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import paramiko
 
@@ -316,7 +317,11 @@ class SshPool:
         ``AuthenticationFailed``, ``CommandTimedOut``. A connection that broke is reopened
         once (so commands must be safe to run twice, as all of Corral's are).
         """
-        wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash -c {shlex.quote(command)}"
+        # --norc: the login shell sshd starts has read the user's ~/.bashrc already (Debian's
+        # bash does for SSH commands), and so would this bash, as `timeout` execs it with the
+        # shell level reset: twice the start-up, and a .bashrc tool that takes a lock (pyenv
+        # rehash) would contend with itself. What the first one exported is inherited.
+        wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash --norc --noprofile -c {shlex.quote(command)}"
         for attempt in (1, 2):
             transport = self.transport(target, deadline=connect_deadline)
             try:
@@ -363,6 +368,45 @@ class SshPool:
                         raise EOFError("the connection closed")
                     time.sleep(0.02)
             return RemoteResult(channel.recv_exit_status(), bytes(out), bytes(err))
+        finally:
+            channel.close()
+
+    def read_clock(self, target: SshTarget, clock: Callable[[], float] = time.time,
+                   limit: float = 10.0) -> tuple[float, float, float]:
+        """(host's epoch time, ``clock()`` just before asking, just after the answer).
+
+        The host's shell first says it is ready and then waits for a line; only that
+        line's round trip is timed, so the login shell's start-up (a ``.bashrc`` may take
+        a second) does not count as network delay. Raises ``SshError`` when the host
+        does not answer with a time within ``limit`` seconds.
+        """
+        transport = self.transport(target)
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        try:
+            channel.settimeout(limit)
+            channel.exec_command(f"timeout {int(limit)} sh -c 'echo corral-ready; read line; date +%s.%N'")
+            seen = b""
+            try:
+                while b"corral-ready\n" not in seen:
+                    chunk = channel.recv(4096)
+                    if not chunk:
+                        raise SshError(f"{target.label}: the clock command ended early: {seen[-200:]!r}")
+                    seen += chunk
+                sent = clock()
+                channel.sendall(b"\n")
+                answer = b""
+                while b"\n" not in answer:
+                    chunk = channel.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+                received = clock()
+            except socket.timeout as exc:
+                raise SshError(f"{target.label}: no time from the host within {limit:.0f} s") from exc
+            try:
+                return float(answer.split()[0]), sent, received
+            except (IndexError, ValueError) as exc:
+                raise SshError(f"{target.label}: `date +%s.%N` answered {answer[:80]!r}") from exc
         finally:
             channel.close()
 

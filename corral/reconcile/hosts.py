@@ -166,8 +166,11 @@ class HostReconciler:
             item = CheckItem("ssh", False, "error", "key refused", "a key the host accepts",
                              f"add the public key to ~{host.user}/.ssh/authorized_keys", f"ssh: {exc}")
             return self._finish(host, {**(host.facts or {})}, [item], failed_state=HostState.FAILED_CHECK)
-        except (HostUnreachable, CommandTimedOut) as exc:
+        except HostUnreachable as exc:
             return self._transient(host, f"no SSH answer: {exc}", HostState.UNREACHABLE)
+        except CommandTimedOut as exc:  # SSH answered; the login shell or the probe hangs
+            return self._transient(host, f"the host check did not finish: {exc} (does a start-up file of the login "
+                                         "shell, e.g. ~/.bashrc, wait for something?)", HostState.FAILED_CHECK)
         except (ProbeFailed, SshError) as exc:
             return self._transient(host, f"the host check failed: {exc}", HostState.FAILED_CHECK)
         items = evaluate(facts, now=now, advertise_url=self.cp.settings.advertise_url,

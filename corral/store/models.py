@@ -13,6 +13,8 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
+from corral.secretbox import EncryptedJSON, EncryptedText
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -31,7 +33,8 @@ class Cluster(Base):
     bootstrap_actions: Mapped[list[Any]] = mapped_column(JSON)  # with artifact refs
     auto_terminate: Mapped[bool] = mapped_column(Boolean, default=False)
     provider: Mapped[str] = mapped_column(String(32))
-    agent_token: Mapped[str] = mapped_column(String(128))  # secret: never leaves the store via the API
+    # Secret columns are encrypted at rest (``corral.secretbox``) and in no API schema.
+    agent_token: Mapped[str] = mapped_column(EncryptedText)  # never leaves the store via the API
 
     status: Mapped[str] = mapped_column(String(32), index=True)
     target: Mapped[str] = mapped_column(String(32))
@@ -49,7 +52,7 @@ class Cluster(Base):
     object_storage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metastore: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     log_uri: Mapped[str | None] = mapped_column(Text)
-    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, default=dict)
 
     created_at: Mapped[float] = mapped_column(Float)
     status_changed_at: Mapped[float] = mapped_column(Float)
@@ -166,8 +169,8 @@ class Step(Base):
     # Whether the services were asked, once, why the step's applications failed.
     diagnosed: Mapped[bool | None] = mapped_column(Boolean, default=False)
     # Secrets the step's command needs (a database password), by placeholder name; only
-    # the master's plan carries the values.
-    secrets: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    # the master's plan carries the values. Encrypted at rest.
+    secrets: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, default=dict)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     ended_at: Mapped[float | None] = mapped_column(Float)
@@ -248,7 +251,7 @@ class Host(Base):
     # ("<type> <base64>", known_hosts form) once seen.
     host_key_fingerprint: Mapped[str | None] = mapped_column(String(128))
     host_key: Mapped[str | None] = mapped_column(Text)
-    private_key: Mapped[str | None] = mapped_column(Text)  # encrypted; None = the control plane's own keys
+    private_key: Mapped[str | None] = mapped_column(EncryptedText)  # None = the control plane's own keys
     # What the user said overrides the check's findings (``host add --cores/--memory``).
     cores_override: Mapped[int | None] = mapped_column(Integer)
     memory_mb_override: Mapped[int | None] = mapped_column(Integer)

@@ -7,9 +7,25 @@ from typing import Iterator
 
 import pytest
 
+from corral import secretbox
 from corral.control.context import ControlPlane
 from corral.store.db import Store
 from tests.unit.helpers import make_control_plane
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret_key(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A key for tests that use the store without a control plane (which configures its
+    own): never the user's ~/.corral/secret.key."""
+    secretbox.configure(tmp_path_factory.mktemp("secretbox"))
+
+
+@pytest.fixture(autouse=True)
+def _no_saved_tokens(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI under test neither reads nor writes the user's saved tokens or CORRAL_TOKEN."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+    for name in ("CORRAL_TOKEN", "CORRAL_AUTH", "CORRAL_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -125,3 +125,16 @@ def test_every_change_follows_host_state(cp: ControlPlane, ssh: FakeSsh) -> None
         assert not hosts.transition(s, host.id, HostState.CHECKING, HostState.READY, 2.0)  # no longer CHECKING
     with cp.store.session() as s, pytest.raises(Exception, match="HostState HOST_KEY_CHANGED -> READY"):
         hosts.transition(s, host.id, HostState.HOST_KEY_CHANGED, HostState.READY, 3.0)
+
+
+def test_removal_and_conditional_changes_on_each_backend(cp_any: ControlPlane) -> None:
+    fake = use_fake_ssh(cp_any)
+    fake.host("198.18.0.5")
+    host = add(cp_any, name="h")
+    with cp_any.store.session() as s:
+        assert hosts.transition(s, host.id, HostState.CHECKING, HostState.READY, 1.0)
+    with cp_any.store.session() as s:
+        assert not hosts.transition(s, host.id, HostState.CHECKING, HostState.READY, 2.0)
+    assert hosts.remove_host(cp_any, "h").name == f"h~{host.id}"
+    assert add(cp_any, name="h").status == "CHECKING"
+    assert [h.status for h in hosts.list_hosts(cp_any, include_removed=True)] == ["CHECKING", "REMOVED"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.control.context import ControlPlane
-from corral.providers.ssh_transport import (AuthenticationFailed, HostKeyChanged, HostUnreachable, RemoteResult, SshPool,
-                                            SshTarget)
+from corral.providers.ssh_transport import (AuthenticationFailed, CommandTimedOut, HostKeyChanged, HostUnreachable,
+                                            RemoteResult, SshPool, SshTarget)
 
 RECORDED = (Path(__file__).parent / "probe_debian12.txt").read_text()
 URL = "http://198.18.0.1:7420"
@@ -32,6 +32,7 @@ class FakeHost:
     refuse_key: bool = False  # AuthenticationFailed
     delay: float = 0.0  # seconds the probe takes
     gate: threading.Event | None = None  # the probe waits for it
+    hangs: bool = False  # the probe never ends (CommandTimedOut)
 
 
 class FakeSsh(SshPool):
@@ -72,13 +73,18 @@ class FakeSsh(SshPool):
         self.calls.append((target.address, command))  # only what reached the host
         if command == "sh -s":
             assert stdin and b"CORRAL-PROBE-BEGIN" in stdin
+            if host.hangs:
+                raise CommandTimedOut(f"{target.label}: `sh -s` no exit status within 75 s")
             if host.gate is not None:
                 host.gate.wait(10)
             time.sleep(host.delay)
             return RemoteResult(0, host.probe.encode(), b"")
-        if command.startswith("date"):
-            return RemoteResult(0, f"{self.clock() + host.clock_offset:.6f}\n".encode(), b"")
         return RemoteResult(0, b"", b"")
+
+    def read_clock(self, target: SshTarget, clock: object = None, limit: float = 10.0) -> tuple[float, float, float]:
+        host = self._get(target)
+        now = self.clock()
+        return now + host.clock_offset, now - 0.001, now + 0.001
 
 
 def use_fake_ssh(cp: ControlPlane, advertise_url: str | None = URL) -> FakeSsh:

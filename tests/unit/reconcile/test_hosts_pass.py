@@ -101,6 +101,19 @@ def test_a_silent_host_is_retried_until_the_deadline(cp: ControlPlane, ssh: Fake
     assert host.checks[0]["name"] == "ssh"
 
 
+def test_a_probe_that_never_ends_fails_the_check_at_the_deadline(cp: ControlPlane, ssh: FakeSsh, rec: HostReconciler,
+                                                                  clock: Clock) -> None:
+    ssh.hosts[("198.18.0.5", 22)].hangs = True
+    add(cp, name="h")
+    settle(rec)
+    assert get(cp, "h").status == "CHECKING"
+    clock.now += HOST_CHECK_SECONDS + 1
+    settle(rec)
+    host = get(cp, "h")
+    assert host.status == "FAILED_CHECK" and "did not finish" in (host.status_reason or "")
+    assert "~/.bashrc" in (host.status_reason or "")
+
+
 def test_a_refused_key_fails_the_check(cp: ControlPlane, ssh: FakeSsh, rec: HostReconciler) -> None:
     ssh.hosts[("198.18.0.5", 22)].refuse_key = True
     add(cp, name="h", user="corral")

@@ -1,0 +1,65 @@
+"""The audit log's action name and target of an API call, from its method and path.
+
+Corral's routes alternate collections and identifiers (``/clusters/{cluster_id}/steps/
+{step_id}/cancel``), so the name follows from the path's shape alone, the same for a call
+that was allowed, refused (401/403, before any route ran) or matched no route:
+
+- the resource is the last collection, singular (``clusters`` -> ``cluster``);
+- a last segment after an identifier that is no collection is the verb
+  (``/clusters/{id}/terminate`` -> ``cluster.terminate``, ``.../steps/{id}/cancel`` ->
+  ``step.cancel``);
+- otherwise the method says it: POST on a collection ``create``, PUT/PATCH/POST on an item
+  ``update``, DELETE ``delete``, with the names people use where they differ
+  (``OVERRIDES``: ``step.add``, ``host.add``, ``host.remove``, ``token.revoke``,
+  ``artifact.upload``, and DELETE of a cluster is its ``cluster.terminate``);
+- ``/clusters/{id}/data/imports|exports`` is ``data.import`` / ``data.export``.
+
+The target is the last identifier in the path (the step of a cancel, the cluster of a
+step add); a create names what it made through ``set_target``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+API_PREFIX = "/api/v1"
+TARGET_KEY = "corral.audit_target"  # in the ASGI scope: a target the path does not carry
+COLLECTIONS = {"clusters": "cluster", "steps": "step", "tokens": "token", "hosts": "host", "artifacts": "artifact",
+               "audit": "audit", "nodes": "node", "groups": "group", "data": "data"}
+DEFAULT_VERBS = {("collection", "POST"): "create", ("collection", "PUT"): "update",
+                 ("collection", "PATCH"): "update", ("collection", "DELETE"): "delete",
+                 ("item", "POST"): "update", ("item", "PUT"): "update", ("item", "PATCH"): "update",
+                 ("item", "DELETE"): "delete"}
+OVERRIDES = {("step", "collection", "POST"): "add", ("host", "collection", "POST"): "add",
+             ("host", "item", "DELETE"): "remove", ("token", "item", "DELETE"): "revoke",
+             ("cluster", "item", "DELETE"): "terminate", ("artifact", "item", "PUT"): "upload"}
+
+
+def describe(method: str, path: str) -> tuple[str, str | None]:
+    """``(action, target)`` of ``method path`` (a path under ``/api/v1``, as decoded in the
+    ASGI scope), e.g. ``("cluster.terminate", "c-3kq9x2ab")``."""
+    parts = [p for p in path.removeprefix(API_PREFIX).split("/") if p]
+    method = method.upper()
+    resource, target, shape, verb = "api", None, "collection", None
+    i = 0
+    while i < len(parts):
+        name = parts[i]
+        if name == "data" and i > 0 and i + 1 < len(parts):  # /clusters/{id}/data/imports
+            return f"data.{parts[i + 1].removesuffix('s')}", target
+        if i > 0 and i == len(parts) - 1 and name not in COLLECTIONS:  # /clusters/{id}/terminate
+            verb = name
+            break
+        resource = COLLECTIONS.get(name) or name.removesuffix("s") or name
+        if i + 1 < len(parts):
+            target, shape = parts[i + 1], "item"
+        else:
+            shape = "collection"
+        i += 2
+    if verb is None:
+        verb = OVERRIDES.get((resource, shape, method)) or DEFAULT_VERBS.get((shape, method), method.lower())
+    return f"{resource}.{verb}", target
+
+
+def set_target(request: Request, target: str) -> None:
+    """Name the audit target of a call whose path does not carry it (what a POST made)."""
+    request.scope[TARGET_KEY] = target
