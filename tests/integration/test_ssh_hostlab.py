@@ -7,6 +7,7 @@ sshd's and no node directory."""
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,12 @@ import pytest
 hostlab = pytest.importorskip("tests.hostlab")
 
 pytestmark = pytest.mark.integration
-PORT = 7431
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
 
 
 class LabPlane:
@@ -27,9 +33,10 @@ class LabPlane:
 
     def __init__(self, lab: Any, home: Path):
         self.lab, self.home = lab, home
-        self.url = f"http://{lab.control_address}:{PORT}"
+        port = _free_port(str(lab.control_address))
+        self.url = f"http://{lab.control_address}:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-        env.update({"CORRAL_HOME": str(home), "CORRAL_HOST": str(lab.control_address), "CORRAL_PORT": str(PORT),
+        env.update({"CORRAL_HOME": str(home), "CORRAL_HOST": str(lab.control_address), "CORRAL_PORT": str(port),
                     "CORRAL_ADVERTISE_URL": self.url, "PYTHONPATH": str(Path(__file__).parents[2])})
         for name in ("CORRAL_WHEEL_CACHE", "CORRAL_RUNTIME_CACHE"):
             if name in os.environ:
