@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The tests start real database servers themselves, on loopback only: PostgreSQL (the
 # store's tests, transfers, the Hive metastore) and MariaDB (MySQL support); and OpenSSH
-# servers inside the test hosts' network namespaces (the ssh provider), plus cron there
-# (an agent's restart after a host reboot). This makes sure
-# the server binaries are there, from Debian's packages. Debian's own services are not
+# servers inside the test hosts' network namespaces (the ssh provider; tests/hostlab.py),
+# plus cron there (an agent's restart after a host reboot), the tools that build those
+# hosts (iproute2's ip and ss; nsenter, unshare and setpriv are util-linux, always there;
+# the OpenSSH client and ssh-keygen; ps) and what a host offers its nodes: Debian's
+# python3.11 with venv/ensurepip and Debian's Java 17 at /usr/bin/java. This makes sure
+# they are there, from Debian's packages. Debian's own services are not
 # started: a policy-rc.d denies that for the length of the install.
 set -euo pipefail
 missing=()
@@ -18,6 +21,19 @@ if [ ! -x /usr/sbin/sshd ]; then
 fi
 if ! command -v cron >/dev/null 2>&1 && [ ! -x /usr/sbin/cron ]; then
   missing+=(cron)
+fi
+for tool in ip ss; do
+  command -v "$tool" >/dev/null 2>&1 || { missing+=(iproute2); break; }
+done
+if ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1 || ! command -v ssh-keyscan >/dev/null 2>&1; then
+  missing+=(openssh-client)
+fi
+command -v ps >/dev/null 2>&1 || missing+=(procps)
+if [ ! -x /usr/bin/python3.11 ] || ! /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing+=(python3.11 python3.11-venv)
+fi
+if [ ! -x /usr/bin/java ]; then
+  missing+=(openjdk-17-jre-headless)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

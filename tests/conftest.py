@@ -1,6 +1,9 @@
 """Session-wide fixtures: real PostgreSQL, MariaDB and S3 (s3proxy) servers, each started
 on first use and stopped at the end of the session.
 
+The host lab's fixtures (``host_lab``, ``host_lab_factory``: N SSH hosts in network
+namespaces, tests/hostlab.py) come from tests/hostlab_fixtures.py.
+
 ``postgres_url`` starts one server per test session (only when a test asks for it) and
 yields the SQLAlchemy URL of an empty database; ``fresh_pg_url`` gives each test a new
 database of its own on that server, so tests never see each other's rows.
@@ -12,6 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.hostlab_fixtures import host_lab, host_lab_factory  # noqa: F401  (fixtures: SSH test hosts)
 from tests.mariadb import MariaDBServer, MariaDBUnavailable
 from tests.postgres import PostgresServer, PostgresUnavailable, find_bindir
 from tests.s3server import S3Server, S3Unavailable
