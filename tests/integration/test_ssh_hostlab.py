@@ -11,14 +11,12 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-hostlab = pytest.importorskip("tests.hostlab")
-
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.host_lab(2)]
 
 
 def _free_port(address: str) -> int:
@@ -76,17 +74,9 @@ class LabPlane:
         self.http.close()
 
 
-@pytest.fixture
-def lab() -> Iterator[Any]:
-    reason = hostlab.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    with hostlab.HostLab(2) as made:
-        yield made
-
-
 def test_a_cluster_on_lab_hosts_survives_kills_link_loss_and_reboots_and_leaves_them_clean(
-        lab: Any, tmp_path: Path) -> None:
+        host_lab: Any, tmp_path: Path) -> None:
+    lab = host_lab
     home = tmp_path / "cp"
     home.mkdir()
     plane = LabPlane(lab, home)
@@ -133,7 +123,7 @@ def test_a_cluster_on_lab_hosts_survives_kills_link_loss_and_reboots_and_leaves_
 
         # A reboot: cron's @reboot line brings the agent back, which restarts its daemons.
         worker.reboot()
-        plane.wait(lambda: any(p for _, p in worker.processes() if "corral.agent" in p), 120, "the agent after reboot")
+        plane.wait(lambda: any("corral.agent" in p.cmdline for p in worker.processes()), 120, "the agent after reboot")
 
         resp = plane.http.post(f"/clusters/{cid}/terminate")
         assert resp.status_code in (200, 202), resp.text
