@@ -16,6 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from corral.control.tokens import create_token
+from corral.store.db import Store
+
 pytestmark = [pytest.mark.integration, pytest.mark.host_lab(2)]
 
 
@@ -39,10 +42,16 @@ class LabPlane:
         for name in ("CORRAL_WHEEL_CACHE", "CORRAL_RUNTIME_CACHE"):
             if name in os.environ:
                 env[name] = os.environ[name]
+        # Off loopback, the server requires API tokens: the first admin's is made on the store.
+        store = Store(f"sqlite:///{home / 'corral.db'}")
+        store.migrate()
+        _, secret = create_token(store, "admin", "admin", None)
+        store.dispose()
         self.log = open(home / "server.log", "ab")
         self.proc = lab.spawn_isolated([sys.executable, "-m", "corral.server"], env=env, stdout=self.log,
                                        stderr=self.log)
-        self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30)
+        self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30,
+                                 headers={"Authorization": f"Bearer {secret}"})
         self.wait(lambda: self._healthy(), 60, "the control plane")
 
     def _healthy(self) -> bool:
