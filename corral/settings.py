@@ -106,6 +106,12 @@ class Settings:
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def agent_url(self) -> str:
+        """Where agents reach the control plane: the advertised URL, else ``api_url`` (the
+        local provider's agents run on this machine, where a wildcard address works)."""
+        return self.advertise_url or self.api_url
+
     @cached_property
     def logs_dir(self) -> Path:
         return self.home / "logs"

@@ -22,6 +22,7 @@ import httpx
 from corral.agent.bootstrap import BootstrapFailed, run_bootstrap_actions
 from corral.agent.client import ControlPlaneClient
 from corral.agent.logarchive import LogArchiver
+from corral.agent import selfclean
 from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
 from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
 from corral.agent.steps import StepRunner
@@ -54,6 +55,8 @@ class Agent:
         self.node_id: str = cfg["node_id"]
         self.dir = Path(cfg["directory"])
         self.runtime_dir = Path(cfg["runtime_dir"])
+        self.self_clean: dict[str, object] | None = cfg.get("self_clean")  # corral.agent.selfclean
+        self.gone = False  # the control plane said this node no longer exists
         token = (self.dir / "run" / "agent.token").read_text().strip()
         self.client = ControlPlaneClient(cfg["control_url"], cfg["cluster_id"], self.node_id, token)
         self.plan: NodePlan | None = None
@@ -122,11 +125,14 @@ class Agent:
         return True
 
     def _note_gone(self, status: int) -> None:
-        """410: the node was terminated; 401/404: the control plane does not know it."""
+        """410: the node was terminated; 401/404: the control plane does not know it. Either
+        stops the agent; 410 and 404 (never a refused token) also have it clean up after
+        itself (``corral.agent.selfclean``)."""
         if status in (401, 404):
             self._gone += 1
         if status == 410 or self._gone >= GONE_GRACE:
             log.warning("control plane answered %s for this node: stopping", status)
+            self.gone = self.gone or status in (404, 410)
             self.stop_requested.set()
             self._wake.set()
 
@@ -274,3 +280,5 @@ class Agent:
             self._wake.wait(0.1 if busy else 0.5)
             self._wake.clear()
         self.shutdown()
+        if self.gone and selfclean.clean_up(self.dir, self.self_clean):  # type: ignore[arg-type]
+            log.warning("node %s no longer exists: its crontab line and directory are removed", self.node_id)

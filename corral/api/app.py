@@ -71,8 +71,8 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_audit.router, prefix="/api/v1")
     app.include_router(routes_hosts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
+    app.include_router(routes_repository.router, prefix="/agent/v1")
     # Every /api/v1 route but health, by prefix: also routers included after this line.
     app.add_middleware(AccessMiddleware)
-    app.include_router(routes_repository.router, prefix="/agent/v1")
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

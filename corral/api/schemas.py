@@ -58,6 +58,10 @@ class NodeOut(BaseModel):
     phase: str | None
     error: str | None
     error_code: str | None
+    # Node health (corral.reconcile.health): why the node is LOST (or was terminated
+    # without being cleaned), and since when it is LOST.
+    status_reason: str | None = None
+    lost_at: datetime | None = None
     components: dict[str, ComponentOut]
     last_heartbeat: datetime | None
     ready_at: datetime | None
@@ -113,7 +117,8 @@ class ClusterDetail(ClusterSummary):
                   for g in c.groups]
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
                          host=n.host_name, vcpus=_size(n)[0], memory_mib=_size(n)[1], phase=n.phase, error=n.error,
-                         error_code=n.error_code, last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         error_code=n.error_code, status_reason=n.status_reason, lost_at=ts(n.lost_at),
+                         last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
                          components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
                  for n in c.nodes]
         base = ClusterSummary.of(c).model_dump()

@@ -117,6 +117,9 @@ def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> N
         host = [n.get("host") or "-"] if on_hosts else []
         nodes.add_row(n["id"], n["role"], *host, n["address"] or "-", styled(n["status"]), component_summary(n["components"]))
     console.print(nodes)
+    for n in c["nodes"]:  # a LOST node, or one terminated without being cleaned: why
+        if n.get("status_reason"):
+            console.print(f"  {n['id']} {styled(n['status'])}: {n['status_reason']}")
     for conf in configs or []:
         t = table("property", "value", "source", title=conf["classification"])
         for key, value in sorted(conf["properties"].items()):

@@ -22,7 +22,7 @@ class Output(str, Enum):
 STATE_STYLE = {
     "WAITING": "green", "RUNNING": "cyan", "COMPLETED": "green", "STARTING": "yellow", "BOOTSTRAPPING": "yellow",
     "PENDING": "yellow", "TERMINATING": "magenta", "TERMINATED": "dim", "TERMINATED_WITH_ERRORS": "red",
-    "FAILED": "red", "CANCELLED": "dim", "CANCEL_PENDING": "magenta", "INTERRUPTED": "red",
+    "FAILED": "red", "CANCELLED": "dim", "CANCEL_PENDING": "magenta", "INTERRUPTED": "red", "LOST": "red",
 }
 
 

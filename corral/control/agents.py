@@ -17,6 +17,7 @@ from corral.control.plans import build_plan
 from corral.domain import secrets
 from corral.domain.states import ClusterState, NodeState, StepFailureCode, StepState
 from corral.errors import CorralError, NotFound
+from corral.reconcile import health
 from corral.reconcile.steps import on_step_finished, set_step_state
 from corral.store.models import Cluster, Node, Step, bump_plan_version
 
@@ -37,6 +38,10 @@ _PHASE_TO_STATUS = {
     "STARTING": NodeState.STARTING,
     "RUNNING": NodeState.RUNNING,
 }
+# A LOST node's agent reporting again in a phase that maps to no status above (FAILED: its
+# deploy or bootstrap failed; STOPPING/STOPPED) returns to BOOTSTRAPPING, where the
+# reconciler sees the failure or the stop.
+_RECOVERED_DEFAULT = NodeState.BOOTSTRAPPING
 _REPORTED_FINAL = {"COMPLETED": StepState.COMPLETED, "FAILED": StepState.FAILED, "CANCELLED": StepState.CANCELLED}
 
 
@@ -63,12 +68,14 @@ def authorize_cluster(session: Session, token: str, cluster_id: str) -> Cluster:
 def authorize_any(session: Session, token: str) -> Cluster:
     """The cluster, not yet terminated, whose agent token this is: what a host needs to
     fetch from the runtime repository (the same files for every cluster)."""
+    # Tokens are encrypted at rest with a random nonce (corral.secretbox): no SQL equality
+    # finds one, so each live cluster's is compared, in constant time.
     ended = (ClusterState.TERMINATED.value, ClusterState.TERMINATED_WITH_ERRORS.value)
-    cluster = session.scalar(select(Cluster).where(Cluster.agent_token == token, Cluster.status.not_in(ended))) \
-        if token else None
-    if cluster is None or not hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
-        raise Unauthorized("bad agent token")
-    return cluster
+    if token:
+        for cluster in session.scalars(select(Cluster).where(Cluster.status.not_in(ended))):
+            if hmac.compare_digest(cluster.agent_token.encode(), token.encode()):
+                return cluster
+    raise Unauthorized("bad agent token")
 
 
 def _apply_steps(session: Session, cluster: Cluster, report: NodeReport) -> bool:
@@ -122,7 +129,10 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
                               component=event.component, at=event.time)
         node.last_event_seq = max([node.last_event_seq, *(e.seq for e in report.events)])
         target = _PHASE_TO_STATUS.get(report.phase)
-        if target is not None and node.status != NodeState.TERMINATING.value and node.status != target.value:
+        recovered = node.status == NodeState.LOST.value
+        if recovered:
+            health.mark_recovered(s, node, target or _RECOVERED_DEFAULT, now)
+        elif target is not None and node.status != NodeState.TERMINATING.value and node.status != target.value:
             if NodeState(node.status).can_become(target):
                 node.status = target.value
                 if target is NodeState.RUNNING and node.ready_at is None:
@@ -132,7 +142,7 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
         phase_changed = previous_phase != report.phase
     if bump:
         cp.notifier.bump(node.cluster_id)
-    elif phase_changed or report.events:
+    elif phase_changed or report.events or recovered:
         cp.notifier.poke_reconciler()
     return ack
 

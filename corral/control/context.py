@@ -10,6 +10,7 @@ from corral.control.notifier import Notifier
 from corral.control.repository import Repository
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
+from corral.providers.ssh import SshProvider
 from corral.providers.ssh_transport import SshPool
 from corral.settings import Settings
 from corral.store.db import Store
@@ -39,7 +40,10 @@ class ControlPlane:
         settings.ensure_dirs()
         store = Store(settings.database_url)
         store.migrate()
-        plane = cls(settings=settings, store=store, providers={"local": LocalProvider(settings, store)})
+        pool = SshPool()  # the process's one pool: host checks and the ssh provider share its connections
+        providers: dict[str, NodeProvider] = {"local": LocalProvider(settings, store),
+                                              "ssh": SshProvider(settings, store, pool)}
+        plane = cls(settings=settings, store=store, providers=providers, ssh=pool)
         seal_plaintext_secrets(store)
         return plane
 

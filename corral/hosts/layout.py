@@ -14,6 +14,11 @@ root and ``terminate`` / ``host remove`` know exactly what is Corral's::
                                 pyspark, the Hadoop jars, JDBC drivers, S3A; kept across clusters
         nodes/<cluster>/<node>/ node directories (conf, data, logs, run, steps, artifacts, tmp);
                                 removed when the node is terminated
+        orphaned-logs/<cluster>/<node>/
+                                the logs of a node whose agent cleaned up by itself (its
+                                cluster ended while the host was unreachable), until the
+                                control plane copies them back
+        locks/                  flock files: the agent install, the crontab edit
 """
 
 from __future__ import annotations
@@ -43,3 +48,22 @@ def nodes_root(home: str) -> str:
 
 def node_dir(home: str, cluster_id: str, node_id: str) -> str:
     return f"{nodes_root(home)}/{cluster_id}/{node_id}"
+
+
+def orphaned_logs(home: str, cluster_id: str, node_id: str) -> str:
+    return f"{base(home)}/orphaned-logs/{cluster_id}/{node_id}"
+
+
+def install_lock(home: str) -> str:
+    """Held while wheels are fetched and an agent environment is built (one at a time per host)."""
+    return f"{base(home)}/locks/agent-install.lock"
+
+
+def crontab_lock(home: str) -> str:
+    """Held while the login user's crontab is rewritten (read, filter, write back)."""
+    return f"{base(home)}/locks/crontab.lock"
+
+
+def cron_tag(node_id: str) -> str:
+    """The comment that ends a node's ``@reboot`` crontab line: how it is found and removed."""
+    return f"# corral-node {node_id}"

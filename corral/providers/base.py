@@ -1,6 +1,10 @@
 """The provider contract, after SkyPilot's per-cloud ``instance.py``: a handful of
 idempotent calls keyed by node id. The reconciler calls them; it never knows how a
 provider makes a node.
+
+Errors: any call may raise ``ProviderError`` (retried with backoff), ``NodeUnreachable``
+(the node's machine does not answer: the node is LOST, see ``NodeState.LOST``) or
+``NodeBroken`` (the node cannot be used again: it fails with the reason).
 """
 
 from __future__ import annotations
@@ -8,6 +12,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
+
+
+class ProviderError(Exception):
+    """A provider call failed; the message says what and where (with a remote command's
+    stderr tail). The reconciler retries it with backoff."""
+
+
+class NodeUnreachable(ProviderError):
+    """The machine the node runs on does not answer (network down, host down, sshd gone):
+    nothing is known about the node, which may well still run. Transient by nature: the
+    reconciler marks the node LOST (``nodes.status_reason``) and asks again with backoff.
+
+    ``subject`` names the machine as people know it (``host h2 (198.18.3.12) unreachable
+    over SSH``), ``detail`` is the underlying error; the reconciler adds since when."""
+
+    def __init__(self, subject: str, detail: str):
+        self.subject, self.detail = subject, detail
+        super().__init__(f"{subject}: {detail}")
+
+
+class NodeBroken(ProviderError):
+    """The node can never be used again as it is (e.g. its host presented another SSH host
+    key: Corral does not talk to it). Not retried: the node fails with this reason."""
 
 
 class Liveness(str, Enum):
@@ -55,3 +82,20 @@ class NodeProvider(Protocol):
 
     def leftover_processes(self, node_id: str) -> list[int]:
         """Pids of processes still running for the node (agent, daemons, steps)."""
+
+
+class CleaningProvider(NodeProvider, Protocol):
+    """A provider whose machines outlive their nodes (the ssh provider's hosts). A node
+    terminated while its machine was unreachable is recorded TERMINATED at once; the
+    machine stays reserved until the provider has cleaned it. The reconcile loop asks for
+    such nodes now and then and calls ``terminate_node`` for each again."""
+
+    def pending_cleanups(self) -> list[str]:
+        """Ids of TERMINATED nodes whose machines still have to be cleaned and released."""
+
+
+def pending_cleanups(provider: NodeProvider) -> list[str]:
+    """``provider.pending_cleanups()`` where it has one (providers that keep nothing after
+    ``terminate_node``, like the local one, have none)."""
+    method = getattr(provider, "pending_cleanups", None)
+    return list(method()) if callable(method) else []

@@ -34,7 +34,8 @@ NODE_ENV_MARKER = "CORRAL_NODE_ID"
 # Never passed to agents (and so to steps): the secret key decrypts every stored secret,
 # a token is a user's, a database URL may hold a password.
 CONTROL_PLANE_ONLY_ENV = frozenset({"CORRAL_DATABASE_URL", "CORRAL_HOME", "CORRAL_PORT", "CORRAL_HOST", "CORRAL_URL",
-                                    "CORRAL_SECRET_KEY", "CORRAL_TOKEN", "CORRAL_AUTH"})
+                                    "CORRAL_SECRET_KEY", "CORRAL_TOKEN", "CORRAL_AUTH",
+                                    "CORRAL_ADVERTISE_URL"})
 
 
 def agent_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -25,8 +25,11 @@ import base64
 import hashlib
 import io
 import logging
+import posixpath
+import secrets
 import shlex
 import socket
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -39,7 +42,10 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # seconds for TCP connect, banner and authentication, per attempt
 CONNECT_DEADLINE = 30.0  # seconds for all attempts of one connection
-KEEPALIVE_SECONDS = 10  # an idle reused connection to a vanished host is found out within ~3 of these
+# Keepalive packets keep NAT and firewall state of an idle connection alive. They do not
+# find out a vanished host (paramiko asks for no reply): a reused connection to one fails
+# at ``open_session`` (CONNECT_TIMEOUT), and the command is then retried on a new one.
+KEEPALIVE_SECONDS = 10
 STDERR_TAIL = 2000  # characters of stderr kept in an error
 
 
@@ -155,6 +161,13 @@ def _short(command: str, limit: int = 160) -> str:
     return one_line if len(one_line) <= limit else one_line[: limit - 3] + "..."
 
 
+def _closed(sftp: paramiko.SFTPClient) -> bool:
+    """Whether an SFTP error came from the connection (paramiko raises OSError("Socket is
+    closed") then) rather than from the file."""
+    channel = sftp.get_channel()
+    return channel is None or channel.closed or not channel.get_transport().is_active()
+
+
 _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, OSError, paramiko.SSHException)
 
 
@@ -174,8 +187,9 @@ class SshPool:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _open(self, target: SshTarget, pin: bool = True) -> paramiko.Transport:
-        deadline = time.monotonic() + self.connect_deadline
+    def _open(self, target: SshTarget, pin: bool = True, deadline: float | None = None) -> paramiko.Transport:
+        limit = self.connect_deadline if deadline is None else deadline
+        until = time.monotonic() + limit
         delay, last = 0.5, ""
         while True:
             try:
@@ -184,8 +198,8 @@ class SshPool:
                 raise
             except _TRANSIENT as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            if time.monotonic() + delay >= deadline:
-                raise HostUnreachable(f"{target.label}: no SSH answer within {self.connect_deadline:.0f} s ({last})")
+            if time.monotonic() + delay >= until:
+                raise HostUnreachable(f"{target.label}: no SSH answer within {limit:.0f} s ({last})")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -203,7 +217,10 @@ class SshPool:
             server_key = transport.get_remote_server_key()
             if pin:
                 self._verify_host_key(target, server_key)
-            keys = [load_private_key(target.private_key)] if target.private_key else _default_keys()
+            try:
+                keys = [load_private_key(target.private_key)] if target.private_key else _default_keys()
+            except ValueError as exc:  # a stored key that does not parse is not a network problem
+                raise AuthenticationFailed(f"{target.label}: the host's private key is unusable: {exc}") from exc
             if not keys:
                 raise AuthenticationFailed(f"{target.label}: no private key given and none in ~/.ssh")
             for key in keys:
@@ -236,7 +253,9 @@ class SshPool:
         else:
             raise HostKeyChanged(f"{target.label}: no host key pinned; refusing to connect", seen=seen)
 
-    def transport(self, target: SshTarget) -> paramiko.Transport:
+    def transport(self, target: SshTarget, deadline: float | None = None) -> paramiko.Transport:
+        """The pooled connection to ``target``, opened within ``deadline`` seconds (default
+        ``connect_deadline``) when there is none or it closed."""
         key = (target.address, target.port, target.user)
         with self._lock(key):
             current = self._transports.get(key)
@@ -244,7 +263,7 @@ class SshPool:
                 return current
             if current is not None:
                 current.close()
-            fresh = self._open(target)
+            fresh = self._open(target, deadline=deadline)
             self._transports[key] = fresh
             return fresh
 
@@ -289,12 +308,14 @@ class SshPool:
     # -- commands and files -------------------------------------------------------------------
 
     def run(self, target: SshTarget, command: str, *, timeout: float = 60.0, stdin: bytes | None = None,
-            check: bool = True) -> RemoteResult:
-        """Run ``command`` with bash on the host, killed there after ``timeout`` seconds.
+            check: bool = True, connect_deadline: float | None = None) -> RemoteResult:
+        """Run ``command`` with bash on the host, killed there after ``timeout`` seconds;
+        a new connection is given ``connect_deadline`` seconds (default: the pool's).
 
         Raises ``RemoteCommandFailed`` (exit code ≠ 0 with ``check``; exit 124/137 means the
         remote timeout killed it), ``HostUnreachable``, ``HostKeyChanged``,
-        ``AuthenticationFailed``. A connection that broke is reopened once.
+        ``AuthenticationFailed``, ``CommandTimedOut``. A connection that broke is reopened
+        once (so commands must be safe to run twice, as all of Corral's are).
         """
         # --norc: the login shell sshd starts has read the user's ~/.bashrc already (Debian's
         # bash does for SSH commands), and so would this bash, as `timeout` execs it with the
@@ -302,11 +323,14 @@ class SshPool:
         # rehash) would contend with itself. What the first one exported is inherited.
         wrapped = f"timeout --kill-after=5 {max(1, int(timeout))} bash --norc --noprofile -c {shlex.quote(command)}"
         for attempt in (1, 2):
-            transport = self.transport(target)
+            transport = self.transport(target, deadline=connect_deadline)
             try:
                 result = self._exec(transport, wrapped, stdin, timeout + 15)
                 break
             except CommandTimedOut as exc:
+                # No exit status: most often the host vanished mid-command. The connection
+                # is not reused, so the next call finds out at once.
+                self.forget(target)
                 raise CommandTimedOut(f"{target.label}: `{_short(command)}` {exc}") from exc
             except (EOFError, OSError, paramiko.SSHException) as exc:
                 self.forget(target)
@@ -386,19 +410,88 @@ class SshPool:
         finally:
             channel.close()
 
-    def put(self, target: SshTarget, data: bytes, remote_path: str, mode: int = 0o600) -> None:
-        """Write ``data`` to ``remote_path`` atomically (a temporary name, chmod, rename)."""
-        transport = self.transport(target)
-        sftp = paramiko.SFTPClient.from_transport(transport)
+    def _sftp(self, target: SshTarget, deadline: float | None = None) -> paramiko.SFTPClient:
+        try:
+            sftp = paramiko.SFTPClient.from_transport(self.transport(target, deadline=deadline))
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            self.forget(target)
+            raise HostUnreachable(f"{target.label}: cannot open SFTP: {exc}") from exc
         if sftp is None:
             raise SshError(f"{target.label}: SFTP is not available")
+        sftp.get_channel().settimeout(CONNECT_TIMEOUT * 3)  # a vanished host fails the call, not hangs it
+        return sftp
+
+    def put(self, target: SshTarget, data: bytes, remote_path: str, mode: int = 0o600) -> None:
+        """Write ``data`` to ``remote_path`` atomically, never readable beyond ``mode``.
+
+        SFTP creates a file with the server's default mode (0644 after the usual umask)
+        and only then takes a chmod: another user could open it in between and read what
+        is written later. So the file is written inside a fresh directory of mode 0700
+        beside the target (nobody else can enter it), chmod-ed, then renamed into place.
+        Raises ``SshError`` (``HostUnreachable`` when the connection broke)."""
+        parent, name = posixpath.split(remote_path)
+        private = posixpath.join(parent or ".", f".put-{secrets.token_hex(6)}")
+        sftp = self._sftp(target)
         try:
-            temporary = f"{remote_path}.part"
-            with sftp.open(temporary, "wb") as handle:
-                handle.chmod(mode)  # before any byte is written: a secret is never world-readable
-                handle.write(data)
-            sftp.posix_rename(temporary, remote_path)
+            sftp.mkdir(private, mode=0o700)
+            try:
+                temporary = posixpath.join(private, name)
+                with sftp.open(temporary, "wb") as handle:
+                    handle.chmod(mode)
+                    handle.write(data)
+                sftp.posix_rename(temporary, remote_path)
+            finally:
+                try:
+                    sftp.rmdir(private)
+                except OSError:
+                    pass
+        except (EOFError, socket.timeout, paramiko.SSHException) as exc:
+            self.forget(target)
+            raise HostUnreachable(f"{target.label}: the connection broke writing {remote_path}: {exc}") from exc
         except OSError as exc:
+            if _closed(sftp):
+                self.forget(target)
+                raise HostUnreachable(f"{target.label}: the connection broke writing {remote_path}: {exc}") from exc
             raise SshError(f"{target.label}: cannot write {remote_path}: {exc}") from exc
         finally:
             sftp.close()
+
+    def get_tree(self, target: SshTarget, remote_dir: str, local_dir: Path) -> int:
+        """Copy the regular files under ``remote_dir`` to ``local_dir`` (created), keeping
+        relative paths; symbolic links and special files are skipped, so nothing outside
+        ``remote_dir`` is read. Returns the number of files copied (0 when ``remote_dir``
+        does not exist). Streams each file: a node's logs may be large."""
+        sftp = self._sftp(target)
+        copied = 0
+        try:
+            pending = [""]
+            while pending:
+                rel = pending.pop()
+                try:
+                    entries = sftp.listdir_attr(posixpath.join(remote_dir, rel) if rel else remote_dir)
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    child = posixpath.join(rel, entry.filename) if rel else entry.filename
+                    mode = entry.st_mode or 0
+                    if stat.S_ISDIR(mode):
+                        pending.append(child)
+                    elif stat.S_ISREG(mode):
+                        dest = local_dir / child
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        try:
+                            sftp.get(posixpath.join(remote_dir, child), str(dest))
+                            copied += 1
+                        except FileNotFoundError:
+                            continue  # removed meanwhile (a rotated log)
+        except (EOFError, socket.timeout, paramiko.SSHException) as exc:
+            self.forget(target)
+            raise HostUnreachable(f"{target.label}: the connection broke copying {remote_dir}: {exc}") from exc
+        except OSError as exc:
+            if _closed(sftp):
+                self.forget(target)
+                raise HostUnreachable(f"{target.label}: the connection broke copying {remote_dir}: {exc}") from exc
+            raise SshError(f"{target.label}: cannot copy {remote_dir}: {exc}") from exc
+        finally:
+            sftp.close()
+        return copied

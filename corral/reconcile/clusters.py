@@ -23,8 +23,8 @@ from corral.control.context import ControlPlane
 from corral.control.views import cluster_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
-from corral.providers.base import Liveness, NodeRequest
-from corral.reconcile import deadlines, step_watch
+from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
+from corral.reconcile import deadlines, health, step_watch
 from corral.reconcile import steps as step_queue
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, Step, bump_plan_version
@@ -75,7 +75,7 @@ class ClusterReconciler:
 
     def _request(self, cluster: Cluster, node: Node) -> NodeRequest:
         return NodeRequest(node_id=node.id, cluster_id=cluster.id, role=node.role, instance_type=node.instance_type,
-                           agent_token=cluster.agent_token, control_url=self.cp.settings.api_url)
+                           agent_token=cluster.agent_token, control_url=self.cp.settings.agent_url)
 
     def _fail(self, code: StateChangeCode, message: str) -> None:
         with self.cp.store.session() as s:
@@ -118,7 +118,8 @@ class ClusterReconciler:
         }[state](cluster)
 
     def _timeout_message(self, cluster: Cluster) -> str:
-        late = [f"{n.id} ({n.role}) {n.status}" for n in cluster.nodes if n.status != NodeState.RUNNING.value]
+        late = [f"{n.id} ({n.role}) {n.status}" + (f": {n.status_reason}" if n.status_reason else "")
+                for n in cluster.nodes if n.status != NodeState.RUNNING.value]
         return f"cluster stayed {cluster.status} past its deadline; nodes not ready: {', '.join(late) or 'none'}" + (
             f"; last readiness check: {cluster.ready_check}" if cluster.ready_check else "")
 
@@ -128,12 +129,19 @@ class ClusterReconciler:
         provider = self.cp.provider(cluster.provider)
         created = 0
         for node in cluster.nodes:
-            needs_agent = node.status == NodeState.REQUESTED.value or (
-                node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
-                and self.now - (node.provider_data.get("started_at") or 0) > 15
-                and provider.query_node(node.id) is not Liveness.RUNNING)
-            if not needs_agent or node.next_attempt_at > self.now:
+            silent = (node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
+                      and self.now - (node.provider_data.get("started_at") or 0) > 15)
+            if node.next_attempt_at > self.now or not (node.status == NodeState.REQUESTED.value or silent):
                 continue
+            if silent:
+                try:
+                    if provider.query_node(node.id) is Liveness.RUNNING:
+                        continue
+                except NodeBroken as exc:
+                    self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
+                    return
+                except Exception:  # noqa: BLE001 - unknown: create_node below says what is wrong, with backoff
+                    log.info("query_node %s failed; creating it again", node.id, exc_info=True)
             if node.attempts >= deadlines.MAX_PROVIDER_ATTEMPTS:
                 self._fail(StateChangeCode.INSTANCE_FAILURE,
                            f"node {node.id} could not be provisioned after {node.attempts} attempts; "
@@ -141,6 +149,9 @@ class ClusterReconciler:
                 return
             try:
                 handle = provider.create_node(self._request(cluster, node))
+            except NodeBroken as exc:  # never usable: no retry
+                self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
+                return
             except Exception as exc:  # noqa: BLE001 - any provider failure is retried with backoff
                 log.exception("create_node %s failed", node.id)
                 self._node_failed(node, f"provisioning failed: {exc}")
@@ -201,10 +212,12 @@ class ClusterReconciler:
         comps = [c for n in nodes for c in (n.components or {}).values()]
         running = sum(1 for c in comps if c.get("status") == "RUNNING")
         with self.cp.store.session() as s:
-            if started < len(nodes):
+            lost = health.unhealthy(nodes)
+            if started < len(nodes) or lost:
                 phases = ", ".join(sorted({n.phase or "?" for n in nodes}))
                 events.progress(s, cluster.id, "CREATE_CLUSTER", "DEPLOY_AND_BOOTSTRAP", "RUNNING",
-                                f"{started}/{len(nodes)} nodes done (phases: {phases})")
+                                f"{started}/{len(nodes)} nodes done (phases: {phases})"
+                                + "".join(f"; {line}" for line in lost))
                 return
             events.progress(s, cluster.id, "CREATE_CLUSTER", "DEPLOY_AND_BOOTSTRAP", "DONE",
                             f"{len(nodes)}/{len(nodes)} nodes deployed, configured and bootstrapped")
@@ -228,35 +241,73 @@ class ClusterReconciler:
     # -- WAITING / RUNNING ---------------------------------------------------------------------------
 
     def _watch_agents(self, cluster: Cluster) -> None:
-        """Restart an agent that stopped reporting and whose process is gone."""
+        """Check every node whose agent stopped reporting: restart an agent whose process
+        is gone (a kill -9, a host reboot), mark LOST a node whose machine does not answer
+        (``corral.reconcile.health``), fail the cluster when one is gone, broken, or LOST
+        for longer than ``deadlines.NODE_LOST_SECONDS``."""
         provider = self.cp.provider(cluster.provider)
         for node in cluster.nodes:
             if node.status in (NodeState.REQUESTED.value, NodeState.TERMINATED.value) or node.last_heartbeat is None:
                 continue
-            if self.now - node.last_heartbeat < deadlines.AGENT_LOST_SECONDS or node.next_attempt_at > self.now:
+            if self.now - node.last_heartbeat < deadlines.AGENT_LOST_SECONDS:
                 continue
-            liveness = provider.query_node(node.id)
+            if health.lost_too_long(node, self.now):
+                self._fail(StateChangeCode.INSTANCE_FAILURE,
+                           f"node {node.id} ({node.role}) lost for more than {health.duration(deadlines.NODE_LOST_SECONDS)}: "
+                           f"{node.status_reason}")
+                return
+            if node.next_attempt_at > self.now:
+                continue
+            try:
+                liveness = provider.query_node(node.id)
+                if liveness is Liveness.STOPPED:
+                    provider.start_node(self._request(cluster, node))
+            except NodeUnreachable as exc:
+                self._node_lost(node, exc)
+                continue
+            except NodeBroken as exc:
+                self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) failed: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - retried with backoff, as an event
+                self._node_failed(node, f"agent check or restart failed: {exc}")
+                continue
             if liveness is Liveness.RUNNING:
-                continue  # alive but slow to report (e.g. the control plane was down): wait
+                # Alive but silent (the control plane was down, or the agent cannot reach
+                # it yet): wait. A LOST node's reason says its machine answers again.
+                if node.status == NodeState.LOST.value:
+                    with self.cp.store.session() as s:
+                        row = s.get(Node, node.id)
+                        assert row is not None
+                        health.note_answering(row, "its machine answers again and its agent runs; waiting for its report")
+                        row.next_attempt_at = self.now + deadlines.lost_retry(row.attempts)
+                continue
             if liveness is Liveness.MISSING:
                 if node.role == "MASTER":
                     self._fail(StateChangeCode.INSTANCE_FAILURE, f"master node {node.id} is gone")
                 else:
                     self._node_failed(node, f"node {node.id} is gone")
                 continue
-            try:
-                provider.start_node(self._request(cluster, node))
-            except Exception as exc:  # noqa: BLE001
-                self._node_failed(node, f"agent restart failed: {exc}")
-                continue
             with self.cp.store.session() as s:
                 row = s.get(Node, node.id)
                 assert row is not None
                 row.attempts += 1
                 row.next_attempt_at = self.now + deadlines.AGENT_LOST_SECONDS
+                health.note_answering(row, "its machine answers again; its agent was not running and was restarted")
                 events.record(s, cluster.id, "AGENT_RESTARTED",
                               f"agent of node {node.id} stopped reporting and was not running; restarted",
                               level="WARN", node_id=node.id)
+
+    def _node_lost(self, node: Node, exc: NodeUnreachable) -> None:
+        with self.cp.store.session() as s:
+            row = s.get(Node, node.id)
+            assert row is not None
+            if row.status in (NodeState.TERMINATING.value, NodeState.TERMINATED.value):
+                return
+            if (row.last_heartbeat or 0) > (node.last_heartbeat or 0):
+                return  # it reported while its machine was being asked: not lost
+            started = health.mark_lost(s, row, exc.subject, exc.detail, self.now)
+        if started:
+            log.warning("node %s lost: %s", node.id, exc)
 
     def _up(self, cluster: Cluster) -> None:
         self._watch_agents(cluster)
@@ -341,6 +392,18 @@ class ClusterReconciler:
             transition(s, c, ClusterState.TERMINATING, c.state_message)
         self.cp.notifier.bump(cluster.id)
 
+    def _node_terminated(self, node: Node, reason: str | None, error: str | None) -> None:
+        with self.cp.store.session() as s:
+            row = s.get(Node, node.id)
+            assert row is not None
+            row.status, row.ended_at = NodeState.TERMINATED.value, self.now
+            row.status_reason, row.lost_at = reason, None
+            if reason is None:
+                events.record(s, node.cluster_id, "NODE_TERMINATED", f"{row.role} node {row.id} released", node_id=row.id)
+            else:
+                events.record(s, node.cluster_id, "NODE_TERMINATED", f"{row.role} node {row.id} terminated, {reason} "
+                              f"({error})", level="WARN", node_id=row.id)
+
     def _terminating(self, cluster: Cluster) -> None:
         provider = self.cp.provider(cluster.provider)
         # Agents copy their last logs to the LogUri after stopping their daemons.
@@ -358,16 +421,20 @@ class ClusterReconciler:
                 continue
             try:
                 provider.terminate_node(node.id, timeout=5.0)
+            except (NodeUnreachable, NodeBroken) as exc:
+                # Nothing can be cleaned now: the node is over for the cluster, and its
+                # machine stays reserved until the provider has cleaned it (an unreachable
+                # host when it answers again: ``pending_cleanups``; a broken one by hand).
+                reason = ("host unreachable: cleaned when it returns" if isinstance(exc, NodeUnreachable)
+                          else f"not cleaned: {exc}")
+                self._node_terminated(node, reason, str(exc))
+                continue
             except Exception as exc:  # noqa: BLE001
                 log.exception("terminate_node %s failed", node.id)
                 self._node_failed(node, f"terminate failed: {exc}")
                 stuck.append(f"{node.id}: {exc}")
                 continue
-            with self.cp.store.session() as s:
-                row = s.get(Node, node.id)
-                assert row is not None
-                row.status, row.ended_at = NodeState.TERMINATED.value, self.now
-                events.record(s, cluster.id, "NODE_TERMINATED", f"{row.role} node {row.id} released", node_id=row.id)
+            self._node_terminated(node, None, None)
         with self.cp.store.session() as s:
             c = load_cluster(s, cluster.id)
             remaining = [n for n in c.nodes if n.status != NodeState.TERMINATED.value]

@@ -1,6 +1,8 @@
 """The reconcile loop: a thread that runs a pass over every live cluster, twice a second
-or as soon as something changes, with at most one pass per cluster in flight; and the
-registered hosts' checks and liveness probes (``corral.reconcile.hosts``, its own pool)."""
+or as soon as something changes, with at most one pass per cluster in flight; the
+registered hosts' checks and liveness probes (``corral.reconcile.hosts``, its own pool);
+and, every CLEANUP_SECONDS, a sweep of the machines providers still have to clean (a node
+terminated while its host was unreachable: ``corral.providers.base.CleaningProvider``)."""
 
 from __future__ import annotations
 
@@ -15,14 +17,17 @@ from sqlalchemy import select
 from corral.control import events
 from corral.control.context import ControlPlane
 from corral.domain.states import ClusterState
+from corral.providers.base import NodeUnreachable, pending_cleanups
 from corral.reconcile import deadlines
 from corral.reconcile.clusters import ClusterReconciler
 from corral.reconcile.hosts import HostReconciler
-from corral.store.models import Cluster
+from corral.store.models import Cluster, Node
 
 log = logging.getLogger("corral.reconcile")
 TERMINAL = [s.value for s in ClusterState if s.is_terminal()]
 INTERVAL = 0.5
+CLEANUP_SECONDS = 30.0  # how often hosts left to clean are tried again
+_SWEEP = "__cleanup__"  # the sweep's slot among the busy passes
 
 
 class Reconciler:
@@ -34,6 +39,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._last_sweep = 0.0
         self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
 
     def start(self) -> None:
@@ -69,6 +75,48 @@ class Reconciler:
                     continue
                 self._busy.add(cluster_id)
             self._pool.submit(self._pass, cluster_id)
+        if now - self._last_sweep >= CLEANUP_SECONDS:
+            with self._lock:
+                if _SWEEP in self._busy:
+                    return
+                self._busy.add(_SWEEP)
+            self._last_sweep = now
+            self._pool.submit(self._sweep)
+
+    def sweep(self) -> int:
+        """Clean what providers have left to clean; returns how many nodes were cleaned. A
+        machine that still does not answer is tried again on the next sweep."""
+        cleaned = 0
+        for name, provider in self.cp.providers.items():
+            try:
+                pending = pending_cleanups(provider)
+            except Exception:  # noqa: BLE001 - e.g. a database hiccup; next sweep
+                log.exception("cannot list the nodes provider %s has to clean", name)
+                continue
+            for node_id in pending:
+                try:
+                    provider.terminate_node(node_id, timeout=5.0)
+                except NodeUnreachable:
+                    continue
+                except Exception as exc:  # noqa: BLE001 - recorded, tried again
+                    log.warning("cleaning node %s (provider %s) failed: %s", node_id, name, exc)
+                    continue
+                cleaned += 1
+                with self.cp.store.session() as s:
+                    node = s.get(Node, node_id)
+                    if node is not None:
+                        events.record(s, node.cluster_id, "NODE_CLEANED",
+                                      f"node {node_id}'s machine answers again: cleaned and released", node_id=node_id)
+        return cleaned
+
+    def _sweep(self) -> None:
+        try:
+            self.sweep()
+        except Exception:  # noqa: BLE001
+            log.exception("cleanup sweep failed")
+        finally:
+            with self._lock:
+                self._busy.discard(_SWEEP)
 
     def _pass(self, cluster_id: str) -> None:
         try:

@@ -213,7 +213,12 @@ class SparkService(ServiceBase):
             "spark.history.fs.update.interval": "5s",
             "spark.pyspark.python": "${PYTHON}",
             "spark.ui.showConsoleProgress": "false",
+            # No authentication (spark.authenticate is off): a standalone Master's REST
+            # submission server (port 6066) would run any jar for whoever posts one, and
+            # the web UIs' kill links stop anyone's jobs. Both off; the Master's RPC port
+            # still takes applications from anyone who reaches it, hence a trusted network.
             "spark.master.rest.enabled": "false",
+            "spark.ui.killEnabled": "false",
         }
         # spark-env has no derived defaults: daemon heaps are set per daemon below, and a
         # user's SPARK_DAEMON_MEMORY (or any other variable) applies to every daemon and step.

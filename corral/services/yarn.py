@@ -44,6 +44,14 @@ _ENV_WHITELIST = (
 )
 
 
+# What lets anyone who reaches a daemon run code or act without a YARN client, turned off
+# for every cluster (see default_properties); a user's yarn-site may turn one on again.
+HARDENING = {
+    "yarn.webapp.enable-rest-app-submissions": "false",
+    "yarn.resourcemanager.webapp.ui-actions.enabled": "false",
+    "yarn.nodemanager.aux-services.manifest.enabled": "false",
+}
+
 # Hadoop's default (the static web user), then Corral's redirect filter.
 _PROXY_FILTERS = "org.apache.hadoop.http.lib.StaticUserWebFilter,io.corral.hadoop.LocalHostRedirects"
 
@@ -146,6 +154,14 @@ class YarnService(ServiceBase):
             "yarn.node-attribute.fs-store.root-dir": f"file://{hc.NODE_DIR}/data/yarn/node-attribute",
             "yarn.node-labels.fs-store.root-dir": f"file://{hc.NODE_DIR}/data/yarn/node-labels",
             "yarn.timeline-service.enabled": "false",
+            # The daemons have no authentication (no Kerberos): anyone who reaches them is
+            # trusted, so cluster nodes sit on a trusted network and daemons bind node
+            # addresses only. What would let a visitor run code without even a YARN client
+            # is off: the ResourceManager's REST submission (POST /ws/v1/cluster/apps, how
+            # cryptominers find open YARNs; the kill Corral uses, PUT .../state, stays),
+            # the UI's kill buttons, and NodeManager aux services loaded from a manifest
+            # (its REST update would load a class named in a request).
+            **HARDENING,
         }
         # ApplicationMasters may take this share of the cluster: at least half (a Spark and a
         # MapReduce AM side by side), more where the SQL endpoint's AM and a step's must fit
