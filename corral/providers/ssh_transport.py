@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import paramiko
 
@@ -445,14 +445,8 @@ class SshPool:
                     sftp.rmdir(private)
                 except OSError:
                     pass
-        except (EOFError, socket.timeout, paramiko.SSHException) as exc:
-            self.forget(target)
-            raise HostUnreachable(f"{target.label}: the connection broke writing {remote_path}: {exc}") from exc
-        except OSError as exc:
-            if _closed(sftp):
-                self.forget(target)
-                raise HostUnreachable(f"{target.label}: the connection broke writing {remote_path}: {exc}") from exc
-            raise SshError(f"{target.label}: cannot write {remote_path}: {exc}") from exc
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            self._sftp_failure(target, sftp, exc, f"writing {remote_path}", f"cannot write {remote_path}")
         finally:
             sftp.close()
 
@@ -484,14 +478,19 @@ class SshPool:
                             copied += 1
                         except FileNotFoundError:
                             continue  # removed meanwhile (a rotated log)
-        except (EOFError, socket.timeout, paramiko.SSHException) as exc:
-            self.forget(target)
-            raise HostUnreachable(f"{target.label}: the connection broke copying {remote_dir}: {exc}") from exc
-        except OSError as exc:
-            if _closed(sftp):
-                self.forget(target)
-                raise HostUnreachable(f"{target.label}: the connection broke copying {remote_dir}: {exc}") from exc
-            raise SshError(f"{target.label}: cannot copy {remote_dir}: {exc}") from exc
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            self._sftp_failure(target, sftp, exc, f"copying {remote_dir}", f"cannot copy {remote_dir}")
         finally:
             sftp.close()
         return copied
+
+    def _sftp_failure(self, target: SshTarget, sftp: paramiko.SFTPClient, exc: BaseException, doing: str,
+                      refused: str) -> NoReturn:
+        """Raise the error an SFTP failure means: ``HostUnreachable`` when the connection
+        broke (its transport is dropped, so the next call reconnects), else ``SshError``
+        (the host refused the file operation)."""
+        broken = isinstance(exc, (EOFError, socket.timeout, paramiko.SSHException)) or _closed(sftp)
+        if broken:
+            self.forget(target)
+            raise HostUnreachable(f"{target.label}: the connection broke {doing}: {exc}") from exc
+        raise SshError(f"{target.label}: {refused}: {exc}") from exc
