@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, TypeVar
 
 import paramiko
 
@@ -168,6 +168,7 @@ def _closed(sftp: paramiko.SFTPClient) -> bool:
     return channel is None or channel.closed or not channel.get_transport().is_active()
 
 
+T = TypeVar("T")
 _TRANSIENT = (socket.timeout, TimeoutError, ConnectionError, EOFError, OSError, paramiko.SSHException)
 
 
@@ -188,14 +189,19 @@ class SshPool:
             return self._locks.setdefault(key, threading.Lock())
 
     def _open(self, target: SshTarget, pin: bool = True, deadline: float | None = None) -> paramiko.Transport:
+        return self._retrying(target, deadline, lambda: self._open_once(target, pin))
+
+    def _retrying(self, target: SshTarget, deadline: float | None, attempt: Callable[[], T]) -> T:
+        """``attempt()`` again after transient failures (``_TRANSIENT``), backing off from
+        0.5 s to 5 s, for ``deadline`` seconds (default: the pool's connect deadline); then
+        ``HostUnreachable`` with the last error. Other errors (a changed host key, a refused
+        key) propagate at once."""
         limit = self.connect_deadline if deadline is None else deadline
         until = time.monotonic() + limit
         delay, last = 0.5, ""
         while True:
             try:
-                return self._open_once(target, pin)
-            except (HostKeyChanged, AuthenticationFailed):
-                raise
+                return attempt()
             except _TRANSIENT as exc:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
             if time.monotonic() + delay >= until:
@@ -284,26 +290,18 @@ class SshPool:
         """The host's key as first seen: (known_hosts line, SHA256 fingerprint). Nothing
         but the SSH handshake is sent. Retries transient failures for ``deadline_seconds``
         (default: the pool's connect deadline), then raises ``HostUnreachable``."""
-        limit = self.connect_deadline if deadline_seconds is None else deadline_seconds
-        deadline = time.monotonic() + limit
-        delay, last = 0.5, ""
-        while True:
+        def handshake() -> tuple[str, str]:
+            sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
+            transport = paramiko.Transport(sock)
             try:
-                sock = socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
-                transport = paramiko.Transport(sock)
-                try:
-                    transport.banner_timeout = self.connect_timeout
-                    transport.start_client(timeout=self.connect_timeout)
-                    key = transport.get_remote_server_key()
-                    return known_hosts_line(key), fingerprint(key)
-                finally:
-                    transport.close()
-            except _TRANSIENT as exc:
-                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            if time.monotonic() + delay >= deadline:
-                raise HostUnreachable(f"{target.label}: no SSH answer within {limit:.0f} s ({last})")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                transport.banner_timeout = self.connect_timeout
+                transport.start_client(timeout=self.connect_timeout)
+                key = transport.get_remote_server_key()
+                return known_hosts_line(key), fingerprint(key)
+            finally:
+                transport.close()
+
+        return self._retrying(target, deadline_seconds, handshake)
 
     # -- commands and files -------------------------------------------------------------------
 
