@@ -6,81 +6,14 @@ sshd's and no node directory."""
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from corral.control.tokens import create_token
-from corral.store.db import Store
+from tests.hostlab_plane import LabPlane
 
 pytestmark = [pytest.mark.integration, pytest.mark.host_lab(2)]
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
-
-
-class LabPlane:
-    """The control plane under test, in PID and mount namespaces of its own (``spawn_isolated``),
-    listening on the lab's bridge address."""
-
-    def __init__(self, lab: Any, home: Path):
-        self.lab, self.home = lab, home
-        port = _free_port(str(lab.control_address))
-        self.url = f"http://{lab.control_address}:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-        env.update({"CORRAL_HOME": str(home), "CORRAL_HOST": str(lab.control_address), "CORRAL_PORT": str(port),
-                    "CORRAL_ADVERTISE_URL": self.url, "PYTHONPATH": str(Path(__file__).parents[2])})
-        for name in ("CORRAL_WHEEL_CACHE", "CORRAL_RUNTIME_CACHE"):
-            if name in os.environ:
-                env[name] = os.environ[name]
-        # Off loopback, the server requires API tokens: the first admin's is made on the store.
-        store = Store(f"sqlite:///{home / 'corral.db'}")
-        store.migrate()
-        _, secret = create_token(store, "admin", "admin", None)
-        store.dispose()
-        self.log = open(home / "server.log", "ab")
-        self.proc = lab.spawn_isolated([sys.executable, "-m", "corral.server"], env=env, stdout=self.log,
-                                       stderr=self.log)
-        self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30,
-                                 headers={"Authorization": f"Bearer {secret}"})
-        self.wait(lambda: self._healthy(), 60, "the control plane")
-
-    def _healthy(self) -> bool:
-        try:
-            return self.http.get("/health").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def wait(self, check: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; server log: "
-                                     f"{(self.home / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-
-    def cluster(self, cid: str) -> dict[str, Any]:
-        return self.http.get(f"/clusters/{cid}").json()  # type: ignore[no-any-return]
-
-    def events(self, cid: str) -> list[dict[str, Any]]:
-        return self.http.get(f"/clusters/{cid}/events").json()  # type: ignore[no-any-return]
-
-    def stop(self) -> None:
-        self.proc.stop(grace=20)
-        self.log.close()
-        self.http.close()
 
 
 def test_a_cluster_on_lab_hosts_survives_kills_link_loss_and_reboots_and_leaves_them_clean(
