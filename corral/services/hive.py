@@ -26,6 +26,7 @@ from corral.services.s3a import JDBC_JARS, S3_JARS
 from corral.services.spark import CDS_OPTS, SPARK_JARS
 
 METASTORE_PORT = 9083
+METASTORE_MAIN = "io.corral.hive.NodeBoundMetaStore"  # in HADOOP_CLASSES (corral/runtime/java)
 THRIFT_PORT = 10000
 THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
 WAREHOUSE = "/user/hive/warehouse"
@@ -129,7 +130,9 @@ class HiveService(ServiceBase):
             name="hive-metastore", service=self.name,
             argv=["${JAVA_HOME}/bin/java", "-Xmx512m", *hc.DAEMON_JAVA_OPTS.split(), CDS_OPTS, *hc.JAVA_MODULE_OPTS.split(),
                   f"-Dderby.system.home={node.path('data', 'hive')}", f"-Djava.io.tmpdir={node.tmp_dir}", "-cp", classpath,
-                  "org.apache.hadoop.hive.metastore.HiveMetaStore", "-p", str(METASTORE_PORT)],
+                  # HiveMetaStore's own main listens on 0.0.0.0 (Hive 2.3 has no bind
+                  # host): this one is the same server on the node's address.
+                  METASTORE_MAIN, node.address, str(METASTORE_PORT)],
             env=env,
             health=Probe(kind="tcp", host=node.address, port=METASTORE_PORT),
             wait_for=[namenode],

@@ -72,6 +72,19 @@ _CAPACITY_SCHEDULER = {  # with maximum-am-resource-percent, derived per cluster
 }
 
 
+def _nodemanager_name(address: str, timeout: float) -> str | None:
+    """The host name the NodeManager at ``address`` registered by, from its own REST API
+    (``/ws/v1/node/info``), or None when it does not answer. A NodeManager names itself by
+    the canonical name of its address (ContainerManagerImpl.buildNodeId: a reverse lookup,
+    whatever yarn.nodemanager.hostname or bind-host say), so on a host whose address has a
+    name (DNS, /etc/hosts) the ResourceManager lists that name, not the address."""
+    try:
+        info = HTTP.get(f"http://{address}:{NM_WEB_PORT}/ws/v1/node/info", timeout=timeout).json()
+        return str(info["nodeInfo"]["nodeHostName"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
 class YarnService(ServiceBase):
     name = "yarn"
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
@@ -229,8 +242,9 @@ class YarnService(ServiceBase):
             return ReadyCheck(False, f"ResourceManager not answering at {url}: {exc!r}")
         running = {n["nodeHostName"] for n in nodes if n.get("state") == "RUNNING"}
         expected = {n.address for n in nodemanagers(cluster)}
-        if not expected <= running:
-            return ReadyCheck(False, f"{len(expected & running)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
+        registered = {a for a in expected if a in running or _nodemanager_name(a, timeout) in running}
+        if registered != expected:
+            return ReadyCheck(False, f"{len(registered)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
         return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:

@@ -86,7 +86,7 @@ def test_tables_are_shared_by_steps_and_the_sql_endpoint(shared_cp: ControlPlane
     master = next(n for n in cluster["nodes"] if n["role"] == "MASTER")
     assert {"hive-metastore", "spark-thriftserver"} <= set(master["components"])
     # The metastore and the endpoint's driver (spark-submit) use the Spark class-data archive.
-    assert class_data_archive_use(cid, {"HiveMetaStore", "SparkSubmit"}) == {"HiveMetaStore": True, "SparkSubmit": True}
+    assert class_data_archive_use(cid, {"NodeBoundMetaStore", "SparkSubmit"}) == {"NodeBoundMetaStore": True, "SparkSubmit": True}
     rows = [("eu", 3), ("us", 5), ("eu", 4), ("apac", 11), ("us", 1)]
     writer = tmp_path / "make_table.py"
     # The driver and each executor's Python worker leave a temporary file behind: it must
