@@ -95,7 +95,7 @@ def jvm_main_class(proc: psutil.Process) -> str:
     cmd = proc.cmdline()
     if not cmd or Path(cmd[0]).name != "java":
         return ""
-    return next((arg for arg in cmd[1:] if arg.startswith("org.apache.")), "")
+    return next((arg for arg in cmd[1:] if arg.startswith(("org.apache.", "io.corral."))), "")
 
 
 def class_data_archive_use(cluster_id: str, kinds: set[str], archive: str = "spark") -> dict[str, bool]:
