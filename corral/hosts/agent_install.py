@@ -19,8 +19,8 @@ Steps, all under an exclusive ``flock`` on ``lock``, so concurrent creates on on
 1. unless ``<env>/.corral-complete`` exists (then nothing is fetched or built):
 2. each wheel not yet in the cache is fetched once from
    ``GET <control_url>/agent/v1/repository/<sha256>`` (bearer token), its size and sha256
-   checked while it arrives, and renamed into ``<wheel_cache>/<sha256>/<name>`` (wheel
-   names matter to pip); a listed name that is not a plain wheel file name, or a hash
+   checked while it arrives (``corral.runtime.checksums``, copied beside this file), and
+   renamed into ``<wheel_cache>/<sha256>/<name>`` (wheel names matter to pip); a listed name that is not a plain wheel file name, or a hash
    that is not one, is refused before any path is made of it. Transient failures (5xx,
    429, the connection, a mismatch) are retried with backoff; any other 4xx is not;
 3. the environment is (re)built from scratch: ``python3.11 -m venv --without-pip``, then
@@ -40,7 +40,6 @@ status and body tail, pip's output tail); 2 for a usage error.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -53,9 +52,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+if __package__:  # imported: corral.hosts.agent_install (the provider, tests)
+    from corral.runtime import checksums
+else:  # run on a host as a plain file, beside its copy of checksums.py (files())
+    import checksums  # type: ignore[import-not-found,no-redef]
+
 COMPLETE = ".corral-complete"
 ATTEMPTS = 4
-_CHUNK = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -64,8 +67,9 @@ class InstallError(Exception):
 
 
 def files() -> dict[str, bytes]:
-    """File name -> content of what the host needs in one directory to run this installer."""
-    return {Path(__file__).name: Path(__file__).read_bytes()}
+    """File name -> content of what the host needs in one directory to run this installer:
+    this file and the checksum rule it shares with the agent (``corral.runtime.checksums``)."""
+    return {Path(p).name: Path(p).read_bytes() for p in (__file__, checksums.__file__)}
 
 
 def manifest(control_url: str, wheel_cache: str, env: str, lock: str, wheels: list[dict[str, object]]) -> bytes:
@@ -100,17 +104,16 @@ def _fetch(url: str, token: str, cache: str, wheel: dict[str, object]) -> int:
     for attempt in range(ATTEMPTS):
         fd, partial = tempfile.mkstemp(prefix=".part-", dir=final_dir)
         try:
-            digest = hashlib.sha256()
-            got = 0
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
-                while chunk := resp.read(_CHUNK):
-                    digest.update(chunk)
-                    got += len(chunk)
-                    out.write(chunk)
-            fetched += got
-            if got != size or digest.hexdigest() != sha256:
-                last = f"{name}: got {got} bytes with sha256 {digest.hexdigest()}, expected {size} bytes with {sha256}"
-            else:
+            received = checksums.Received(name, sha256, size)
+            try:
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
+                    while not received.too_long and (chunk := resp.read(checksums.CHUNK)):
+                        received.add(chunk)
+                        out.write(chunk)
+            finally:
+                fetched += received.size
+            last = received.mismatch() or ""
+            if not last:
                 os.replace(partial, final)
                 return fetched
         except urllib.error.HTTPError as exc:

@@ -161,7 +161,7 @@ def test_a_wheel_that_never_matches_is_an_error_and_leaves_nothing(tmp_path: Pat
     server, url = repo
     server.corrupt = agent_install.ATTEMPTS
     manifest = _manifest(tmp_path, url)
-    with pytest.raises(agent_install.InstallError, match=f"expected {len(WHEEL)} bytes with {SHA}"):
+    with pytest.raises(agent_install.InstallError, match=f"the repository listed {len(WHEEL)} bytes, {SHA}"):
         agent_install.install(manifest, TOKEN)
     assert len(server.requests) == agent_install.ATTEMPTS
     assert not any(p.is_file() for p in Path(str(manifest["wheel_cache"])).rglob("*"))
@@ -197,12 +197,13 @@ def _copied(tmp_path: Path) -> Path:
 
 
 def test_concurrent_runs_of_the_copied_files_install_once(tmp_path: Path, repo: tuple[Repository, str]) -> None:
-    """As the provider runs it: ``python3.11 agent_install.py MANIFEST`` with the token on stdin."""
+    """As the provider runs it: ``python3.11 agent_install.py MANIFEST`` with the token on
+    stdin, from a directory of its own (``-E``: no PYTHONPATH, so no Corral to import)."""
     server, url = repo
     manifest_path = tmp_path / "m.json"
     manifest_path.write_text(json.dumps(_manifest(tmp_path, url)))
     script = _copied(tmp_path)
-    procs = [subprocess.Popen([sys.executable, "-I", str(script), str(manifest_path)], stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-E", str(script), str(manifest_path)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path) for _ in range(2)]
     results = [p.communicate(TOKEN.encode() + b"\n", timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
@@ -213,16 +214,32 @@ def test_concurrent_runs_of_the_copied_files_install_once(tmp_path: Path, repo: 
 def test_no_token_on_stdin_is_refused(tmp_path: Path) -> None:
     manifest_path = tmp_path / "m.json"
     manifest_path.write_text(json.dumps(_manifest(tmp_path, "http://127.0.0.1:9")))
-    proc = subprocess.run([sys.executable, "-I", str(_copied(tmp_path)), str(manifest_path)], input=b"",
+    proc = subprocess.run([sys.executable, "-E", str(_copied(tmp_path)), str(manifest_path)], input=b"",
                           capture_output=True)
     assert proc.returncode == 2 and b"no agent token on stdin" in proc.stderr
 
 
+def _imports(tree: ast.Module) -> set[str]:
+    """Top-level modules imported, but for the ``if __package__:`` branch (taken only when
+    imported as part of Corral, never on a host)."""
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "__package__":
+            nodes: list[ast.stmt] = node.orelse
+        else:
+            nodes = [node]
+        for n in (n for top in nodes for n in ast.walk(top)):
+            if isinstance(n, ast.Import):
+                found |= {a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.module:
+                found.add(n.module.split(".")[0])
+    return found
+
+
 def test_the_files_are_standard_library_only() -> None:
+    """What runs on a host before Corral is there: the standard library and each other."""
     shipped = agent_install.files()
+    assert sorted(shipped) == ["agent_install.py", "checksums.py"]
     local = {Path(name).stem for name in shipped}
     for name, data in shipped.items():
-        tree = ast.parse(data)
-        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        assert imported - {"__future__"} - local <= set(sys.stdlib_module_names), name
+        assert _imports(ast.parse(data)) - {"__future__"} - local <= set(sys.stdlib_module_names), name
