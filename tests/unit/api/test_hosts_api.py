@@ -69,3 +69,13 @@ def test_host_fields_on_local_are_a_422_naming_the_field(api: TestClient) -> Non
     assert resp.status_code == 422
     assert resp.json()["detail"] == [{"loc": ["body", "node_groups", 0, "hosts"], "type": "value_error",
                                       "msg": "only with provider: ssh"}]
+
+
+def test_a_hosts_size_in_the_api_is_the_one_selection_uses(cp: ControlPlane, api: TestClient) -> None:
+    from corral.hosts.selection import HostInfo
+    from tests.unit.hosts.pool import host_row
+
+    add_host(cp.store, "odd", cores=0, memory=16384, memory_mb_override=6144)
+    body = api.get("/hosts/odd").json()
+    info = HostInfo.of(host_row(cp.store, "odd"))
+    assert (body["cores"], body["memory_mb"]) == (info.cores, info.memory_mib) == (None, 6144)
