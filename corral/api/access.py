@@ -162,7 +162,8 @@ class _Recorder:
             return
         self.done = True
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-        action, target = actions.describe(scope["method"], scope["path"])
+        action, target = actions.describe(scope["method"], scope["path"],
+                                          scope.get("query_string", b"").decode("latin-1"))
         client = scope.get("client")
         entry = audit.Entry(actor=self.principal.name if self.principal else tokens.ANONYMOUS,
                             role=self.principal.role.value if self.principal else None,

@@ -12,13 +12,17 @@ that was allowed, refused (401/403, before any route ran) or matched no route:
   ``update``, DELETE ``delete``, with the names people use where they differ
   (``OVERRIDES``: ``step.add``, ``host.add``, ``host.remove``, ``token.revoke``,
   ``artifact.upload``, and DELETE of a cluster is its ``cluster.terminate``);
-- ``/clusters/{id}/data/imports|exports`` is ``data.import`` / ``data.export``.
+- ``/clusters/{id}/data/imports|exports`` is ``data.import`` / ``data.export``;
+- a ``force`` query flag that is true makes ``host.remove`` ``host.force_remove``
+  (``FORCED``): the log tells a forced removal apart, whether it was allowed or not.
 
 The target is the last identifier in the path (the step of a cancel, the cluster of a
 step add); a create names what it made through ``set_target``.
 """
 
 from __future__ import annotations
+
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
@@ -34,10 +38,20 @@ OVERRIDES = {("step", "collection", "POST"): "add", ("host", "collection", "POST
              ("host", "item", "DELETE"): "remove", ("token", "item", "DELETE"): "revoke",
              ("cluster", "item", "DELETE"): "terminate", ("artifact", "item", "PUT"): "upload"}
 
+FORCED = {"host.remove": "host.force_remove"}
+TRUE = frozenset({"1", "true", "yes", "on"})  # what FastAPI reads as a true bool
 
-def describe(method: str, path: str) -> tuple[str, str | None]:
-    """``(action, target)`` of ``method path`` (a path under ``/api/v1``, as decoded in the
-    ASGI scope), e.g. ``("cluster.terminate", "c-3kq9x2ab")``."""
+
+def describe(method: str, path: str, query: str = "") -> tuple[str, str | None]:
+    """``(action, target)`` of ``method path?query`` (a path under ``/api/v1``, as decoded
+    in the ASGI scope), e.g. ``("cluster.terminate", "c-3kq9x2ab")``."""
+    action, target = _describe(method, path)
+    if action in FORCED and parse_qs(query).get("force", [""])[-1].lower() in TRUE:
+        action = FORCED[action]
+    return action, target
+
+
+def _describe(method: str, path: str) -> tuple[str, str | None]:
     parts = [p for p in path.removeprefix(API_PREFIX).split("/") if p]
     method = method.upper()
     resource, target, shape, verb = "api", None, "collection", None

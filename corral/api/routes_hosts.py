@@ -113,5 +113,9 @@ def drain_host(name: str, cp: ControlPlane = Depends(plane)) -> HostOut:
 
 
 @router.delete("/hosts/{name}", response_model=HostOut)
-def remove_host(name: str, cp: ControlPlane = Depends(plane)) -> HostOut:
-    return HostOut.of(hosts.remove_host(cp, name))
+def remove_host(name: str, force: bool = Query(default=False, description=(
+                    "also remove a host still reserved by a node that is not live (its cluster has ended): "
+                    "status_reason names what may be left on the machine")),
+                cp: ControlPlane = Depends(plane)) -> HostOut:
+    """409 while a node holds the host (with ``force``: while that node's cluster runs)."""
+    return HostOut.of(hosts.remove_host(cp, name, force=force))

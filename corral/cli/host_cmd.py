@@ -185,7 +185,17 @@ def drain(name: str, output: Output = OutputOpt) -> None:
 
 
 @app.command()
-def remove(name: str, output: Output = OutputOpt) -> None:
-    """Remove a host (refused while a node runs there); its name is free again."""
-    host = Client().request("DELETE", f"/hosts/{name}").json()
-    finish(host, output, lambda: console.print(f"Host [bold]{escape(host['name'])}[/bold] removed"), ok=True)
+def remove(name: str,
+           force: bool = typer.Option(False, "--force", help=(
+               "Also remove a host still reserved by a node whose cluster has ended (a host that never came back "
+               "to be cleaned); says what may be left on it. Never while the node's cluster runs.")),
+           output: Output = OutputOpt) -> None:
+    """Remove a host (refused while a node holds it); its name is free again."""
+    host = Client().request("DELETE", f"/hosts/{name}", params={"force": "true"} if force else None).json()
+
+    def show() -> None:
+        console.print(f"Host [bold]{escape(host['name'])}[/bold] removed")
+        if force and host["status_reason"] and host["status_reason"].startswith("removed by force"):
+            console.print(f"  {host['status_reason']}", markup=False, highlight=False)
+
+    finish(host, output, show, ok=True)

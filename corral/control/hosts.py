@@ -22,10 +22,18 @@ Decisions:
 - **drain**: READY, FAILED_CHECK, UNREACHABLE -> DRAINED at once; ALLOCATED -> DRAINING
   (the ssh provider makes it DRAINED when it releases the host); CHECKING gets target
   DRAINED and ends DRAINED when its check is done. HOST_KEY_CHANGED is refused (409).
-- **remove** is refused (409) while a node runs there (``node_id``), naming the node and
-  cluster. The row is kept (REMOVED) for history, renamed ``NAME~ID`` so the name is free
-  for a new host, and its private key is dropped. Removed hosts are left out of ``list``
-  unless asked for; ``describe`` finds them by id.
+- **remove** is refused (409) while a node holds the host (``node_id``), naming the node
+  and cluster. The row is kept (REMOVED) for history, renamed ``NAME~ID`` so the name is
+  free for a new host, and its private key is dropped. Removed hosts are left out of
+  ``list`` unless asked for; ``describe`` finds them by id.
+- **remove with force** is for a host that never comes back: a node terminated while its
+  host did not answer keeps the reservation until the host answers and is cleaned
+  (``SshProvider.pending_cleanups``). When that node is not live (``holder_live``: its
+  cluster has ended, or the node is TERMINATED, or Corral has no row of either), force
+  removes the host anyway: the reservation ends with it, and its ``status_reason`` names
+  what may be left on the machine (``left_behind``). A node of a cluster that has not
+  ended is never forced off (409 naming the cluster). Without force, the refusal says
+  when force would apply. The audit action is ``host.force_remove`` (``corral.api.actions``).
 """
 
 from __future__ import annotations
@@ -40,11 +48,13 @@ from sqlalchemy.orm import Session
 
 from corral import ids
 from corral.control.context import ControlPlane
-from corral.domain.states import HostState, InvalidTransition
+from corral.domain.states import ClusterState, HostState, InvalidTransition, NodeState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
+from corral.hosts import layout
 from corral.hosts.spec import NAME_RE, HostSpec
+from corral.providers.ssh_scripts import NODE_MARKER
 from corral.providers.ssh_transport import HostKeyChanged, HostUnreachable, SshError, SshTarget
-from corral.store.models import Host
+from corral.store.models import Cluster, Host, Node
 
 log = logging.getLogger(__name__)
 ADD_SCAN_SECONDS = 10.0  # how long `host add` waits for the host's SSH handshake to pin its key
@@ -248,19 +258,65 @@ def drain_host(cp: ControlPlane, name: str) -> Host:
     return _retrying(cp, name, change)
 
 
-def remove_host(cp: ControlPlane, name: str) -> Host:
-    """Remove the host (kept as REMOVED for history). ``Conflict`` while a node runs there."""
+def holder_live(node: Node | None, cluster: Cluster | None) -> bool:
+    """Whether the node holding a host may still run there: its cluster has not ended and
+    it is not TERMINATED. A missing row (nothing in Corral will ever clean that
+    reservation) is not live."""
+    if node is None or cluster is None or ClusterState(cluster.status).is_terminal():
+        return False
+    return node.status != NodeState.TERMINATED.value
+
+
+def left_behind(host: Host, node_id: str, cluster_id: str) -> str:
+    """What a node never cleaned may have left on its host (the ssh provider's layout,
+    ``corral.hosts.layout``, under the home the host check found, else ``~``)."""
+    home = str((host.facts or {}).get("home") or "~")
+    return (f"its directory {layout.node_dir(home, cluster_id, node_id)}, its logs in "
+            f"{layout.orphaned_logs(home, cluster_id, node_id)}, processes with {NODE_MARKER}={node_id} in their "
+            f"environment, the login's crontab line ending '{layout.cron_tag(node_id)}', and Corral's caches under "
+            f"{layout.base(home)}")
+
+
+def _holder_text(node: Node | None, cluster: Cluster | None) -> str:
+    if cluster is not None and ClusterState(cluster.status).is_terminal():
+        return f"which has ended ({cluster.status})"
+    if node is not None and node.status == NodeState.TERMINATED.value:
+        return "which is TERMINATED"
+    return "which Corral has no record of"
+
+
+def remove_host(cp: ControlPlane, name: str, force: bool = False) -> Host:
+    """Remove the host (kept as REMOVED for history). ``Conflict`` while a node holds it;
+    with ``force``, only while that node is live (see the module's decisions)."""
     def change(s: Session, host: Host, now: float) -> bool:
         state = HostState(host.status)
         if state is HostState.REMOVED:
             return True
+        shown = display_name(host)
+        values: dict[str, Any] = {"status_reason": "removed by request"}
         if host.node_id is not None:
-            raise Conflict(f"host {display_name(host)} runs node {host.node_id} of cluster {host.cluster_id}: "
-                           f"terminate the cluster (or drain the host and wait for it) before removing it")
+            node = s.get(Node, host.node_id)
+            cluster_id = node.cluster_id if node is not None else host.cluster_id
+            cluster = s.get(Cluster, cluster_id) if cluster_id else None
+            holder = f"node {host.node_id} of cluster {cluster_id}"
+            if holder_live(node, cluster):
+                assert cluster is not None
+                raise Conflict(f"host {shown} runs {holder} ({cluster.status}): terminate the cluster (or drain the "
+                               "host and wait for it) before removing it"
+                               + ("; --force removes a host only once its node's cluster has ended" if force else ""))
+            if not force:
+                raise Conflict(f"host {shown} is still reserved by {holder}, {_holder_text(node, cluster)}: the host "
+                               "did not answer when the node was terminated, and is cleaned when it answers. If it "
+                               f"will not come back, `corral host remove --force {shown}` removes it anyway "
+                               "(what the node left on it stays there)")
+            left = left_behind(host, host.node_id, str(cluster_id))
+            values = {"node_id": None, "cluster_id": None,
+                      "status_reason": f"removed by force while reserved by {holder} ({_holder_text(node, cluster)}), "
+                                       f"never cleaned: {host.address} may still have {left}"}
+            log.warning("host %s removed by force; %s", shown, values["status_reason"])
         try:
             return transition(s, host.id, state, HostState.REMOVED, now, target=HostState.REMOVED.value,
-                              name=f"{host.name}{REMOVED_SUFFIX}{host.id}", private_key=None, removed_at=now,
-                              status_reason="removed by request")
+                              name=f"{host.name}{REMOVED_SUFFIX}{host.id}", private_key=None, removed_at=now, **values)
         except InvalidTransition:
-            raise Conflict(f"host {display_name(host)} is {state.value}: it cannot be removed now") from None
+            raise Conflict(f"host {shown} is {state.value}: it cannot be removed now") from None
     return _retrying(cp, name, change)

@@ -112,7 +112,8 @@ class HostState(_State):
     the user removes and re-adds the host). A READY host is reserved for one node at a
     time (ALLOCATED) and returns to READY once the node is terminated and the host is
     clean. ``drain`` takes it out of selection: DRAINING while a node still runs there,
-    then DRAINED. ``remove`` ends it (REMOVED), refused while a node runs there.
+    then DRAINED. ``remove`` ends it (REMOVED), refused while a node runs there; ``remove
+    --force`` also ends an ALLOCATED or DRAINING host whose node's cluster has ended.
     """
 
     CHECKING = "CHECKING"
@@ -140,9 +141,10 @@ _HOST_TRANSITIONS: dict[str, frozenset[str]] = {
     "UNREACHABLE": frozenset({"CHECKING", "READY", "HOST_KEY_CHANGED", "DRAINED", "REMOVED"}),
     "HOST_KEY_CHANGED": frozenset({"REMOVED"}),
     # An allocated host that stops answering stays ALLOCATED (its node goes LOST): the
-    # reservation holds until the node is terminated.
-    "ALLOCATED": frozenset({"READY", "DRAINING", "HOST_KEY_CHANGED"}),
-    "DRAINING": frozenset({"DRAINED"}),
+    # reservation holds until the node is terminated and the host cleaned. REMOVED only
+    # by `host remove --force`, once that node's cluster has ended (corral.control.hosts).
+    "ALLOCATED": frozenset({"READY", "DRAINING", "HOST_KEY_CHANGED", "REMOVED"}),
+    "DRAINING": frozenset({"DRAINED", "REMOVED"}),
     "DRAINED": frozenset({"CHECKING", "REMOVED"}),
     "REMOVED": frozenset(),
 }

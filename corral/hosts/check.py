@@ -278,12 +278,23 @@ def required_ports() -> dict[int, list[str]]:
 # -- the evaluation ---------------------------------------------------------------------------
 
 
+def _positive(value: Any) -> int | None:
+    """A whole positive number (also as text, ``"8"``); else None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return int(value)
+
+
 def effective_resources(facts: dict[str, Any], cores_override: int | None,
                         memory_mb_override: int | None) -> tuple[int | None, int | None]:
-    """(cores, memory MiB) a node on the host may use: the override if given, else found."""
-    cores = cores_override if cores_override is not None else facts.get("cores")
-    memory = memory_mb_override if memory_mb_override is not None else facts.get("memory_mb")
-    return cores, memory
+    """(cores, memory MiB) a node on the host may use: ``host add --cores/--memory`` when
+    given, else what the check found (``facts["cores"]``, ``facts["memory_mb"]``, as
+    ``parse_probe`` stores them); None where neither is a whole positive number. The one
+    rule for the check's items, host selection (``corral.hosts.selection``) and the API."""
+    return (_positive(cores_override) or _positive(facts.get("cores")),
+            _positive(memory_mb_override) or _positive(facts.get("memory_mb")))
 
 
 def _family(facts: dict[str, Any]) -> str:

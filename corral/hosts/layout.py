@@ -8,8 +8,10 @@ root and ``terminate`` / ``host remove`` know exactly what is Corral's::
     ~/.corral-host/
         agent/<bundle>/         virtual environment of the agent (Corral + pinned deps),
                                 one per agent bundle digest, built offline from wheels
-        cache/wheels/<wheel>    wheels fetched from the control plane's repository (by their
-                                file names, which pip needs; sha256-checked): corral.hosts.install_agent
+                                by the installer beside them (corral.hosts.agent_install)
+        cache/wheels/<sha256>/<wheel>
+                                wheels fetched from the control plane's repository (by their
+                                file names, which pip needs; sha256-checked)
         runtime/                the release runtime cache (CORRAL_RUNTIME_CACHE for agents):
                                 pyspark, the Hadoop jars, JDBC drivers, S3A; kept across clusters
         nodes/<cluster>/<node>/ node directories (conf, data, logs, run, steps, artifacts, tmp);

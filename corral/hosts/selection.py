@@ -22,7 +22,7 @@ READY).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -31,16 +31,8 @@ from corral.domain.catalog import INSTANCE_TYPES, InstanceType, host_instance_ty
 from corral.domain.spec import ClusterSpec, NodeGroupSpec
 from corral.domain.states import HostState
 from corral.errors import FieldError, ValidationFailed
+from corral.hosts.check import effective_resources
 from corral.store.models import Host
-
-# The host check's findings in ``hosts.facts`` that size a host, unless the user gave
-# ``host add --cores N --memory SIZE`` (``cores_override``, ``memory_mb_override``, MiB).
-# The host check (branch ``hosts``: ``corral.hosts.check``) stores ``cores`` (nproc) and
-# ``memory_mb`` (MemTotal // 1024, i.e. MiB); ``memory_mib`` and the probe's raw
-# ``mem_total_kb`` are read too, in that order after it.
-FACT_CORES = "cores"
-FACT_MEMORY_KEYS = ("memory_mb", "memory_mib")
-FACT_MEM_TOTAL_KB = "mem_total_kb"
 
 ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
 _LISTED = 10  # host names a message lists before "and N more"
@@ -49,7 +41,8 @@ _LISTED = 10  # host names a message lists before "and N more"
 @dataclass(frozen=True)
 class HostInfo:
     """What selection reads of a host row. ``cores``/``memory_mib``: its effective size
-    (the user's override, else the check's finding), None when neither is known."""
+    (``corral.hosts.check.effective_resources``: the user's override, else the check's
+    finding), None when neither is known."""
 
     id: str
     name: str
@@ -64,7 +57,7 @@ class HostInfo:
 
     @classmethod
     def of(cls, host: Host) -> "HostInfo":
-        cores, memory = effective_size(host)
+        cores, memory = effective_resources(host.facts or {}, host.cores_override, host.memory_mb_override)
         return cls(id=host.id, name=host.name, address=host.address, status=host.status,
                    labels={str(k): str(v) for k, v in (host.labels or {}).items()}, cores=cores, memory_mib=memory,
                    node_id=host.node_id, cluster_id=host.cluster_id, status_reason=host.status_reason)
@@ -72,28 +65,6 @@ class HostInfo:
     @property
     def free(self) -> bool:
         return HostState(self.status).selectable() and self.node_id is None
-
-
-def _positive(value: Any) -> int | None:
-    """A whole positive number, also as the probe's text (``"8"``); else None."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        return None
-    return int(value)
-
-
-def effective_size(host: Host) -> tuple[int | None, int | None]:
-    """(cores, memory MiB) of a host: ``--cores``/``--memory`` given at ``host add`` over
-    what its check found (``facts["cores"]``; ``facts["memory_mb"]`` or
-    ``facts["memory_mib"]``, else ``facts["mem_total_kb"]`` // 1024); None where unknown."""
-    facts = host.facts or {}
-    cores = _positive(host.cores_override) or _positive(facts.get(FACT_CORES))
-    memory = _positive(host.memory_mb_override)
-    for key in FACT_MEMORY_KEYS:
-        memory = memory or _positive(facts.get(key))
-    kib = _positive(facts.get(FACT_MEM_TOTAL_KB))
-    return cores, memory or (_positive(kib // 1024) if kib else None)
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from importlib import resources
 from typing import Callable
 
 from sqlalchemy import select
 
 from corral.domain.states import HostState, NodeState
-from corral.hosts import layout
+from corral.hosts import agent_install, layout
 from corral.providers import ssh_scripts as sh
 from corral.providers.base import Liveness, NodeBroken, NodeHandle, NodeRequest, NodeUnreachable, ProviderError
 from corral.providers.local import NODE_ENV_MARKER, NODE_SUBDIRS
@@ -305,17 +304,17 @@ class SshProvider:
         }
 
     def _install(self, place: _Place, request: NodeRequest, home: str, bundle: Bundle, env: str) -> None:
-        helper = f"{layout.base(home)}/agent/agent_install.py"
-        script = resources.files("corral.hosts").joinpath("agent_install.py").read_bytes()
-        wheels = [{"name": a.name, "sha256": a.sha256, "size": a.size} for a in bundle.artifacts]
+        helper_dir = f"{layout.base(home)}/agent"
+        wheels: list[dict[str, object]] = [{"name": a.name, "sha256": a.sha256, "size": a.size} for a in bundle.artifacts]
         manifest = f"{env}.manifest.json"
-        self._put(place, script, helper, 0o644)
-        self._put(place, sh.manifest(request.control_url, layout.wheel_cache(home), env, layout.install_lock(home),
-                                     wheels), manifest, 0o644)
+        for name, data in agent_install.files().items():
+            self._put(place, data, f"{helper_dir}/{name}", 0o644)
+        self._put(place, agent_install.manifest(request.control_url, layout.wheel_cache(home), env,
+                                                layout.install_lock(home), wheels), manifest, 0o644)
         # The token goes on stdin (a command line shows in ps); the host fetches the wheels itself.
-        self._run(place, f"python3.11 {sh.q(helper)} {sh.q(manifest)}", timeout=INSTALL_SECONDS,
-                  stdin=request.agent_token.encode() + b"\n")
-        log.info("agent environment %s installed on host %s", bundle.digest[:16], place.name)
+        out = self._run(place, f"python3.11 {sh.q(helper_dir + '/agent_install.py')} {sh.q(manifest)}",
+                        timeout=INSTALL_SECONDS, stdin=request.agent_token.encode() + b"\n")
+        log.info("agent environment %s on host %s: %s", bundle.digest[:16], place.name, out.strip()[-300:])
 
     # -- query ------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ and YARN containers), and ``run/agent.lock`` is held by the node's agent while i
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 
@@ -198,9 +197,3 @@ def remove(node_dir: str, orphaned: str, tag: str, cron_lock: str) -> str:
         f"[ -e {d} ] && echo dir=left || echo dir=gone\n"
         f"crontab -l 2>/dev/null | grep -q -- {q(f' {tag}$')} && echo cron=left || echo cron=gone\n"
     )
-
-
-def manifest(control_url: str, wheel_cache: str, env: str, lock: str, wheels: list[dict[str, object]]) -> bytes:
-    """The installer's input (``corral.hosts.agent_install``)."""
-    return json.dumps({"control_url": control_url, "wheel_cache": wheel_cache, "env": env, "lock": lock,
-                       "wheels": wheels}, indent=1).encode()

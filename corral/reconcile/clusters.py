@@ -11,6 +11,7 @@ transaction of its own, so a kill at any point leaves a state the next pass cont
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Callable
@@ -26,6 +27,7 @@ from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTa
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
 from corral.reconcile import deadlines, health, step_watch
 from corral.reconcile import steps as step_queue
+from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, Step, bump_plan_version
 
@@ -62,10 +64,12 @@ _last_service_check: dict[str, float] = {}  # per process: a restart only checks
 
 
 class ClusterReconciler:
-    def __init__(self, cp: ControlPlane, cluster_id: str, clock: Callable[[], float] = time.time):
+    def __init__(self, cp: ControlPlane, cluster_id: str, clock: Callable[[], float] = time.time,
+                 probes: KeyedPool | None = None):
         self.cp = cp
         self.cluster_id = cluster_id
         self.now = clock()  # epoch seconds: one reading per pass
+        self.probes = probes or health.default_probes()  # silent nodes' agent checks, shared by passes
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -246,20 +250,29 @@ class ClusterReconciler:
         (``corral.reconcile.health``), fail the cluster when one is gone, broken, or LOST
         for longer than ``deadlines.NODE_LOST_SECONDS``."""
         provider = self.cp.provider(cluster.provider)
-        for node in cluster.nodes:
-            if node.status in (NodeState.REQUESTED.value, NodeState.TERMINATED.value) or node.last_heartbeat is None:
-                continue
-            if self.now - node.last_heartbeat < deadlines.AGENT_LOST_SECONDS:
-                continue
+        silent = [n for n in cluster.nodes if n.status not in (NodeState.REQUESTED.value, NodeState.TERMINATED.value)
+                  and n.last_heartbeat is not None and self.now - n.last_heartbeat >= deadlines.AGENT_LOST_SECONDS]
+        for node in silent:
             if health.lost_too_long(node, self.now):
                 self._fail(StateChangeCode.INSTANCE_FAILURE,
                            f"node {node.id} ({node.role}) lost for more than {health.duration(deadlines.NODE_LOST_SECONDS)}: "
                            f"{node.status_reason}")
                 return
-            if node.next_attempt_at > self.now:
-                continue
+        due = [n for n in silent if n.next_attempt_at <= self.now]
+        # Every machine at once, each probe with its own deadline (corral.reconcile.health).
+        probed = health.probe_all(self.probes, {n.id: functools.partial(provider.query_node, n.id) for n in due},
+                                  deadlines.NODE_PROBE_SECONDS)
+        for node in due:
+            outcome = probed[node.id]
+            if outcome.skipped:
+                continue  # still being asked since an earlier pass
             try:
-                liveness = provider.query_node(node.id)
+                if outcome.timed_out:
+                    raise NodeUnreachable(f"node {node.id}'s machine unresponsive",
+                                          f"no answer to the agent check within {deadlines.NODE_PROBE_SECONDS:.0f} s")
+                if outcome.error is not None:
+                    raise outcome.error
+                liveness = outcome.value
                 if liveness is Liveness.STOPPED:
                     provider.start_node(self._request(cluster, node))
             except NodeUnreachable as exc:

@@ -19,6 +19,9 @@ AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)  # no report for this long: th
 # failed and the cluster's failure path applies (INSTANCE_FAILURE, TERMINATED_WITH_ERRORS),
 # as for a node that is gone. CORRAL_NODE_LOST_TIMEOUT changes it.
 NODE_LOST_SECONDS = _seconds("NODE_LOST", 900.0)
+# One agent check of a silent node (``provider.query_node``: the ssh provider's waits 10 s
+# for SSH, then up to 20 s for the answer) counts as "its machine does not answer" past this.
+NODE_PROBE_SECONDS = _seconds("NODE_PROBE", 35.0)
 LOST_RETRY_CAP = 30.0  # a LOST node's machine is asked again at most this far apart
 HOST_CHECK_SECONDS = _seconds("HOST_CHECK", 120.0)  # a host check's retries end here: UNREACHABLE or FAILED_CHECK
 CANCEL_SWEEP_SECONDS = 60.0  # a cancelled step's YARN applications are still killed this long after

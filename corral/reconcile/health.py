@@ -15,18 +15,32 @@ Events: NODE_LOST (WARN) once when it starts, NODE_RECOVERED (INFO) with how lon
 lasted when the agent reports again. The cluster stays up while a node is LOST, up to
 ``deadlines.NODE_LOST_SECONDS`` (15 min by default); then the cluster fails as for a node
 that is gone (INSTANCE_FAILURE).
+
+The machines of silent nodes are asked in parallel (``probe_all``, on the reconciler's
+``KeyedPool`` of node probes): with many hosts down, one pass waits about one probe's
+deadline (``deadlines.NODE_PROBE_SECONDS``), not one per host, and a host that hangs past
+its deadline counts as not answering without holding up the others' results. Its probe
+keeps its worker until it returns, and the node is not asked again meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass
+from typing import Callable, Generic, Mapping, TypeVar
 
 from sqlalchemy.orm import Session
 
 from corral.control import events
 from corral.domain.states import NodeState
 from corral.reconcile import deadlines
+from corral.reconcile.workers import Job, KeyedPool
 from corral.store.models import Node
+
+T = TypeVar("T")
+PROBE_WORKERS = 16  # node probes wait on the network, not the CPU
 
 
 def clock_time(epoch: float) -> str:
@@ -85,3 +99,58 @@ def lost_too_long(node: Node, now: float) -> bool:
 def unhealthy(nodes: list[Node]) -> list[str]:
     """``<node> (<role>) LOST: <reason>`` for each LOST node, for readiness and timeout messages."""
     return [f"{n.id} ({n.role}) LOST: {n.status_reason}" for n in nodes if n.status == NodeState.LOST.value]
+
+
+# -- asking many machines at once ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probed(Generic[T]):
+    """One probe's outcome: its ``value``, the ``error`` it raised, ``timed_out`` (it ran
+    past its deadline: its machine counts as not answering), or ``skipped`` (not asked
+    now: an earlier probe of it still runs, or no worker took it up within the deadline)."""
+
+    value: T | None = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    skipped: bool = False
+
+
+@functools.lru_cache(maxsize=1)
+def default_probes() -> KeyedPool:
+    """The process's pool of node probes when the caller brings none (the reconcile loop does)."""
+    return KeyedPool(PROBE_WORKERS, "node-probe")
+
+
+def probe_all(pool: KeyedPool, probes: Mapping[str, Callable[[], T]], deadline: float) -> dict[str, Probed[T]]:
+    """Run every probe (key -> call) on ``pool`` at once and return each outcome as soon as
+    it is known: each probe gets ``deadline`` seconds (the pool's clock) from when a
+    worker takes it up, so this returns within about one deadline (two when the pool was
+    full), however many probes hang."""
+    started = pool.clock()
+    results: dict[str, Probed[T]] = {}
+    jobs: dict[str, Job[T]] = {}
+    for key, call in probes.items():
+        job = pool.submit(key, call)
+        if job is None:
+            results[key] = Probed(skipped=True)
+        else:
+            jobs[key] = job
+    while jobs:
+        now = pool.clock()
+        for key, job in list(jobs.items()):
+            if job.future.done():
+                error = job.future.exception()
+                results[key] = Probed(error=error) if error is not None else Probed(value=job.future.result())
+            elif job.started is not None and now - job.started >= deadline:
+                results[key] = Probed(timed_out=True)
+            elif job.started is None and now - started >= deadline and pool.cancel(job):
+                results[key] = Probed(skipped=True)
+            else:
+                continue
+            del jobs[key]
+        if jobs:
+            due = min((j.started if j.started is not None else started) + deadline for j in jobs.values())
+            wait([j.future for j in jobs.values()], timeout=min(max(0.01, due - now), deadline),
+                 return_when=FIRST_COMPLETED)
+    return results

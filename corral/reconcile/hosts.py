@@ -1,6 +1,7 @@
 """The reconciler's pass over registered hosts: host checks and liveness, over SSH, in a
-bounded pool of their own (hosts are checked in parallel; a slow or silent host holds one
-worker, never the cluster passes or the other hosts).
+bounded pool of their own (``corral.reconcile.workers.KeyedPool``: hosts are checked in
+parallel; a slow or silent host holds one worker, never the cluster passes or the other
+hosts).
 
 Which host gets what (each host has at most one job in flight):
 
@@ -28,10 +29,9 @@ memory (a restart retries at once). Times are epoch seconds of the injectable cl
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,6 +44,7 @@ from corral.hosts.check import CheckItem, ProbeFailed, evaluate, failing, run_pr
 from corral.providers.ssh_transport import (AuthenticationFailed, CommandTimedOut, HostKeyChanged, HostUnreachable,
                                             SshError)
 from corral.reconcile.deadlines import HOST_CHECK_SECONDS, backoff
+from corral.reconcile.workers import KeyedPool
 from corral.store.models import Host
 
 log = logging.getLogger("corral.reconcile.hosts")
@@ -63,14 +64,12 @@ class HostReconciler:
     def __init__(self, cp: ControlPlane, clock: Callable[[], float] = time.time, workers: int = WORKERS):
         self.cp = cp
         self.clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host-check")
-        self._lock = threading.Lock()
-        self._busy: dict[str, Future[None]] = {}
+        self._jobs = KeyedPool(workers, "host-check")  # at most one job per host in flight
         self._attempts: dict[str, int] = {}
         self._next_at: dict[str, float] = {}  # host id -> not before (backoff, liveness interval)
 
     def stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._jobs.stop()
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -93,22 +92,11 @@ class HostReconciler:
 
     def tick(self) -> None:
         for job in self.due(self.clock()):
-            with self._lock:
-                if job.host_id in self._busy:
-                    continue
-                self._busy[job.host_id] = self._pool.submit(self._run, job)
+            self._jobs.submit(job.host_id, functools.partial(self._run, job))  # None: that host's is in flight
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Until no job is in flight (tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                futures = list(self._busy.values())
-            if not futures:
-                return
-            for f in futures:
-                f.exception(timeout=max(0.0, deadline - time.monotonic()))
-            time.sleep(0.01)
+        self._jobs.wait_idle(timeout)
 
     def _run(self, job: _Job) -> None:
         try:
@@ -119,9 +107,6 @@ class HostReconciler:
         except Exception:  # noqa: BLE001 - a database hiccup: the host is due again after a backoff
             log.exception("host job %s for %s failed", job.kind, job.host_id)
             self._retry_later(job.host_id)
-        finally:
-            with self._lock:
-                self._busy.pop(job.host_id, None)
 
     def _retry_later(self, host_id: str) -> None:
         attempts = self._attempts.get(host_id, 0) + 1

@@ -20,7 +20,9 @@ from corral.domain.states import ClusterState
 from corral.providers.base import NodeUnreachable, pending_cleanups
 from corral.reconcile import deadlines
 from corral.reconcile.clusters import ClusterReconciler
+from corral.reconcile.health import PROBE_WORKERS
 from corral.reconcile.hosts import HostReconciler
+from corral.reconcile.workers import KeyedPool
 from corral.store.models import Cluster, Node
 
 log = logging.getLogger("corral.reconcile")
@@ -41,6 +43,7 @@ class Reconciler:
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
         self._last_sweep = 0.0
         self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
+        self.probes = KeyedPool(PROBE_WORKERS, "node-probe")  # silent nodes' agent checks (reconcile.health)
 
     def start(self) -> None:
         self._thread.start()
@@ -51,6 +54,7 @@ class Reconciler:
         self._thread.join(10)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.hosts.stop()
+        self.probes.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -120,7 +124,7 @@ class Reconciler:
 
     def _pass(self, cluster_id: str) -> None:
         try:
-            ClusterReconciler(self.cp, cluster_id, self.clock).run()
+            ClusterReconciler(self.cp, cluster_id, self.clock, probes=self.probes).run()
             with self.cp.store.session() as s:
                 cluster = s.get(Cluster, cluster_id)
                 if cluster is not None and cluster.attempts:

@@ -22,7 +22,6 @@ names, no ``..``, no link that leads outside the archive.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import posixpath
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from corral.runtime import DeployError, file_lock
+from corral.runtime.checksums import CHUNK, Received
 
 log = logging.getLogger("corral.runtime.fetch")
 ATTEMPTS = 3
@@ -78,25 +78,23 @@ class ChecksumMismatch(DeployError):
 
 
 class _Verified:
-    """A file object over ``chunks`` that hashes and counts what passes through."""
+    """A file object over ``chunks`` that checks what passes through against ``remote``
+    (``checksums.Received``): more bytes than listed fail at once, the rest in ``verify``."""
 
-    def __init__(self, chunks: Iterator[bytes], expected_size: int):
+    def __init__(self, chunks: Iterator[bytes], remote: Remote):
         self._chunks = chunks
         self._buffer = bytearray()
         self._pos = 0
-        self._expected = expected_size
-        self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.received = Received(remote.name, remote.sha256, remote.size)
 
     def read(self, n: int = -1) -> bytes:
         while n < 0 or len(self._buffer) - self._pos < n:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self.size += len(chunk)
-            if self.size > self._expected:
-                raise ChecksumMismatch(f"more than the listed {self._expected} bytes arrived")
-            self.sha256.update(chunk)
+            self.received.add(chunk)
+            if self.received.too_long:
+                raise ChecksumMismatch(f"{self.received.name}: more than the listed {self.received.expected_size} bytes arrived")
             if self._pos:  # keep the buffer small: tarfile reads 10 KiB at a time
                 del self._buffer[:self._pos]
                 self._pos = 0
@@ -107,8 +105,14 @@ class _Verified:
         return out
 
     def drain(self) -> None:
-        while self.read(1 << 20):
+        while self.read(CHUNK):
             pass
+
+    def verify(self) -> None:
+        """Raises ChecksumMismatch unless exactly the listed bytes arrived."""
+        problem = self.received.mismatch()
+        if problem is not None:
+            raise ChecksumMismatch(problem)
 
 
 def _check_member(member: tarfile.TarInfo) -> None:
@@ -128,9 +132,11 @@ def _check_member(member: tarfile.TarInfo) -> None:
 
 
 def _unpack_once(download: Download, remote: Remote, scratch: Path, received: list[int]) -> None:
-    """Stream, check and unpack into ``scratch``; appends the bytes received (also on failure)."""
+    """Stream, check and unpack into the new directory ``scratch``; appends the bytes
+    received (also on failure)."""
+    scratch.mkdir()
     with download(remote.sha256) as chunks:
-        stream = _Verified(chunks, remote.size)
+        stream = _Verified(chunks, remote)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
@@ -138,79 +144,74 @@ def _unpack_once(download: Download, remote: Remote, scratch: Path, received: li
                     tar.extract(member, scratch, set_attrs=not member.issym(), numeric_owner=True)
             stream.drain()  # the end-of-archive padding, which the hash covers too
         finally:
-            received.append(stream.size)
-    if stream.size != remote.size or stream.sha256.hexdigest() != remote.sha256:
-        raise ChecksumMismatch(f"{remote.name}: received {stream.size} bytes with sha256 "
-                               f"{stream.sha256.hexdigest()}, the repository listed {remote.size} bytes, {remote.sha256}")
+            received.append(stream.received.size)
+    stream.verify()
+
+
+def _write_once(download: Download, remote: Remote, scratch: Path, received: list[int]) -> None:
+    """Stream and check into the file ``scratch``; appends the bytes received (also on failure)."""
+    with download(remote.sha256) as chunks, open(scratch, "wb") as out:
+        stream = _Verified(chunks, remote)
+        try:
+            while piece := stream.read(CHUNK):
+                out.write(piece)
+        finally:
+            received.append(stream.received.size)
+    stream.verify()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _into_place(download: Download, remote: Remote, target: Path, scratch: Path,
+                once: Callable[[Download, Remote, Path, list[int]], None]) -> Unpacked:
+    """``target``, made by ``once`` at ``scratch`` beside it and renamed into place, under a
+    file lock (concurrent callers wait for the first and find it there). A mismatch, an I/O
+    or tar error is retried (``ATTEMPTS``, a pause after errors); an unsafe member is not.
+    Raises DeployError when every attempt failed."""
+    started = time.monotonic()
+    if target.exists():
+        return Unpacked(target, 0, 0.0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.parent / f".{target.name}.lock"):
+        if target.exists():  # another agent of this host fetched it meanwhile
+            return Unpacked(target, 0, time.monotonic() - started)
+        received: list[int] = []
+        problem = ""
+        for attempt in range(1, ATTEMPTS + 1):
+            _remove(scratch)  # also a killed attempt's
+            try:
+                once(download, remote, scratch, received)
+                scratch.rename(target)
+                return Unpacked(target, sum(received), time.monotonic() - started)
+            except ChecksumMismatch as exc:
+                problem = str(exc)
+            except DeployError:
+                _remove(scratch)
+                raise
+            except (OSError, tarfile.TarError) as exc:
+                problem = f"{remote.name}: {type(exc).__name__}: {exc}"
+                time.sleep(min(5.0, attempt * 1.0))
+            log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
+        _remove(scratch)
+        raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
+                          f"after {ATTEMPTS} attempts: {problem}")
 
 
 def ensure_unpacked(download: Download, remote: Remote, cache: Path) -> Unpacked:
     """``<cache>/<archive name without .tar>``, fetched and unpacked on first use (concurrent
     callers wait for the first). Raises DeployError when every attempt failed (a checksum
     that never matches, an unsafe member, the control plane unreachable)."""
-    started = time.monotonic()
-    target = cache / remote.directory
-    if target.is_dir():
-        return Unpacked(target, 0, 0.0)
-    cache.mkdir(parents=True, exist_ok=True)
-    with file_lock(cache / f".{remote.directory}.lock"):
-        if target.is_dir():  # another agent of this host fetched it meanwhile
-            return Unpacked(target, 0, time.monotonic() - started)
-        scratch = cache / f".{remote.directory}.unpacking"
-        received: list[int] = []
-        problem = ""
-        for attempt in range(1, ATTEMPTS + 1):
-            shutil.rmtree(scratch, ignore_errors=True)  # also a killed attempt's
-            scratch.mkdir()
-            try:
-                _unpack_once(download, remote, scratch, received)
-            except ChecksumMismatch as exc:
-                problem = str(exc)
-                log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
-                continue
-            except DeployError:
-                shutil.rmtree(scratch, ignore_errors=True)
-                raise
-            except (OSError, tarfile.TarError) as exc:
-                problem = f"{remote.name}: {type(exc).__name__}: {exc}"
-                log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
-                time.sleep(min(5.0, attempt * 1.0))
-                continue
-            scratch.rename(target)
-            return Unpacked(target, sum(received), time.monotonic() - started)
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
-                          f"after {ATTEMPTS} attempts: {problem}")
+    return _into_place(download, remote, cache / remote.directory, cache / f".{remote.directory}.unpacking",
+                       _unpack_once)
 
 
 def ensure_file(download: Download, remote: Remote, directory: Path) -> Unpacked:
     """``<directory>/<name>``, fetched on first use and renamed into place once its sha256
     and size match (concurrent callers wait). Raises DeployError after ``ATTEMPTS``."""
-    started = time.monotonic()
-    target = directory / remote.file_name
-    if target.is_file():
-        return Unpacked(target, 0, 0.0)
-    directory.mkdir(parents=True, exist_ok=True)
-    with file_lock(directory / f".{remote.name}.lock"):
-        if target.is_file():
-            return Unpacked(target, 0, time.monotonic() - started)
-        partial = directory / f".{remote.name}.partial"
-        received, problem = 0, ""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                with download(remote.sha256) as chunks, open(partial, "wb") as out:
-                    stream = _Verified(chunks, remote.size)
-                    while piece := stream.read(1 << 20):
-                        out.write(piece)
-                received += stream.size
-                if stream.size == remote.size and stream.sha256.hexdigest() == remote.sha256:
-                    partial.rename(target)
-                    return Unpacked(target, received, time.monotonic() - started)
-                problem = f"{remote.name}: received {stream.size} bytes with sha256 {stream.sha256.hexdigest()}"
-            except (ChecksumMismatch, OSError) as exc:
-                problem = f"{remote.name}: {exc}"
-            finally:
-                partial.unlink(missing_ok=True)
-            log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
-        raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
-                          f"after {ATTEMPTS} attempts: {problem}")
+    return _into_place(download, remote, directory / remote.file_name, directory / f".{remote.name}.partial",
+                       _write_once)

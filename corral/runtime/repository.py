@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.runtime import file_lock
+from corral.runtime.checksums import file_sha256
 
 if TYPE_CHECKING:
     from corral.settings import Settings
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 INDEX = ".sha256-index.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,7 @@ class Bundle:
         return sum(a.size for a in self.artifacts)
 
 
-# -- content hashes, computed once per file ---------------------------------------------------
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
+# -- content hashes, computed once per file (``checksums.file_sha256``) ----------------------
 
 def _read_index(directory: Path) -> dict[str, list[object]]:
     try:

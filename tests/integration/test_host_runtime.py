@@ -3,8 +3,8 @@ allows: Debian's own /usr/bin/python3.11 (not the control plane's virtual enviro
 a base directory and runtime cache of its own, no PYTHONPATH, `pip` and `mvn` on PATH
 replaced by tripwires, and a real control plane server process reached over HTTP.
 
-The host installs the agent from the repository's agent bundle (``corral.hosts.install_agent``,
-offline), and that agent deploys the release runtime of a real cluster's plan from the
+The host installs the agent from the repository's agent bundle (``corral.hosts.agent_install``,
+offline, run as the ssh provider runs it), and that agent deploys the release runtime of a real cluster's plan from the
 repository's runtime bundle; `spark-submit --version` and `hadoop version` (Corral's own
 launcher from the plan) then run from the shipped runtime. A second node on the host
 fetches nothing, and the shipped class-data archives map in the host's JVMs. (Separate
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from corral.hosts import install_agent, layout
+from corral.hosts import agent_install, layout
 from corral.runtime import cds
 from corral.runtime.repository import agent_bundle
 from tests.integration.conftest import ControlPlaneProcess
@@ -149,15 +149,25 @@ def test_a_host_installs_the_agent_and_deploys_the_runtime_from_the_repository(
     token.write_text(token_source.read_text())
     token.chmod(0o600)
 
-    # The agent: wheels over HTTP, an environment of its own, offline.
-    started = time.monotonic()
-    args = ["--control-url", server.url, "--token-file", str(token), "--base", str(base)]
-    first = json.loads(run([HOST_PYTHON, "-", *args], env, stdin=install_agent.script()))
-    install_seconds = time.monotonic() - started
+    # The agent: wheels over HTTP, an environment of its own, offline; the installer's
+    # files copied and run as the ssh provider does (token on stdin).
     bundle = agent_bundle()
-    assert first["installed"] and first["fetched_bytes"] == bundle.size and first["digest"] == bundle.digest
-    assert first["python"] == f"{layout.agent_env(env['HOME'], bundle.digest)}/bin/python"
-    again = json.loads(run([HOST_PYTHON, "-", *args], env, stdin=install_agent.script()))
+    helpers = base / "agent"
+    helpers.mkdir(parents=True)
+    for name, data in agent_install.files().items():
+        (helpers / name).write_bytes(data)
+    home = env["HOME"]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(agent_install.manifest(
+        server.url, layout.wheel_cache(home), layout.agent_env(home, bundle.digest), layout.install_lock(home),
+        [{"name": a.name, "sha256": a.sha256, "size": a.size} for a in bundle.artifacts]))
+    install = [HOST_PYTHON, str(helpers / "agent_install.py"), str(manifest)]
+    started = time.monotonic()
+    first = json.loads(run(install, env, stdin=token.read_text() + "\n"))
+    install_seconds = time.monotonic() - started
+    assert first["installed"] and first["fetched_bytes"] == bundle.size
+    assert first["python"] == f"{layout.agent_env(home, bundle.digest)}/bin/python"
+    again = json.loads(run(install, env, stdin=token.read_text() + "\n"))
     assert (again["installed"], again["fetched_bytes"]) == (False, 0)
     probe = "import importlib.util; print([m for m in %r if importlib.util.find_spec(m)])" % (SERVER_ONLY,)
     assert run([first["python"], "-c", probe], env).strip() == "[]"  # the agent's closure only: no server, no pyspark

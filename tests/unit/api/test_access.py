@@ -88,6 +88,9 @@ def test_every_mutating_route_has_a_stable_action_name(cp: ControlPlane) -> None
     assert describe("POST", "/api/v1/clusters/c-1/data/exports") == ("data.export", "c-1")
     assert describe("POST", "/api/v1/hosts") == ("host.add", None)
     assert describe("DELETE", "/api/v1/hosts/h1") == ("host.remove", "h1")
+    assert describe("DELETE", "/api/v1/hosts/h1", "force=true") == ("host.force_remove", "h1")
+    assert describe("DELETE", "/api/v1/hosts/h1", "force=False") == ("host.remove", "h1")
+    assert describe("DELETE", "/api/v1/clusters/c-1", "force=1") == ("cluster.terminate", "c-1")
     assert describe("POST", "/api/v1/hosts/h1/drain") == ("host.drain", "h1")
 
 

@@ -15,9 +15,10 @@ from sqlalchemy import update
 
 from corral.control.context import ControlPlane
 from corral.reconcile.hosts import HostReconciler
-from corral.store.models import Host
+from corral.store.models import Cluster, Host
 from tests.unit.cli.conftest import corral
 from tests.unit.hosts.fakessh import RECORDED, FakeSsh, key_of, use_fake_ssh, without
+from tests.unit.hosts.pool import hold, host_row
 
 
 @pytest.fixture
@@ -115,16 +116,16 @@ def test_list_describe_check_drain_remove(api_url: str, checks: None, monkeypatc
     assert "Debian GNU/Linux 12" in out and key_of(1)[1] in out and "python3.11: 3.11.2" in out
     assert corral(monkeypatch, "host", "check", "h1") == 0
     assert "is READY" in capfd.readouterr().out
-    with cp.store.session() as s:
-        s.execute(update(Host).where(Host.name == "h1").values(status="ALLOCATED", node_id="n-1", cluster_id="c-1"))
+    cluster_id, node_id = hold(cp, host_row(cp.store, "h1").id, "WAITING", "RUNNING")
     assert corral(monkeypatch, "host", "remove", "h1") == 2
-    assert "runs node n-1 of cluster c-1" in capfd.readouterr().err
+    assert f"runs node {node_id} of cluster {cluster_id} (WAITING)" in capfd.readouterr().err
     assert corral(monkeypatch, "host", "drain", "h1", "-o", "json") == 0
     assert json.loads(capfd.readouterr().out)["status"] == "DRAINING"
     with cp.store.session() as s:
         s.execute(update(Host).where(Host.name == "h1").values(status="DRAINED", node_id=None, cluster_id=None))
     assert corral(monkeypatch, "host", "remove", "h1") == 0
-    assert "removed" in capfd.readouterr().out
+    out = capfd.readouterr().out
+    assert "removed" in out and "removed by" not in out
     assert corral(monkeypatch, "host", "list", "-o", "json") == 0
     assert json.loads(capfd.readouterr().out) == []
     assert corral(monkeypatch, "host", "list", "--all", "-o", "json") == 0
@@ -143,3 +144,31 @@ def test_a_changed_key_on_check_exits_1(api_url: str, checks: None, ssh: FakeSsh
     assert "HOST_KEY_CHANGED" in out and "host key changed: pinned" in out
     assert corral(monkeypatch, "host", "check", "h1") == 2  # refused: remove and add it again
     assert "remove and add it again" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_remove_force_frees_a_host_left_by_an_ended_cluster_and_says_what_stays(
+        api_url: str, checks: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        cp: ControlPlane, output: str) -> None:
+    assert corral(monkeypatch, "host", "add", "198.18.0.5", "--name", "h1") == 0
+    capfd.readouterr()
+    cluster_id, node_id = hold(cp, host_row(cp.store, "h1").id, "RUNNING", "LOST")
+    assert corral(monkeypatch, "host", "remove", "h1", "--force", "-o", output) == 2  # its cluster runs
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("corral: error:") and "\n" not in err and f"of cluster {cluster_id} (RUNNING)" in err
+    with cp.store.session() as s:
+        s.execute(update(Cluster).where(Cluster.id == cluster_id).values(status="TERMINATED_WITH_ERRORS"))
+    assert corral(monkeypatch, "host", "remove", "h1", "-o", output) == 2
+    assert "corral host remove --force h1" in capfd.readouterr().err
+    assert corral(monkeypatch, "host", "remove", "h1", "--force", "-o", output) == 0
+    out = capfd.readouterr().out
+    if output == "json":
+        body = json.loads(out)
+        assert (body["status"], body["node_id"]) == ("REMOVED", None)
+        out = body["status_reason"]
+    else:
+        assert "Host h1 removed" in out
+    assert f"/.corral-host/nodes/{cluster_id}/{node_id}" in out and f"CORRAL_NODE_ID={node_id}" in out
+    assert f"# corral-node {node_id}" in out
+    assert corral(monkeypatch, "host", "remove", "nope", "--force") == 2
+    assert "host nope not found" in capfd.readouterr().err

@@ -15,6 +15,7 @@ from corral.errors import Conflict, ValidationFailed
 from corral.hosts.spec import HostSpec
 from corral.store.models import Host
 from tests.unit.hosts.fakessh import FakeSsh, key_of, use_fake_ssh
+from tests.unit.hosts.pool import hold
 
 
 @pytest.fixture
@@ -90,18 +91,75 @@ def test_drain_by_state(cp: ControlPlane, ssh: FakeSsh) -> None:
 
 def test_remove_refuses_while_a_node_runs_and_frees_the_name(cp: ControlPlane, ssh: FakeSsh) -> None:
     host = add(cp, name="h", private_key=None)
-    set_row(cp, host.id, status="ALLOCATED", node_id="n-abc", cluster_id="c-xyz", private_key="text")
-    with pytest.raises(Conflict, match="runs node n-abc of cluster c-xyz"):
-        hosts.remove_host(cp, "h")
+    cluster_id, node_id = hold(cp, host.id, "WAITING", "RUNNING")
+    set_row(cp, host.id, private_key="text")
+    for force in (False, True):
+        with pytest.raises(Conflict, match=f"runs node {node_id} of cluster {cluster_id} \\(WAITING\\)") as refused:
+            hosts.remove_host(cp, "h", force=force)
+        assert ("--force" in str(refused.value)) is force  # only said when it was asked for
+    assert hosts.get_host(cp, "h").node_id == node_id
     set_row(cp, host.id, status="READY", node_id=None, cluster_id=None)
     removed = hosts.remove_host(cp, "h")
     assert (removed.status, removed.name, removed.private_key) == ("REMOVED", f"h~{host.id}", None)
     assert hosts.display_name(removed) == "h" and removed.removed_at is not None
+    assert removed.status_reason == "removed by request"
     assert hosts.list_hosts(cp) == []
     assert [h.id for h in hosts.list_hosts(cp, include_removed=True)] == [host.id]
     assert hosts.get_host(cp, host.id).status == "REMOVED"  # by id, for history
     again = add(cp, name="h")
     assert again.id != host.id and hosts.get_host(cp, "h").id == again.id
+
+
+def test_force_removes_a_host_held_by_a_node_of_an_ended_cluster_and_names_what_is_left(
+        cp: ControlPlane, ssh: FakeSsh) -> None:
+    host = add(cp, name="h")
+    set_row(cp, host.id, facts={"home": "/home/corral"})
+    cluster_id, node_id = hold(cp, host.id, "TERMINATED_WITH_ERRORS", "TERMINATED")
+    with pytest.raises(Conflict) as refused:
+        hosts.remove_host(cp, "h")
+    assert str(refused.value) == (
+        f"host h is still reserved by node {node_id} of cluster {cluster_id}, which has ended (TERMINATED_WITH_ERRORS): "
+        "the host did not answer when the node was terminated, and is cleaned when it answers. If it will not come "
+        "back, `corral host remove --force h` removes it anyway (what the node left on it stays there)")
+    removed = hosts.remove_host(cp, "h", force=True)
+    assert (removed.status, removed.node_id, removed.cluster_id, removed.name) == ("REMOVED", None, None, f"h~{host.id}")
+    base = "/home/corral/.corral-host"
+    assert removed.status_reason == (
+        f"removed by force while reserved by node {node_id} of cluster {cluster_id} (which has ended "
+        f"(TERMINATED_WITH_ERRORS)), never cleaned: 198.18.0.5 may still have its directory "
+        f"{base}/nodes/{cluster_id}/{node_id}, its logs in {base}/orphaned-logs/{cluster_id}/{node_id}, processes "
+        f"with CORRAL_NODE_ID={node_id} in their environment, the login's crontab line ending "
+        f"'# corral-node {node_id}', and Corral's caches under {base}")
+    assert hosts.remove_host(cp, host.id, force=True).status == "REMOVED"  # again: nothing more to do
+    assert add(cp, name="h").status == "CHECKING"  # the name and the address are free
+
+
+@pytest.mark.parametrize(("cluster_status", "node_status", "host_status", "allowed"), [
+    ("TERMINATED", "TERMINATED", "DRAINING", True),
+    ("TERMINATING", "TERMINATED", "ALLOCATED", True),  # its node is done; the others are still going
+    ("WAITING", "LOST", "ALLOCATED", False),  # it may come back: never forced off
+    ("TERMINATING", "TERMINATING", "ALLOCATED", False),
+    ("TERMINATED_WITH_ERRORS", "LOST", "HOST_KEY_CHANGED", True),
+])
+def test_force_applies_only_when_the_node_is_not_live(cp: ControlPlane, ssh: FakeSsh, cluster_status: str,
+                                                      node_status: str, host_status: str, allowed: bool) -> None:
+    host = add(cp, name="h")
+    cluster_id, _ = hold(cp, host.id, cluster_status, node_status, host_status)
+    if allowed:
+        assert hosts.remove_host(cp, "h", force=True).status == "REMOVED"
+    else:
+        with pytest.raises(Conflict, match=f"of cluster {cluster_id} \\({cluster_status}\\)"):
+            hosts.remove_host(cp, "h", force=True)
+        assert hosts.get_host(cp, "h").status == host_status
+
+
+def test_force_removes_a_reservation_whose_node_corral_has_no_record_of(cp: ControlPlane, ssh: FakeSsh) -> None:
+    host = add(cp, name="h")
+    set_row(cp, host.id, status="ALLOCATED", node_id="n-abc", cluster_id="c-xyz")
+    with pytest.raises(Conflict, match="reserved by node n-abc of cluster c-xyz, which Corral has no record of.*--force"):
+        hosts.remove_host(cp, "h")
+    removed = hosts.remove_host(cp, "h", force=True)
+    assert removed.status == "REMOVED" and "~/.corral-host/nodes/c-xyz/n-abc" in (removed.status_reason or "")
 
 
 def test_check_by_state(cp: ControlPlane, ssh: FakeSsh) -> None:

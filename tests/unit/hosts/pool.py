@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sqlalchemy import select, update
+
 from corral.hosts.selection import HostInfo
 from corral.store.db import Store
-from corral.store.models import Host
-from tests.unit.helpers import FakeProvider
+from corral.store.models import Cluster, Host, Node
+from tests.unit.helpers import FakeProvider, make_spec
+
+if TYPE_CHECKING:
+    from corral.control.context import ControlPlane
 
 
 class FakeSshProvider(FakeProvider):
@@ -54,3 +59,21 @@ def host_row(store: Store, name: str) -> Host:
         host = s.query(Host).filter(Host.name == name).one()
         s.expunge(host)
         return host
+
+
+def hold(cp: "ControlPlane", host_id: str, cluster_status: str, node_status: str,
+         host_status: str = "ALLOCATED") -> tuple[str, str]:
+    """Reserve the host for a node of a new cluster, the cluster and node in the given
+    states (e.g. TERMINATED_WITH_ERRORS and TERMINATED: a host that did not answer when its
+    node was terminated); (cluster id, node id)."""
+    from corral.control import clusters  # noqa: PLC0415 - the selection tests need none of it
+
+    cluster, _ = clusters.create_cluster(cp, make_spec())
+    with cp.store.session() as s:
+        s.execute(update(Cluster).where(Cluster.id == cluster.id).values(status=cluster_status))
+        node = s.scalars(select(Node).where(Node.cluster_id == cluster.id)).first()
+        assert node is not None
+        node.status, node_id = node_status, node.id
+        s.execute(update(Host).where(Host.id == host_id).values(status=host_status, node_id=node_id,
+                                                                 cluster_id=cluster.id))
+    return cluster.id, node_id

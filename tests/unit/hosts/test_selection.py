@@ -11,7 +11,8 @@ import pytest
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.domain.spec import ClusterSpec
 from corral.errors import ValidationFailed
-from corral.hosts.selection import HostInfo, Selection, effective_size, select_hosts
+from corral.hosts.check import effective_resources
+from corral.hosts.selection import HostInfo, Selection, select_hosts
 from corral.store.models import Host
 from tests.unit.helpers import make_spec
 from tests.unit.hosts.pool import info
@@ -191,15 +192,13 @@ def _host(**columns: Any) -> Host:
 
 @pytest.mark.parametrize(("columns", "size"), [
     ({"facts": {"cores": 8, "memory_mb": 32768}}, (8, 32768)),  # what the host check stores
-    ({"facts": {"cores": 8, "memory_mib": 32768}}, (8, 32768)),
-    ({"facts": {"cores": 8, "memory_mb": 16000, "memory_mib": 32768}}, (8, 16000)),
-    ({"facts": {"cores": "8", "mem_total_kb": "16389128"}}, (8, 16005)),  # the probe's text; MemTotal in KiB
-    ({"facts": {"cores": 8, "memory_mib": 32768, "mem_total_kb": 1024}}, (8, 32768)),
-    ({"facts": {"cores": 8, "memory_mib": 32768}, "cores_override": 4, "memory_mb_override": 6144}, (4, 6144)),
+    ({"facts": {"cores": "8", "memory_mb": "16005"}}, (8, 16005)),
+    ({"facts": {"cores": 8, "memory_mb": 32768}, "cores_override": 4, "memory_mb_override": 6144}, (4, 6144)),
     ({"facts": {}, "cores_override": 2}, (2, None)),
-    ({"facts": {"cores": 0, "memory_mib": "lots"}}, (None, None)),
-    ({"facts": {"cores": True, "memory_mib": -1}}, (None, None)),
+    ({"facts": {"cores": 0, "memory_mb": "lots"}}, (None, None)),
+    ({"facts": {"cores": True, "memory_mb": -1}}, (None, None)),
 ])
 def test_overrides_win_over_what_the_check_found(columns: dict[str, Any], size: tuple[int | None, int | None]) -> None:
-    assert effective_size(_host(**columns)) == size
+    host = _host(**columns)
+    assert effective_resources(host.facts, host.cores_override, host.memory_mb_override) == size
     assert (HostInfo.of(_host(**columns)).cores, HostInfo.of(_host(**columns)).memory_mib) == size

@@ -19,7 +19,7 @@ import pytest
 from corral.control import clusters
 from corral.control.context import ControlPlane
 from corral.domain.states import HostState, NodeState
-from corral.hosts import layout
+from corral.hosts import agent_install, layout
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable, ProviderError
 from corral.providers.ssh import SshProvider
 from corral.providers.ssh_transport import RemoteResult
@@ -275,7 +275,7 @@ def test_the_agent_environment_is_installed_with_the_token_on_stdin(lab: Lab) ->
         assert manifest["control_url"] == ADVERTISED
         assert manifest["wheels"][0]["name"] == "corral-0.1.0-py3-none-any.whl"
         assert manifest["wheel_cache"] == layout.wheel_cache(str(lab.home))
-        return RemoteResult(0, b"installed\n", b"")
+        return RemoteResult(0, b'{"installed": true, "fetched_bytes": 1}\n', b"")
 
     lab.pool.intercept["agent_install.py"] = installer
     node = lab.nodes[0]
@@ -283,8 +283,9 @@ def test_the_agent_environment_is_installed_with_the_token_on_stdin(lab: Lab) ->
     at = next(i for i, c in enumerate(lab.pool.commands) if "agent_install.py" in c)
     assert lab.pool.stdins[at] == TOKEN.encode() + b"\n"
     assert TOKEN not in lab.pool.commands[at]
-    helper = Path(layout.base(str(lab.home))) / "agent" / "agent_install.py"
-    assert "def install(" in helper.read_text()
+    helpers = Path(layout.base(str(lab.home))) / "agent"
+    assert "def install(" in (helpers / "agent_install.py").read_text()
+    assert all((helpers / name).read_bytes() == data for name, data in agent_install.files().items())
     # A second node on a host with the environment does not install again.
     lab.provider.terminate_node(node, timeout=5.0)
     with lab.cp.store.session() as s:

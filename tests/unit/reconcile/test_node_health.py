@@ -5,6 +5,10 @@ a later cleanup, which the loop's sweep does once the machine answers."""
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Iterator
+
 import pytest
 from sqlalchemy import select
 
@@ -16,6 +20,7 @@ from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreach
 from corral.reconcile import clusters as reconcile_clusters
 from corral.reconcile import deadlines, health
 from corral.reconcile.loop import Reconciler
+from corral.reconcile.workers import KeyedPool
 from corral.services.base import ReadyCheck
 from corral.store.models import Cluster, Event, Node
 from tests.unit.helpers import FakeProvider, make_spec
@@ -72,8 +77,10 @@ def provider(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> HostProvider:
     return fake
 
 
-def _up_cluster(cp: ControlPlane, heartbeat: float) -> tuple[str, list[str]]:
-    cluster, _ = clusters.create_cluster(cp, make_spec())
+def _up_cluster(cp: ControlPlane, heartbeat: float, cores: int = 2) -> tuple[str, list[str]]:
+    cluster, _ = clusters.create_cluster(cp, make_spec(node_groups=[
+        {"role": "MASTER", "instance_type": "local.small", "count": 1},
+        {"role": "CORE", "instance_type": "local.medium", "count": cores}]))
     with cp.store.session() as s:
         c = s.get(Cluster, cluster.id)
         assert c is not None
@@ -84,8 +91,8 @@ def _up_cluster(cp: ControlPlane, heartbeat: float) -> tuple[str, list[str]]:
         return cluster.id, [n.id for n in nodes]
 
 
-def _watch(cp: ControlPlane, cluster_id: str, now: float) -> None:
-    r = reconcile_clusters.ClusterReconciler(cp, cluster_id, clock=lambda: now)
+def _watch(cp: ControlPlane, cluster_id: str, now: float, probes: KeyedPool | None = None) -> None:
+    r = reconcile_clusters.ClusterReconciler(cp, cluster_id, clock=lambda: now, probes=probes)
     r._watch_agents(r._load())
 
 
@@ -255,3 +262,116 @@ def test_a_broken_host_at_create_fails_the_cluster_at_once(cp: ControlPlane, pro
         c = s.get(Cluster, cluster.id)
         assert c is not None and c.target == ClusterTarget.TERMINATED.value and c.failure_code == "INSTANCE_FAILURE"
         assert "cannot be provisioned: host h1 (198.18.0.2): the host key changed" in (c.failure_message or "")
+
+
+# -- many machines at once ----------------------------------------------------------------------
+
+PROBE = 1.0  # seconds: each probe's deadline in these tests (deadlines.NODE_PROBE_SECONDS)
+
+
+class HangingProvider(HostProvider):
+    """Machines whose agent check hangs (``hung``) until ``release`` is set: SSH connected,
+    then nothing comes back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung: set[str] = set()
+        self.release = threading.Event()
+
+    def query_node(self, node_id: str) -> Liveness:
+        if node_id in self.hung:
+            self.calls.append(("query_node", node_id))
+            self.release.wait(30)
+            raise NodeUnreachable("host h9 (198.18.0.9) unreachable over SSH", "no SSH answer within 10 s")
+        return super().query_node(node_id)
+
+
+@pytest.fixture
+def hanging(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[HangingProvider]:
+    fake = HangingProvider()
+    cp.providers["local"] = fake
+    monkeypatch.setattr(reconcile_clusters, "get_service", lambda name: Ready())
+    monkeypatch.setattr(deadlines, "NODE_PROBE_SECONDS", PROBE)
+    yield fake
+    fake.release.set()  # the hung probes' threads end
+
+
+@pytest.fixture
+def probes() -> Iterator[KeyedPool]:
+    pool = KeyedPool(16, "test-probe")
+    yield pool
+    pool.stop()
+
+
+def test_ten_hung_machines_take_one_deadline_not_ten(cp: ControlPlane, hanging: HangingProvider,
+                                                     probes: KeyedPool) -> None:
+    cluster_id, nodes = _up_cluster(cp, heartbeat=T0, cores=9)
+    hanging.hung.update(nodes)
+    started = time.monotonic()
+    _watch(cp, cluster_id, T0 + 30, probes)
+    elapsed = time.monotonic() - started
+    assert PROBE <= elapsed < 2 * PROBE, elapsed  # serially: 10 deadlines
+    for node_id in nodes:
+        node = _node(cp, node_id)
+        assert node.status == NodeState.LOST.value
+        assert node.status_reason == (f"node {node_id}'s machine unresponsive since {health.clock_time(T0 + 30)}: "
+                                      "no answer to the agent check within 1 s")
+    assert len(_events(cp, "NODE_LOST")) == 10
+    # Still hanging at the next try: not asked twice, and the pass does not wait for them.
+    calls = len(hanging.calls)
+    started = time.monotonic()
+    _watch(cp, cluster_id, T0 + 60, probes)
+    assert time.monotonic() - started < PROBE / 2 and len(hanging.calls) == calls
+    hanging.release.set()
+    probes.wait_idle(10)
+    _watch(cp, cluster_id, T0 + 90, probes)  # answered again (unreachable now): asked again
+    assert len(hanging.calls) == calls + 10
+
+
+def test_one_hung_machine_does_not_hold_up_the_others(cp: ControlPlane, hanging: HangingProvider,
+                                                      probes: KeyedPool) -> None:
+    cluster_id, (master, core, other) = _up_cluster(cp, heartbeat=T0)
+    hanging.hung.add(core)
+    hanging.unreachable.add(other)
+    hanging.liveness = Liveness.STOPPED  # the master's machine answers: its agent is restarted
+    _watch(cp, cluster_id, T0 + 30, probes)
+    assert ("start_node", master) in hanging.calls and _node(cp, master).status == NodeState.RUNNING.value
+    assert _node(cp, other).status_reason == (f"host h1 (198.18.0.2) unreachable over SSH since "
+                                              f"{health.clock_time(T0 + 30)}: no SSH answer within 10 s (timed out)")
+    assert "unresponsive" in (_node(cp, core).status_reason or "")
+
+
+def test_probe_all_gives_each_outcome_and_each_probe_its_own_deadline() -> None:
+    ticks: list[float] = []
+
+    def clock() -> float:  # the pool's clock, watched: every reading is one the deadlines use
+        ticks.append(time.monotonic())
+        return ticks[-1]
+
+    pool = KeyedPool(2, "test-probe", clock=clock)
+    stuck = threading.Event()
+    try:
+        def boom() -> str:
+            raise NodeUnreachable("h", "down")
+
+        def hang() -> str:
+            stuck.wait(30)
+            return "late"
+
+        started = time.monotonic()
+        first = health.probe_all(pool, {"fast": lambda: "ok", "boom": boom}, deadline=0.5)
+        assert first["fast"] == health.Probed(value="ok") and isinstance(first["boom"].error, NodeUnreachable)
+        assert time.monotonic() - started < 0.4  # answers come as soon as they are known
+        # Two workers, both taken by hung probes: the third waits its turn, then is dropped.
+        started = time.monotonic()
+        second = health.probe_all(pool, {"a": hang, "b": hang, "c": lambda: "never"}, deadline=0.5)
+        assert (second["a"].timed_out, second["b"].timed_out, second["c"].skipped) == (True, True, True)
+        assert 0.5 <= time.monotonic() - started < 1.0 and len(ticks) > 2
+        assert pool.busy("a") and not pool.busy("c")  # a hung probe keeps its key until it returns
+        assert health.probe_all(pool, {"a": lambda: "again"}, deadline=0.5) == {"a": health.Probed(skipped=True)}
+        stuck.set()
+        pool.wait_idle(5)
+        assert health.probe_all(pool, {"a": lambda: "again"}, deadline=0.5) == {"a": health.Probed(value="again")}
+    finally:
+        stuck.set()
+        pool.stop()
