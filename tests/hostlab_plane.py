@@ -26,6 +26,19 @@ def _free_port(address: str) -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until(check: Any, timeout: float, what: str, poll: float = 0.2, detail: Any = lambda: "") -> Any:
+    """``check()``'s first truthy value within ``timeout`` seconds, polled every ``poll``;
+    AssertionError naming ``what`` (and ``detail()``) when there is none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}{detail()}")
+        time.sleep(poll)
+
+
 class LabPlane:
     """The control plane under test, in PID and mount namespaces of its own (``spawn_isolated``),
     listening on the lab's bridge address."""
@@ -74,15 +87,8 @@ class LabPlane:
             return False
 
     def wait(self, check: Any, timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; server log: "
-                                     f"{(self.home / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        return wait_until(check, timeout, what, 0.5,
+                          lambda: f"; server log: {(self.home / 'server.log').read_text()[-3000:]}")
 
     def cluster(self, cid: str) -> dict[str, Any]:
         return self.http.get(f"/clusters/{cid}").json()  # type: ignore[no-any-return]

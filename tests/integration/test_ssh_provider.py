@@ -37,6 +37,7 @@ from corral.reconcile import clusters as reconcile_clusters
 from corral.runtime import wheels
 from corral.runtime.repository import Bundle, agent_bundle
 from corral.store.models import Cluster, Event, Host, Node
+from tests.hostlab_plane import wait_until
 from tests.sshd import Sshd
 from tests.unit.helpers import make_control_plane, make_spec
 
@@ -169,14 +170,7 @@ def marker_pids(node_id: str) -> list[int]:
 
 
 def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(check, timeout, what)
 
 
 @pytest.fixture(scope="module")
