@@ -26,11 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import time
 from pathlib import Path
 
 from corral.runtime import DeployError, file_lock
 
 SUFFIX = ".tar"
+SUPERSEDED_GRACE_SECONDS = 86400  # how long a superseded build stays servable (see write_archive)
 
 
 def archive_cache() -> Path:
@@ -88,9 +90,16 @@ def write_archive(path: Path, sources: list[tuple[str, Path]]) -> Path:
             partial.rename(path)
         finally:
             partial.unlink(missing_ok=True)
-    for old in path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*{SUFFIX}"):  # superseded builds
-        if old != path:
-            old.unlink(missing_ok=True)
+    # Superseded builds go once a day old, not at once: another control plane of another
+    # build on this machine (an upgrade under way, a test beside a benchmark) may be
+    # serving one to hosts right now, and a host would get a 404 in the middle of a create.
+    stale = time.time() - SUPERSEDED_GRACE_SECONDS
+    for old in path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*{SUFFIX}"):
+        try:
+            if old != path and old.stat().st_mtime < stale:
+                old.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
     return path
 
 

@@ -162,3 +162,19 @@ def test_members_outside_the_archive_are_refused(tmp_path: Path, bad: tarfile.Ta
 def test_only_plain_archive_names_are_accepted(name: str) -> None:
     with pytest.raises(DeployError, match="not a runtime archive"):
         Remote(name, "0" * 64, 1).directory
+
+
+def test_a_superseded_build_stays_a_day_for_control_planes_still_serving_it(tmp_path: Path) -> None:
+    """Two control planes of different builds on one machine share the runtime cache: a new
+    build must not take away the archive the other is serving (a 404 mid-create)."""
+    import os
+    import time
+
+    out = tmp_path / "out"
+    older = archives.write_archive(out / "hadoop-3.5.0-aaa.tar", [("", make_tree(tmp_path / "t1"))])
+    newer = archives.write_archive(out / "hadoop-3.5.0-bbb.tar", [("", make_tree(tmp_path / "t2"))])
+    assert older.exists() and newer.exists()
+    day_old = time.time() - archives.SUPERSEDED_GRACE_SECONDS - 60
+    os.utime(older, (day_old, day_old))
+    archives.write_archive(out / "hadoop-3.5.0-ccc.tar", [("", make_tree(tmp_path / "t3"))])
+    assert not older.exists() and newer.exists()
