@@ -72,6 +72,29 @@ _CAPACITY_SCHEDULER = {  # with maximum-am-resource-percent, derived per cluster
 }
 
 
+# node id -> the host name its NodeManager registered under (see _registered_name)
+_REGISTERED_NAMES: dict[str, str] = {}
+
+
+def _registered_name(node: NodeView, timeout: float) -> str | None:
+    """The host name ``node``'s NodeManager is known by in the ResourceManager, or None
+    while it does not answer. A NodeManager registers as its address's canonical host name
+    (Hadoop's ``ContainerManagerImpl.buildNodeId``: ``InetAddress.getCanonicalHostName``,
+    whatever ``yarn.nodemanager.hostname`` says): the address itself where it has no name
+    (the local provider's loopback addresses), the host's name from DNS or /etc/hosts on
+    real hosts (the ssh provider), which the control plane may not resolve. So it is asked
+    of the NodeManager itself (``/ws/v1/node/info``), once per node."""
+    name = _REGISTERED_NAMES.get(node.node_id)
+    if name is None:
+        try:
+            info = HTTP.get(f"http://{node.address}:{NM_WEB_PORT}/ws/v1/node/info", timeout=timeout).json()
+            name = str(info["nodeInfo"]["nodeHostName"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        _REGISTERED_NAMES[node.node_id] = name
+    return name
+
+
 class YarnService(ServiceBase):
     name = "yarn"
     requires: tuple[str, ...] = ("hdfs",)  # staging, logs and the job history live in HDFS
@@ -227,10 +250,11 @@ class YarnService(ServiceBase):
             nodes = (HTTP.get(url, timeout=timeout).json().get("nodes") or {}).get("node", [])
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             return ReadyCheck(False, f"ResourceManager not answering at {url}: {exc!r}")
-        running = {n["nodeHostName"] for n in nodes if n.get("state") == "RUNNING"}
-        expected = {n.address for n in nodemanagers(cluster)}
-        if not expected <= running:
-            return ReadyCheck(False, f"{len(expected & running)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
+        running = {n.get("nodeHostName") for n in nodes if n.get("state") == "RUNNING"}
+        expected = nodemanagers(cluster)
+        up = [n for n in expected if n.address in running or _registered_name(n, timeout) in running]
+        if len(up) < len(expected):
+            return ReadyCheck(False, f"{len(up)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
         return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:

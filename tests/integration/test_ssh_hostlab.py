@@ -23,14 +23,7 @@ def test_a_cluster_on_lab_hosts_survives_kills_link_loss_and_reboots_and_leaves_
     home.mkdir()
     plane = LabPlane(lab, home)
     try:
-        key = Path(lab.client_key_path).read_text()
-        for host in lab.hosts:
-            resp = plane.http.post("/hosts", json={"name": host.name, "address": host.address, "user": host.user,
-                                                   "private_key": key, "host_key_fingerprint": host.fingerprint()})
-            assert resp.status_code == 202, resp.text
-        for host in lab.hosts:
-            got = plane.wait(lambda: (h := plane.http.get(f"/hosts/{host.name}").json())["status"] != "CHECKING" and h,
-                             180, f"the check of {host.name}")
+        for got in plane.add_hosts(lab.hosts).values():
             assert got["status"] == "READY", got
         spec = {"name": "lab", "provider": "ssh", "services": ["spark"],
                 "node_groups": [{"role": "MASTER", "hosts": [lab.hosts[0].name]},
