@@ -20,8 +20,9 @@ daemons are sized as on local: a namespace host otherwise sees the whole machine
    daemons included), and the sizes of the host's ``~/.corral-host`` caches after cold.
 
 Floors (issue 11, §5): warm <= 1.3 x local; cold <= warm + 60 s. A missed floor is printed
-as MISSED; the exit status is 0 all the same (this is a report). Then each measured
-cluster's event timeline (seconds after its creation), to show where the time goes.
+as MISSED; the exit status is 0 all the same (this is a report). Before the figures, the
+event timelines (seconds after each cluster's creation) of cold, the first warm and local
+runs and the slowest of each when another, to show where the time goes.
 The last line printed is one JSON object with every figure and ``floors``
 {name: {"value", "limit", "ok"}}.
 """
@@ -215,6 +216,10 @@ def main() -> int:
                 timelines["first local"] = timeline(local, cid)
                 sized["local"] = node_sizes(local, cid)
             local.terminate(cid)
+        for kind, api, runs in (("warm (ssh)", ssh, warm), ("local", local, locals_)):
+            slowest = max(range(len(runs)), key=lambda i: runs[i].seconds)
+            if slowest:  # the first is there already; an outlier's own timeline says what held it up
+                timelines[f"slowest {kind}, run {slowest + 1}"] = timeline(api, runs[slowest].cluster_id)
 
     warm_s = statistics.median(r.seconds for r in warm)
     local_s = statistics.median(r.seconds for r in locals_)
