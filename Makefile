@@ -15,3 +15,4 @@ bench: setup
 	.venv/bin/python bench/run.py
 	.venv/bin/python bench/hadoop.py
 	.venv/bin/python bench/data.py
+	.venv/bin/python bench/hosts.py

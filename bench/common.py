@@ -25,25 +25,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Server:
-    def __init__(self, home: Path, subnet: str = "127.90.0.0/16"):
-        self.env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_PORT": str(free_port()),
-                    "CORRAL_LOCAL_SUBNET": subnet}
-        self.url = f"http://127.0.0.1:{self.env['CORRAL_PORT']}"
-        home.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([sys.executable, "-m", "corral.server"], env=self.env,
-                                     stdout=open(home / "server.log", "ab"), stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=self.url + "/api/v1", timeout=30)
-        self.live: set[str] = set()
-        for _ in range(300):
-            try:
-                if self.http.get("/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+class Api:
+    """Clusters made through one control plane's API. ``http``: a client whose base URL is
+    the plane's ``/api/v1`` (with its token, when the plane requires one). Clusters it made
+    and did not terminate are in ``live``; leaving the ``with`` block terminates them."""
 
-    def __enter__(self) -> "Server":
+    def __init__(self, http: httpx.Client):
+        self.http = http
+        self.live: set[str] = set()
+
+    def __enter__(self) -> "Api":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -55,38 +46,78 @@ class Server:
             self.stop()
 
     def create(self, spec: dict[str, Any]) -> str:
-        cid = str(self.http.post("/clusters", json=ship_cluster_spec(self.http, spec)).json()["id"])
+        resp = self.http.post("/clusters", json=ship_cluster_spec(self.http, spec))
+        if resp.status_code >= 400:
+            raise RuntimeError(f"create refused ({resp.status_code}): {resp.text[:2000]}")
+        cid = str(resp.json()["id"])
         self.live.add(cid)
         return cid
 
-    def wait(self, cid: str, states: tuple[str, ...], poll: float = 0.05) -> dict[str, Any]:
+    def wait(self, cid: str, states: tuple[str, ...], poll: float = 0.05,
+             timeout: float | None = None) -> dict[str, Any]:
+        """The cluster once its status is one of ``states`` or has ended. TimeoutError
+        after ``timeout`` seconds (None: no limit; the reconciler's deadlines end every state)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             c = self.http.get(f"/clusters/{cid}").json()
             if c["status"] in states or c["status"] in ENDED:
                 return c
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"cluster {cid} still {c['status']} after {timeout:g} s")
             time.sleep(poll)
 
-    def terminate(self, cid: str) -> None:
+    def terminate(self, cid: str, timeout: float | None = 900) -> None:
         self.http.post(f"/clusters/{cid}/terminate")
-        self.wait(cid, ENDED, poll=0.2)
+        self.wait(cid, ENDED, poll=0.2, timeout=timeout)
         self.live.discard(cid)
+
+    def stop(self) -> None:
+        """Nothing to stop: the plane is someone else's (see ``Server`` for one of our own)."""
+
+
+class Server(Api):
+    """A control plane of the benchmark's own on loopback (``home``: its CORRAL_HOME)."""
+
+    def __init__(self, home: Path, subnet: str = "127.90.0.0/16"):
+        self.env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_PORT": str(free_port()),
+                    "CORRAL_LOCAL_SUBNET": subnet}
+        self.url = f"http://127.0.0.1:{self.env['CORRAL_PORT']}"
+        home.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "corral.server"], env=self.env,
+                                     stdout=open(home / "server.log", "ab"), stderr=subprocess.STDOUT)
+        super().__init__(httpx.Client(base_url=self.url + "/api/v1", timeout=30))
+        for _ in range(300):
+            try:
+                if self.http.get("/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start")
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
 
 
-def bench_create(server: Server, spec: dict[str, Any], runs: int) -> tuple[list[float], str]:
+def time_create(api: Api, spec: dict[str, Any]) -> tuple[float, str]:
+    """Seconds from the create request to the API reporting WAITING, and the cluster's id.
+    RuntimeError (with the reason) if it ends instead."""
+    t0 = time.monotonic()
+    cid = api.create(spec)
+    c = api.wait(cid, ("WAITING",))
+    elapsed = time.monotonic() - t0
+    if c["status"] != "WAITING":
+        raise RuntimeError(f"cluster {cid} {c['status']}: {c['state_change_reason']}")
+    return elapsed, cid
+
+
+def bench_create(server: Api, spec: dict[str, Any], runs: int) -> tuple[list[float], str]:
     """create -> WAITING, ``runs`` times; the last cluster is kept and returned."""
     times = []
     keep = ""
     for i in range(runs):
-        t0 = time.monotonic()
-        cid = server.create(spec)
-        c = server.wait(cid, ("WAITING",))
-        elapsed = time.monotonic() - t0
-        if c["status"] != "WAITING":
-            raise RuntimeError(f"cluster {cid} {c['status']}: {c['state_change_reason']}")
+        elapsed, cid = time_create(server, spec)
         times.append(elapsed)
         print(f"create -> WAITING run {i + 1}: {elapsed:.2f} s", flush=True)
         if i == runs - 1:

@@ -3,7 +3,8 @@
 so it sees no host's processes or files, listening on the lab's bridge address with API
 tokens required (off loopback they always are). ``LabPlane(lab, home)`` starts it and waits
 for /health; ``.http`` is an admin client; ``.token(role)`` makes another token on the store
-(as ``corral token create`` does); ``.cli_env(secret)`` is the environment for the CLI."""
+(as ``corral token create`` does); ``.cli_env(secret)`` is the environment for the CLI;
+``.add_hosts(hosts)`` registers lab hosts and waits for their checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import httpx
 
@@ -79,6 +80,22 @@ class LabPlane:
         if secret is not None:
             env["CORRAL_TOKEN"] = secret
         return env
+
+    def add_hosts(self, hosts: Sequence[Any], extra: Mapping[str, Mapping[str, Any]] | None = None,
+                  timeout: float = 180) -> dict[str, dict[str, Any]]:
+        """Register each lab host (``LabHost``: its name, address and user, the lab's client
+        key, its ed25519 key pinned), with ``extra[name]``'s fields too (e.g. ``cores``,
+        ``memory``), and wait until every check is over: {name: ``GET /hosts/{name}``'s
+        answer}, READY or not (the caller says what it needs). AssertionError if a
+        registration is refused or a check outlasts ``timeout`` seconds."""
+        key = Path(self.lab.client_key_path).read_text()
+        for host in hosts:
+            body = {"name": host.name, "address": host.address, "user": host.user, "private_key": key,
+                    "host_key_fingerprint": host.fingerprint(), **(extra or {}).get(host.name, {})}
+            resp = self.http.post("/hosts", json=body)
+            assert resp.status_code == 202, resp.text
+        return {host.name: self.wait(lambda: (h := self.http.get(f"/hosts/{host.name}").json())["status"] != "CHECKING"
+                                     and h, timeout, f"the check of {host.name}") for host in hosts}
 
     def _healthy(self) -> bool:
         try:
