@@ -29,9 +29,10 @@ path that is the same on every machine (``ANCHORS/<kind>-<content digest>``), an
 JVM that maps the archive needs that anchor to lead to its own runtime: ``find_archive``
 makes it so (measured: a JVM with its real class path then maps an archive trained on
 another machine; what the JVM compares is the files, by identity, and their sizes and
-times, which the runtime archives keep). Only one runtime per machine can own an anchor:
-a second copy of the same runtime there (another user's, or a simulated host) runs without
-the archive. Measured on the 2-core machine, a local-mode PySpark job took 6.3 s of CPU
+times, which the runtime archives keep). Only one runtime per machine can own an anchor,
+and the latest deploy there takes it: the runtime in use now beats a copy left on disk (an
+uninstalled agent's, a test's), and a JVM started meanwhile from another copy only runs
+without the archive (its class path no longer matches, so the JVM falls back to the jars). Measured on the 2-core machine, a local-mode PySpark job took 6.3 s of CPU
 with the Spark archive and 11.8 s without; ``hadoop fs -ls`` 0.7 s and 1.1 s.
 """
 
@@ -104,18 +105,18 @@ def archive_path(cache: Path, java_home: str, kind: str, home: str) -> Path:
 
 
 def ensure_anchor(kind: str, home: str) -> bool:
-    """Whether the anchor of ``home``'s jars leads to ``home`` (made so when it is missing
-    or its runtime is gone; left alone when another live runtime of the same content owns it)."""
+    """Point the anchor of ``home``'s jars at ``home`` (atomically, when it leads elsewhere
+    or nowhere); whether it now leads there. False only when it cannot be made: another
+    user's anchor in the sticky directory, or no writable /tmp."""
     anchor = anchor_path(kind, home)
     target = str(Path(home).resolve())
     try:
-        current = os.readlink(anchor)
+        if Path(os.readlink(anchor)).resolve() == Path(target):
+            return True
     except FileNotFoundError:
-        current = None
+        pass
     except OSError:
         return False
-    if current is not None and (Path(current).resolve() == Path(target) or (Path(current) / KINDS[kind]).is_dir()):
-        return Path(current).resolve() == Path(target)
     try:
         if not ANCHORS.is_dir():
             ANCHORS.mkdir(parents=True, exist_ok=True)
@@ -135,8 +136,9 @@ def java_options(archive: Path | None) -> str:
 
 
 def find_archive(cache: Path, java_home: str, kind: str, home: str) -> Path | None:
-    """The archive for ``home``'s jars and this JDK, with its anchor leading to ``home``;
-    None when there is none or the anchor belongs to another copy of the runtime."""
+    """The archive for ``home``'s jars and this JDK, with its anchor made to lead to
+    ``home`` (``ensure_anchor``: called at a deploy, it takes the anchor over from another
+    copy); None when there is none or the anchor cannot be made."""
     path = archive_path(cache, java_home, kind, home)
     return path if path.is_file() and ensure_anchor(kind, home) else None
 
@@ -189,7 +191,7 @@ def _build(cache: Path, path: Path, record: dict[str, str], training: Training) 
 def _anchored(kind: str, home: str) -> Path:
     """The anchor the training run reads ``home``'s jars through (see the module docstring)."""
     anchor = anchor_path(kind, home)
-    ensure_anchor(kind, home)  # one owned by an identical runtime serves the training as well
+    ensure_anchor(kind, home)  # if another user's stands, its identical jars serve the training too
     if not (anchor / KINDS[kind]).is_dir():
         raise RuntimeError(f"cannot make the class-data anchor {anchor} (is {ANCHORS.parent} writable?)")
     return anchor

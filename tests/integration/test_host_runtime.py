@@ -103,29 +103,34 @@ def host_env(tmp_path: Path) -> dict[str, str]:
 
 def assert_shipped_class_data_maps(values: dict[str, str], env: dict[str, str]) -> None:
     """The class-data archives trained on the control plane's machine map in JVMs started
-    from the host's copy of the runtime (``-Xshare:on`` fails otherwise). On this one
-    machine the anchors belong to the control plane's own runtime, so the host's deploy
-    left them alone and its JVMs run without (``corral.runtime.cds``); for the check they
-    lead to the host's runtime for a moment, as they would on a host of its own."""
-    homes = {"spark": values["SPARK_HOME"], "hadoop": values["HADOOP_HOME"]}
+    from the host's copy of the runtime (``-Xshare:on`` fails otherwise): its deploy took the
+    anchors over (``corral.runtime.cds``) and named the host's archives in the JVM options."""
     mains = {"spark": ("jars", "org.apache.spark.deploy.SparkSubmit", "--version"),
              "hadoop": ("lib", "org.apache.hadoop.util.VersionInfo")}
-    saved = {kind: os.readlink(cds.anchor_path(kind, home)) for kind, home in homes.items()}
+    for kind, (jars, main, *args) in mains.items():
+        home = values[f"{kind.upper()}_HOME"]
+        assert cds.anchor_path(kind, home).resolve() == Path(home).resolve(), kind
+        archive = cds.archive_path(Path(layout.runtime_cache(env["HOME"])), values["JAVA_HOME"], kind, home)
+        assert values[f"{kind.upper()}_CDS_OPTS"] == cds.java_options(archive) and archive.is_file(), kind
+        java = subprocess.run([f"{values['JAVA_HOME']}/bin/java", "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
+                               "-Xlog:cds=off", "-cp", f"{home}/{jars}/*", main, *args], env=env, cwd=env["HOME"],
+                              capture_output=True, text=True, timeout=120)
+        assert java.returncode == 0, f"{kind}: {java.stdout[-500:]}{java.stderr[-1500:]}"
+
+
+@pytest.fixture
+def anchors_restored() -> Iterator[None]:
+    """The class-data anchors as they were (the control plane's runtime's, which its own
+    cluster's JVMs map) once the test's host copy took them over."""
+    saved = {p: os.readlink(p) for p in cds.ANCHORS.glob("[!.]*") if p.is_symlink()}
     try:
-        for kind, home in homes.items():
-            cds.anchor_path(kind, home).unlink()
-            archive = cds.find_archive(Path(layout.runtime_cache(env["HOME"])), values["JAVA_HOME"], kind, home)
-            assert archive is not None and str(archive).startswith(env["HOME"]), kind
-            jars, main, *args = mains[kind]
-            java = subprocess.run([f"{values['JAVA_HOME']}/bin/java", "-Xshare:on", f"-XX:SharedArchiveFile={archive}",
-                                   "-Xlog:cds=off", "-cp", f"{home}/{jars}/*", main, *args], env=env, cwd=env["HOME"],
-                                  capture_output=True, text=True, timeout=120)
-            assert java.returncode == 0, f"{kind}: {java.stdout[-500:]}{java.stderr[-1500:]}"
+        yield
     finally:
-        for kind, target in saved.items():
-            anchor = cds.anchor_path(kind, homes[kind])
-            anchor.unlink(missing_ok=True)
-            anchor.symlink_to(target)
+        for anchor, target in saved.items():
+            fresh = anchor.with_name(f".{anchor.name}.restore")
+            fresh.unlink(missing_ok=True)
+            fresh.symlink_to(target)
+            fresh.replace(anchor)
 
 
 def run(argv: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 600) -> str:
@@ -138,7 +143,7 @@ def run(argv: list[str], env: dict[str, str], stdin: str | None = None, timeout:
 
 
 def test_a_host_installs_the_agent_and_deploys_the_runtime_from_the_repository(
-        server: ControlPlaneProcess, tmp_path: Path) -> None:
+        server: ControlPlaneProcess, tmp_path: Path, anchors_restored: None) -> None:
     cluster = server.create(SPEC)
     node = next(n for n in server.cluster(cluster["id"])["nodes"] if n["role"] == "MASTER")
     token_source = server.wait_for(lambda: next(server.home.glob(f"nodes/{cluster['id']}/*/run/agent.token"), None),

@@ -70,7 +70,8 @@ def test_the_name_follows_the_jars_not_where_they_are(tmp_path: Path) -> None:
         tmp_path / "cache", JAVA_HOME, "spark", str(home))
 
 
-def test_an_archive_is_used_only_where_its_anchor_leads(tmp_path: Path, anchors: Path) -> None:
+def test_an_archive_is_used_only_where_its_anchor_leads(tmp_path: Path, anchors: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     home = fake_spark(tmp_path / "spark", WRITES_ARCHIVE + 'echo "$@" > "$(dirname "$0")/../args"\n')
     cache = tmp_path / "cache"
     built = cds.build_spark_archive(cache, JAVA_HOME, str(home))
@@ -79,13 +80,18 @@ def test_an_archive_is_used_only_where_its_anchor_leads(tmp_path: Path, anchors:
     assert f"spark.driver.extraClassPath={anchor}/jars/*" in (home / "args").read_text()  # trained through it
     copy = tmp_path / "host" / "spark"
     shutil.copytree(home, copy)
-    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) is None  # the anchor is the live original's
-    assert cds.find_archive(cache, JAVA_HOME, "spark", str(home)) == built
-    shutil.rmtree(home)  # the original is gone: the copy takes the anchor over
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) == built  # the latest deploy takes it over
+    assert anchor.resolve() == copy.resolve()
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(home)) == built  # and back
+    assert anchor.resolve() == home.resolve()
+    shutil.rmtree(home)  # the original gone: the copy keeps it
     assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) == built
     assert anchor.resolve() == copy.resolve()
     anchor.unlink()  # /tmp emptied by a reboot
     assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) == built and anchor.is_symlink()
+    (tmp_path / "no-tmp").write_text("")  # an anchor that cannot be made: no speed-up, no error
+    monkeypatch.setattr(cds, "ANCHORS", tmp_path / "no-tmp" / "corral-cds")
+    assert cds.find_archive(cache, JAVA_HOME, "spark", str(copy)) is None
 
 
 def test_options_map_the_archive_quietly_or_keep_the_jdk_default(tmp_path: Path) -> None:
