@@ -26,13 +26,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-import time
 from pathlib import Path
 
-from corral.runtime import DeployError, file_lock
+from corral.runtime import DeployError, file_lock, remove_superseded
 
 SUFFIX = ".tar"
-SUPERSEDED_GRACE_SECONDS = 86400  # how long a superseded build stays servable (see write_archive)
 
 
 def archive_cache() -> Path:
@@ -75,31 +73,20 @@ def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def write_archive(path: Path, sources: list[tuple[str, Path]]) -> Path:
-    """Write the tar at ``path`` once (concurrent callers wait); returns ``path``."""
-    if path.is_file():
-        return path
+    """Write the tar at ``path`` once (concurrent callers wait); returns ``path``. Builds
+    it supersedes go a day later (``corral.runtime.remove_superseded``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.parent / f".{path.name}.lock"):
-        if path.is_file():
-            return path
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        try:
-            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-                for name, source in _members(sources):
-                    tar.add(source, arcname=name, recursive=False, filter=_reset)
-            partial.rename(path)
-        finally:
-            partial.unlink(missing_ok=True)
-    # Superseded builds go once a day old, not at once: another control plane of another
-    # build on this machine (an upgrade under way, a test beside a benchmark) may be
-    # serving one to hosts right now, and a host would get a 404 in the middle of a create.
-    stale = time.time() - SUPERSEDED_GRACE_SECONDS
-    for old in path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*{SUFFIX}"):
-        try:
-            if old != path and old.stat().st_mtime < stale:
-                old.unlink(missing_ok=True)
-        except FileNotFoundError:
-            continue
+        if not path.is_file():
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            try:
+                with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+                    for name, source in _members(sources):
+                        tar.add(source, arcname=name, recursive=False, filter=_reset)
+                partial.rename(path)
+            finally:
+                partial.unlink(missing_ok=True)
+        remove_superseded(path, path.parent.glob(f"{path.name.rsplit('-', 1)[0]}-*{SUFFIX}"))
     return path
 
 

@@ -29,7 +29,6 @@ import functools
 import hashlib
 import importlib.metadata
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import zipfile
 from pathlib import Path
 
 import corral
-from corral.runtime import DeployError, file_lock
+from corral.runtime import DeployError, file_lock, remove_superseded
 
 # Distributions the agent's modules import (directly; pip resolves what they need).
 AGENT_DISTRIBUTIONS = ("httpx", "psutil", "pydantic")
@@ -105,27 +104,26 @@ def fetch_dependencies(cache: Path | None = None) -> Path:
     when pip fails (no network, a missing wheel)."""
     cache = cache or wheel_cache()
     target = deps_dir(cache)
-    if target.is_dir():
-        return target
     with file_lock(cache / ".deps.lock"):
-        if target.is_dir():
-            return target
-        with tempfile.TemporaryDirectory(prefix=".deps-", dir=cache) as scratch:
-            constraints = Path(scratch) / "constraints.txt"
-            constraints.write_text("\n".join(_constraints()) + "\n")
-            wheels = Path(scratch) / "wheels"
-            result = subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                 "--wheel-dir", str(wheels), "--constraint", str(constraints), *agent_requirements(), _installer()],
-                capture_output=True, text=True, timeout=1800, env={**os.environ, "TMPDIR": scratch})
-            if result.returncode != 0:
-                tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
-                raise DeployError(f"fetching the agent's wheels from PyPI failed (exit {result.returncode}):\n{tail}")
-            wheels.rename(target)
-        for old in cache.glob("deps-*"):  # superseded closures (an upgraded control plane)
-            if old != target:
-                shutil.rmtree(old, ignore_errors=True)
+        if not target.is_dir():
+            _fetch_into(cache, target)
+        remove_superseded(target, cache.glob("deps-*"))  # closures of other builds, a day later
     return target
+
+
+def _fetch_into(cache: Path, target: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix=".deps-", dir=cache) as scratch:
+        constraints = Path(scratch) / "constraints.txt"
+        constraints.write_text("\n".join(_constraints()) + "\n")
+        wheels = Path(scratch) / "wheels"
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+             "--wheel-dir", str(wheels), "--constraint", str(constraints), *agent_requirements(), _installer()],
+            capture_output=True, text=True, timeout=1800, env={**os.environ, "TMPDIR": scratch})
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+            raise DeployError(f"fetching the agent's wheels from PyPI failed (exit {result.returncode}):\n{tail}")
+        wheels.rename(target)
 
 
 def dependency_wheels(cache: Path | None = None) -> list[Path]:
@@ -193,14 +191,12 @@ def _write_wheel(path: Path, root: Path, version: str) -> None:
 
 def corral_wheel(cache: Path | None = None, root: Path | None = None) -> Path:
     """Corral's wheel for the installed sources, built when they changed (else the
-    existing file); older ones are removed."""
+    existing file); the ones it supersedes go a day later (``remove_superseded``)."""
     cache = cache or wheel_cache()
     root = root or _package_root()
     version = corral_version(source_digest(root))
     directory = cache / "corral"
     path = directory / f"corral-{version}-py3-none-any.whl"
-    if path.is_file():
-        return path
     directory.mkdir(parents=True, exist_ok=True)
     with file_lock(cache / ".corral.lock"):
         if not path.is_file():
@@ -210,9 +206,7 @@ def corral_wheel(cache: Path | None = None, root: Path | None = None) -> Path:
                 partial.rename(path)
             finally:
                 partial.unlink(missing_ok=True)
-            for old in directory.glob("corral-*.whl"):
-                if old != path:
-                    old.unlink(missing_ok=True)
+        remove_superseded(path, directory.glob("corral-*.whl"))
     return path
 
 

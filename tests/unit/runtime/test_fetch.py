@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 import threading
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from corral.runtime import DeployError, archives, fetch
+from corral.runtime import SUPERSEDED_GRACE_SECONDS, DeployError, archives, fetch, remove_superseded
 from corral.runtime.fetch import Remote, ensure_unpacked
 
 
@@ -167,14 +168,38 @@ def test_only_plain_archive_names_are_accepted(name: str) -> None:
 def test_a_superseded_build_stays_a_day_for_control_planes_still_serving_it(tmp_path: Path) -> None:
     """Two control planes of different builds on one machine share the runtime cache: a new
     build must not take away the archive the other is serving (a 404 mid-create)."""
-    import os
-    import time
-
     out = tmp_path / "out"
     older = archives.write_archive(out / "hadoop-3.5.0-aaa.tar", [("", make_tree(tmp_path / "t1"))])
     newer = archives.write_archive(out / "hadoop-3.5.0-bbb.tar", [("", make_tree(tmp_path / "t2"))])
-    assert older.exists() and newer.exists()
-    day_old = time.time() - archives.SUPERSEDED_GRACE_SECONDS - 60
-    os.utime(older, (day_old, day_old))
-    archives.write_archive(out / "hadoop-3.5.0-ccc.tar", [("", make_tree(tmp_path / "t3"))])
+    assert older.exists() and newer.exists()  # superseded a moment ago
+    a_day_ago(out / ".hadoop-3.5.0-aaa.tar.superseded")
+    assert archives.write_archive(newer, []) == newer  # the served build, asked for again
     assert not older.exists() and newer.exists()
+    assert not list(out.glob(".*.superseded"))  # newer is current again: never marked for long
+
+
+def a_day_ago(mark: Path) -> None:
+    assert mark.is_file(), mark
+    then = mark.stat().st_mtime - SUPERSEDED_GRACE_SECONDS
+    os.utime(mark, (then, then))
+
+
+def test_superseded_builds_are_marked_then_removed_a_day_later_and_the_current_one_never(tmp_path: Path) -> None:
+    now = [1000.0]
+    current, file_build, dir_build = tmp_path / "b-3", tmp_path / "b-1", tmp_path / "b-2"
+    current.write_text("3")
+    file_build.write_text("1")
+    (dir_build / "sub").mkdir(parents=True)
+    others = lambda: sorted(tmp_path.glob("b-*"))  # noqa: E731
+    assert remove_superseded(current, others(), clock=lambda: now[0]) == []
+    assert {p.name for p in tmp_path.glob(".*")} == {".b-1.superseded", ".b-2.superseded"}
+    for mark in tmp_path.glob(".*.superseded"):
+        os.utime(mark, (now[0], now[0]))
+    now[0] += SUPERSEDED_GRACE_SECONDS - 1
+    assert remove_superseded(current, others(), clock=lambda: now[0]) == []
+    now[0] += 1
+    assert remove_superseded(current, others(), clock=lambda: now[0]) == [file_build, dir_build]
+    assert sorted(tmp_path.iterdir()) == [current]
+    (tmp_path / ".b-3.superseded").touch()  # marked by a plane of another build...
+    assert remove_superseded(current, others(), clock=lambda: now[0]) == []  # ...and current again here
+    assert sorted(tmp_path.iterdir()) == [current]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import importlib.metadata
+import os
 import shutil
 import sys
 import tomllib
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import corral
-from corral.runtime import wheels
+from corral.runtime import SUPERSEDED_GRACE_SECONDS, wheels
 
 ROOT = Path(corral.__file__).parent
 
@@ -86,7 +87,11 @@ def test_corral_wheel_is_reproducible_and_rebuilt_only_when_the_source_changes(t
     assert elsewhere.read_bytes() == first.read_bytes()
     (root / "runtime" / "maven" / "pom.xml").write_text("<project/>")
     changed = wheels.corral_wheel(tmp_path / "a", root)
-    assert changed != first and not first.exists()  # the superseded wheel is removed
+    assert changed != first and first.exists()  # superseded: kept a day for a plane still serving it
+    mark = first.with_name(f".{first.name}.superseded")
+    then = mark.stat().st_mtime - SUPERSEDED_GRACE_SECONDS
+    os.utime(mark, (then, then))
+    assert wheels.corral_wheel(tmp_path / "a", root) == changed and not first.exists() and not mark.exists()
     assert changed.name.startswith(f"corral-{corral.__version__}+g")
 
 
