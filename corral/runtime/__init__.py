@@ -39,6 +39,14 @@ def java_version_output(java: str) -> str:
     return subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60).stderr
 
 
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink or a whole directory; nothing when it is not there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _superseded_mark(path: Path) -> Path:
     return path.with_name(f".{path.name}.superseded")
 
@@ -63,10 +71,7 @@ def remove_superseded(current: Path, others: Iterable[Path], clock: Callable[[],
             mark.touch()
             continue
         if clock() - marked >= grace:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+            remove_path(old)
             mark.unlink(missing_ok=True)
             removed.append(old)
     return removed

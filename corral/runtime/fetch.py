@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import posixpath
-import shutil
 import tarfile
 import time
 from contextlib import AbstractContextManager
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from corral.runtime import DeployError, file_lock
+from corral.runtime import DeployError, file_lock, remove_path
 from corral.runtime.checksums import CHUNK, Received
 
 log = logging.getLogger("corral.runtime.fetch")
@@ -160,13 +159,6 @@ def _write_once(download: Download, remote: Remote, scratch: Path, received: lis
     stream.verify()
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def _into_place(download: Download, remote: Remote, target: Path, scratch: Path,
                 once: Callable[[Download, Remote, Path, list[int]], None]) -> Unpacked:
     """``target``, made by ``once`` at ``scratch`` beside it and renamed into place, under a
@@ -183,7 +175,7 @@ def _into_place(download: Download, remote: Remote, target: Path, scratch: Path,
         received: list[int] = []
         problem = ""
         for attempt in range(1, ATTEMPTS + 1):
-            _remove(scratch)  # also a killed attempt's
+            remove_path(scratch)  # also a killed attempt's
             try:
                 once(download, remote, scratch, received)
                 scratch.rename(target)
@@ -191,13 +183,13 @@ def _into_place(download: Download, remote: Remote, target: Path, scratch: Path,
             except ChecksumMismatch as exc:
                 problem = str(exc)
             except DeployError:
-                _remove(scratch)
+                remove_path(scratch)
                 raise
             except (OSError, tarfile.TarError) as exc:
                 problem = f"{remote.name}: {type(exc).__name__}: {exc}"
                 time.sleep(min(5.0, attempt * 1.0))
             log.warning("attempt %d of %d: %s", attempt, ATTEMPTS, problem)
-        _remove(scratch)
+        remove_path(scratch)
         raise DeployError(f"could not fetch {remote.name} from the control plane's repository "
                           f"after {ATTEMPTS} attempts: {problem}")
 
