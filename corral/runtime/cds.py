@@ -32,8 +32,9 @@ another machine; what the JVM compares is the files, by identity, and their size
 times, which the runtime archives keep). Only one runtime per machine can own an anchor,
 and the latest deploy there takes it: the runtime in use now beats a copy left on disk (an
 uninstalled agent's, a test's), and a JVM started meanwhile from another copy only runs
-without the archive (its class path no longer matches, so the JVM falls back to the jars). Measured on the 2-core machine, a local-mode PySpark job took 6.3 s of CPU
-with the Spark archive and 11.8 s without; ``hadoop fs -ls`` 0.7 s and 1.1 s.
+without the archive (its class path no longer matches, so the JVM falls back to the
+jars). Measured on the 2-core machine, a local-mode PySpark job took 6.3 s of CPU with the
+Spark archive and 11.8 s without; ``hadoop fs -ls`` 0.7 s and 1.1 s.
 """
 
 from __future__ import annotations

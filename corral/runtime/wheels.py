@@ -132,6 +132,7 @@ def dependency_wheels(cache: Path | None = None) -> list[Path]:
     if not target.is_dir():
         raise WheelhouseMissing(f"the agent's wheels are not in {target.parent}: run `make setup` "
                                 "(or `python -m corral.runtime.wheels`) while PyPI is reachable")
+    remove_superseded(target, [])  # in use: another build's set-up must not take it away a day later
     return sorted(target.glob("*.whl"))
 
 

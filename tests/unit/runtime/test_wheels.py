@@ -130,3 +130,21 @@ def test_package_data_lists_every_file_a_setuptools_wheel_needs() -> None:
 def test_a_wheelhouse_never_fetched_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(wheels.WheelhouseMissing, match="run `make setup`"):
         wheels.dependency_wheels(tmp_path)
+
+
+def test_a_superseded_dependency_closure_stays_a_day_and_the_served_one_is_never_marked(tmp_path: Path) -> None:
+    current = wheels.deps_dir(tmp_path)
+    old = tmp_path / "deps-0000000000000000"
+    for directory in (current, old):
+        directory.mkdir(parents=True)
+        (directory / "x-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    assert wheels.fetch_dependencies(tmp_path) == current  # there already: nothing fetched
+    mark = tmp_path / f".{old.name}.superseded"
+    assert [p.name for p in tmp_path.glob(".deps-*.superseded")] == [mark.name] and old.is_dir()
+    then = mark.stat().st_mtime - SUPERSEDED_GRACE_SECONDS
+    os.utime(mark, (then, then))
+    assert wheels.fetch_dependencies(tmp_path) == current and not old.exists() and not mark.exists()
+    # Another build's set-up marks this one; serving it (an agent bundle) clears the mark.
+    (tmp_path / f".{current.name}.superseded").touch()
+    assert [p.name for p in wheels.dependency_wheels(tmp_path)] == ["x-1.0-py3-none-any.whl"]
+    assert not list(tmp_path.glob(".deps-*.superseded"))
