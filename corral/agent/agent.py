@@ -21,6 +21,7 @@ import httpx
 
 from corral.agent.bootstrap import BootstrapFailed, run_bootstrap_actions
 from corral.agent.client import ControlPlaneClient
+from corral.agent.hooks import HookRunner
 from corral.agent.logarchive import LogArchiver
 from corral.agent import selfclean
 from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
@@ -72,6 +73,7 @@ class Agent:
         self.supervisor = Supervisor(self.dir, self.emit)
         self.steps = StepRunner(self.dir, self.client, self.emit)
         self.archiver = LogArchiver(self.dir, self.node_id, self.emit)
+        self.hooks = HookRunner(self.dir / "logs" / "hooks.log", self.emit)
         self.stop_requested = threading.Event()
         # Heartbeats go on while the agent shuts down (stopping daemons, copying the last
         # logs to the LogUri): without them the control plane takes a silent agent for a
@@ -171,18 +173,29 @@ class Agent:
             self._take_snapshot()
 
     def _write_files(self, plan: NodePlan) -> None:
+        """Write the plan's files that differ from what is on disk, then queue the hooks of
+        those that changed; after an agent start, every hook once (``FileHook``)."""
         assert self.values is not None
+        first = self.applied_version == 0
+        hooks = []
         for spec in plan.files:
             path = Path(spec.path)
             # Runtime paths are escaped as the file's format escapes values (corral.formats).
             content = substitute(spec.content, self.values, LITERAL.get(spec.format, str)).encode("utf-8")
             if path.exists() and path.read_bytes() == content:
+                if first:
+                    hooks += spec.on_change
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_bytes(content)
             tmp.chmod(spec.mode)
             tmp.replace(path)
+            hooks += spec.on_change
+        if hooks:
+            env = self._env(plan)
+            for hook in hooks:
+                self.hooks.queue(hook.model_copy(update={"argv": substitute_all(hook.argv, self.values)}), env)
 
     def _env(self, plan: NodePlan) -> dict[str, str]:
         assert self.values is not None
@@ -241,6 +254,7 @@ class Agent:
 
     def shutdown(self) -> None:
         self._set_phase("STOPPING")
+        self.hooks.stop()
         self.steps.stop_all()
         self.supervisor.stop_all()
         self.steps.ship_logs(force=True)

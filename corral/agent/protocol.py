@@ -52,6 +52,9 @@ class RestartPolicy(BaseModel):
     max_restarts: int = 5  # within window_seconds; beyond that the component is FAILED
     window_seconds: int = 300
     backoff_seconds: float = 1.0  # doubled after each restart, capped at 30 s
+    # False: an exit with code 0 is the daemon's own decision (a NodeManager the
+    # ResourceManager decommissioned shuts down so), and it stays STOPPED.
+    restart_on_success: bool = True
 
 
 class ComponentSpec(BaseModel):
@@ -67,11 +70,23 @@ class ComponentSpec(BaseModel):
     stop_timeout: float = 10.0
 
 
+class FileHook(BaseModel):
+    """A command the agent runs after it wrote a changed file (e.g. ``yarn rmadmin
+    -refreshNodes`` after the ResourceManager's exclude file), once ``wait_for`` answers,
+    retried with backoff until it exits 0. It also runs once after every agent start, so a
+    refresh a crash cut short is redone: hooks must be idempotent."""
+
+    argv: list[str]
+    wait_for: Probe | None = None
+    timeout: float = 120.0
+
+
 class FileSpec(BaseModel):
     path: str  # absolute, on the node
     content: str  # written as UTF-8
     mode: int = 0o644
     format: FileKind = "text"
+    on_change: list[FileHook] = Field(default_factory=list)
 
 
 class ArtifactRef(BaseModel):

@@ -58,6 +58,7 @@ class _Component:
     restarts: list[float] = field(default_factory=list)
     restart_at: float = 0.0
     message: str | None = None
+    finished: bool = False  # exited 0 with restart_on_success False: not started again
 
 
 class Supervisor:
@@ -86,16 +87,16 @@ class Supervisor:
                 if adopted is not None:  # the agent restarted; its daemons kept running
                     comp.process, comp.status = adopted, "STARTING"
                     self.emit("INFO", "COMPONENT_ADOPTED", f"{name} (pid {adopted.pid}) adopted after agent restart", name)
-            elif comp.spec != spec and comp.process is not None:
+            elif comp.spec != spec and (comp.process is not None or comp.finished):
                 self.emit("INFO", "COMPONENT_RECONFIGURED", f"{name} restarts with a new configuration", name)
                 self._stop(comp)
-                comp.spec, comp.status = spec, "WAITING"
+                comp.spec, comp.status, comp.finished = spec, "WAITING", False
             comp.spec = spec
             self._advance(comp, env)
 
     def _advance(self, comp: _Component, env: dict[str, str]) -> None:
         name, now = comp.spec.name, time.time()
-        if comp.status == "FAILED":
+        if comp.status == "FAILED" or comp.finished:
             return
         if comp.process is not None:
             code = comp.process.poll()
@@ -125,6 +126,12 @@ class Supervisor:
         policy = comp.spec.restart
         comp.restarts = [t for t in comp.restarts if now - t < policy.window_seconds]
         how = "was killed or died" if code < 0 else f"exited with code {code}"
+        if code == 0 and not policy.restart_on_success:
+            comp.status, comp.finished = "STOPPED", True
+            comp.message = f"{name} exited by itself (code 0): not restarted"
+            self._pidfile(name).unlink(missing_ok=True)
+            self.emit("INFO", "COMPONENT_EXITED", comp.message, name)
+            return
         if len(comp.restarts) >= policy.max_restarts:
             comp.status = "FAILED"
             comp.message = f"{name} {how}; gave up after {policy.max_restarts} restarts in {policy.window_seconds}s"

@@ -11,7 +11,8 @@ that was allowed, refused (401/403, before any route ran) or matched no route:
 - otherwise the method says it: POST on a collection ``create``, PUT/PATCH/POST on an item
   ``update``, DELETE ``delete``, with the names people use where they differ
   (``OVERRIDES``: ``step.add``, ``host.add``, ``host.remove``, ``token.revoke``,
-  ``artifact.upload``, and DELETE of a cluster is its ``cluster.terminate``);
+  ``artifact.upload``, ``group.resize|add|remove``, and DELETE of a cluster is its
+  ``cluster.terminate``);
 - ``/clusters/{id}/data/imports|exports`` is ``data.import`` / ``data.export``;
 - a ``force`` query flag that is true makes ``host.remove`` ``host.force_remove``
   (``FORCED``): the log tells a forced removal apart, whether it was allowed or not.
@@ -29,14 +30,16 @@ from starlette.requests import Request
 API_PREFIX = "/api/v1"
 TARGET_KEY = "corral.audit_target"  # in the ASGI scope: a target the path does not carry
 COLLECTIONS = {"clusters": "cluster", "steps": "step", "tokens": "token", "hosts": "host", "artifacts": "artifact",
-               "audit": "audit", "nodes": "node", "groups": "group", "data": "data"}
+               "audit": "audit", "nodes": "node", "groups": "group", "node-groups": "group", "data": "data"}
 DEFAULT_VERBS = {("collection", "POST"): "create", ("collection", "PUT"): "update",
                  ("collection", "PATCH"): "update", ("collection", "DELETE"): "delete",
                  ("item", "POST"): "update", ("item", "PUT"): "update", ("item", "PATCH"): "update",
                  ("item", "DELETE"): "delete"}
 OVERRIDES = {("step", "collection", "POST"): "add", ("host", "collection", "POST"): "add",
              ("host", "item", "DELETE"): "remove", ("token", "item", "DELETE"): "revoke",
-             ("cluster", "item", "DELETE"): "terminate", ("artifact", "item", "PUT"): "upload"}
+             ("cluster", "item", "DELETE"): "terminate", ("artifact", "item", "PUT"): "upload",
+             ("group", "item", "PATCH"): "resize", ("group", "collection", "POST"): "add",
+             ("group", "item", "DELETE"): "remove"}
 
 FORCED = {"host.remove": "host.force_remove"}
 TRUE = frozenset({"1", "true", "yes", "on"})  # what FastAPI reads as a true bool

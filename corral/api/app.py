@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from corral import __version__
 from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_hosts,
-                        routes_repository, routes_steps, routes_tokens)
+                        routes_groups, routes_repository, routes_steps, routes_tokens)
 from corral.api.access import AccessMiddleware, startup_refusal
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
@@ -64,6 +64,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
         return {"status": "ok", "version": __version__}
 
     app.include_router(routes_clusters.router, prefix="/api/v1")
+    app.include_router(routes_groups.router, prefix="/api/v1")
     app.include_router(routes_steps.router, prefix="/api/v1")
     app.include_router(routes_data.router, prefix="/api/v1")
     app.include_router(routes_artifacts.router, prefix="/api/v1")

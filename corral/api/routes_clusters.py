@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 
 from corral.api.actions import set_target
 from corral.api.deps import plane
@@ -11,7 +12,7 @@ from corral.api.schemas import ClusterDetail, ClusterSummary, EffectiveConfig, E
 from corral.control import clusters
 from corral.control.context import ControlPlane
 from corral.domain.catalog import INSTANCE_TYPES, RELEASES
-from corral.domain.spec import ClusterSpec
+from corral.domain.spec import AutoTermination, ClusterSpec
 
 router = APIRouter(tags=["clusters"])
 
@@ -43,6 +44,20 @@ def describe_cluster(cluster_id: str, cp: ControlPlane = Depends(plane)) -> Clus
 @router.get("/clusters/{cluster_id}/configurations", response_model=list[EffectiveConfig])
 def cluster_configurations(cluster_id: str, cp: ControlPlane = Depends(plane)) -> list[EffectiveConfig]:
     return effective_configs(clusters.get_cluster(cp, cluster_id))
+
+
+class ClusterUpdate(BaseModel):
+    """What changes on a running cluster: ``auto_termination`` (``{idle_timeout: seconds}``,
+    60..604800, or null for off)."""
+
+    model_config = ConfigDict(extra="forbid")
+    auto_termination: AutoTermination | None
+
+
+@router.patch("/clusters/{cluster_id}", response_model=ClusterDetail)
+def update_cluster(cluster_id: str, body: ClusterUpdate, cp: ControlPlane = Depends(plane)) -> ClusterDetail:
+    timeout = body.auto_termination.idle_timeout if body.auto_termination else None
+    return ClusterDetail.of(clusters.update_cluster(cp, cluster_id, timeout))
 
 
 @router.post("/clusters/{cluster_id}/terminate", response_model=ClusterDetail, status_code=202)

@@ -11,7 +11,7 @@ from corral.domain.secrets import masked_properties
 from corral.control.views import cluster_view, effective_properties, node_size
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Event, Node, Operation, Step
+from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step
 
 
 def ts(value: float | None) -> datetime | None:
@@ -31,12 +31,27 @@ class Timeline(BaseModel):
 
 class NodeGroupOut(BaseModel):
     id: str
+    name: str  # what --group takes: MASTER, CORE, TASK or the user's name
     role: str
     instance_type: str  # "host": each node sized by its own host (ssh, no instance type in the spec)
-    requested_count: int
-    running_count: int
+    status: str  # RUNNING, RESIZING, TERMINATING, TERMINATED (corral.domain.states.GroupState)
+    status_reason: str | None = None  # e.g. why the last resize failed
+    requested_count: int  # the target count
+    running_count: int  # nodes RUNNING and in service
+    decommissioning_count: int = 0
+    decommission_timeout: int | None = None  # seconds, of the last shrink requested
     host_labels: dict[str, str] = {}  # ssh: the labels its hosts were selected by
     hosts: list[str] = []  # ssh: the hosts the spec named
+
+    @classmethod
+    def of(cls, c: Cluster, g: NodeGroup) -> "NodeGroupOut":
+        mine = [n for n in c.nodes if n.group_id == g.id and n.status != "TERMINATED"]
+        return cls(id=g.id, name=g.name, role=g.role, instance_type=g.instance_type, status=g.status,
+                   status_reason=g.status_reason, requested_count=g.target_count,
+                   running_count=sum(1 for n in mine if n.status == "RUNNING" and n.decommission_state is None),
+                   decommissioning_count=sum(1 for n in mine if n.decommission_state is not None),
+                   decommission_timeout=g.decommission_timeout,
+                   host_labels=dict(g.host_labels or {}), hosts=list(g.host_names or []))
 
 
 class ComponentOut(BaseModel):
@@ -62,6 +77,12 @@ class NodeOut(BaseModel):
     # without being cleaned), and since when it is LOST.
     status_reason: str | None = None
     lost_at: datetime | None = None
+    group: str | None = None  # its node group's name
+    # A leaving node's graceful decommission: DECOMMISSIONING (what it waits for in the
+    # detail: containers, applications, blocks), DECOMMISSIONED; and Corral's deadline.
+    decommission_state: str | None = None
+    decommission_detail: str | None = None
+    decommission_deadline: datetime | None = None
     components: dict[str, ComponentOut]
     last_heartbeat: datetime | None
     ready_at: datetime | None
@@ -99,6 +120,8 @@ class ClusterDetail(ClusterSummary):
     web_uis: dict[str, str]
     endpoints: dict[str, str]  # what clients connect to: hdfs://, jdbc:hive2:// ...
     ready_check: str | None
+    auto_termination: dict[str, int] | None = None  # {idle_timeout: seconds}, EMR's AutoTerminationPolicy
+    idle_since: datetime | None = None  # since when it is idle, while auto-termination is on
 
     @classmethod
     def of(cls, c: Cluster) -> "ClusterDetail":
@@ -111,14 +134,14 @@ class ClusterDetail(ClusterSummary):
             for name in c.services:
                 uis.update(get_service(name).web_uis(view))
                 endpoints.update(get_service(name).endpoints(view))
-        groups = [NodeGroupOut(id=g.id, role=g.role, instance_type=g.instance_type, requested_count=g.target_count,
-                               running_count=sum(1 for n in c.nodes if n.group_id == g.id and n.status == "RUNNING"),
-                               host_labels=dict(g.host_labels or {}), hosts=list(g.host_names or []))
-                  for g in c.groups]
+        groups = [NodeGroupOut.of(c, g) for g in c.groups]
+        names = {g.id: g.name for g in c.groups}
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
                          host=n.host_name, vcpus=_size(n)[0], memory_mib=_size(n)[1], phase=n.phase, error=n.error,
                          error_code=n.error_code, status_reason=n.status_reason, lost_at=ts(n.lost_at),
-                         last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at),
+                         last_heartbeat=ts(n.last_heartbeat), ready_at=ts(n.ready_at), group=names.get(n.group_id),
+                         decommission_state=n.decommission_state, decommission_detail=n.decommission_detail,
+                         decommission_deadline=ts(n.decommission_deadline_at),
                          components={k: ComponentOut(**v) for k, v in (n.components or {}).items()})
                  for n in c.nodes]
         base = ClusterSummary.of(c).model_dump()
@@ -130,7 +153,9 @@ class ClusterDetail(ClusterSummary):
                    object_storage=c.object_storage, metastore=c.metastore, log_uri=c.log_uri,
                    bootstrap_actions=[{"name": b["name"], "file": b["file_name"], "args": b["args"]}
                                       for b in c.bootstrap_actions],
-                   web_uis=uis, endpoints=endpoints, ready_check=c.ready_check)
+                   web_uis=uis, endpoints=endpoints, ready_check=c.ready_check,
+                   auto_termination={"idle_timeout": c.idle_timeout} if c.idle_timeout is not None else None,
+                   idle_since=ts(c.idle_since))
 
 
 def _size(node: Node) -> tuple[int | None, int | None]:

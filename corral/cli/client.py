@@ -96,5 +96,8 @@ class Client:
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json).json()
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path).json()
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.request("PATCH", path, json=json).json()
+
+    def delete(self, path: str, params: Any = None) -> Any:
+        return self.request("DELETE", path, params=params).json()

@@ -43,6 +43,8 @@ def create(
     bootstrap: list[Path] = typer.Option([], "--bootstrap", help="A script run on every node before services start."),
     prop: list[str] = typer.Option([], "--property", "-p", help="CLASSIFICATION:KEY=VALUE, e.g. spark-defaults:spark.executor.memory=2g"),
     auto_terminate: bool = typer.Option(False, "--auto-terminate", help="Terminate after the last step."),
+    idle_timeout: Optional[int] = typer.Option(None, "--idle-timeout",
+                                               help="Terminate once idle this many seconds (60..604800)."),
     client_token: Optional[str] = typer.Option(None, "--client-token", help="Idempotency token."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return once the cluster is requested."),
     output: Output = OutputOpt,
@@ -52,7 +54,8 @@ def create(
     flags = SpecFlags(name=name, release=release, services=services, provider=provider, master_type=master_type,
                       core_count=core_count,
                       core_type=core_type, task_count=task_count, task_type=task_type, bootstrap=bootstrap,
-                      properties=prop, auto_terminate=auto_terminate, client_token=client_token)
+                      properties=prop, auto_terminate=auto_terminate, client_token=client_token,
+                      idle_timeout=idle_timeout)
     spec = merge_flags(base, flags)
     client = Client()
     cluster = create_and_wait(client, spec, wait=not no_wait, show=output is Output.table)
@@ -103,20 +106,25 @@ def _print_cluster(c: dict[str, Any], configs: list[dict[str, Any]] | None) -> N
         console.print(f"  {name:<22} {url}")
     # Host columns only where hosts are involved (ssh): a local cluster's tables stay as they were.
     selecting = any(g.get("host_labels") or g.get("hosts") for g in c["node_groups"])
-    groups = table("group", "role", "instance type", "requested", "running", *(("hosts",) if selecting else ()))
+    groups = table("group", "role", "instance type", "status", "requested", "running",
+                   *(("hosts",) if selecting else ()))
     for g in c["node_groups"]:
         chosen = ([", ".join(f"{k}={v}" for k, v in (g.get("host_labels") or {}).items())
                    + (" " if g.get("host_labels") and g.get("hosts") else "") + ", ".join(g.get("hosts") or [])]
                   if selecting else [])
-        groups.add_row(g["id"], g["role"], g["instance_type"], str(g["requested_count"]), str(g["running_count"]),
-                       *[text or "-" for text in chosen])
+        groups.add_row(g.get("name") or g["id"], g["role"], g["instance_type"], styled(g.get("status") or "RUNNING"),
+                       str(g["requested_count"]), str(g["running_count"]), *[text or "-" for text in chosen])
     console.print(groups)
     on_hosts = any(n.get("host") for n in c["nodes"])
     nodes = table("node", "role", *(("host",) if on_hosts else ()), "address", "status", "daemons")
     for n in c["nodes"]:
         host = [n.get("host") or "-"] if on_hosts else []
-        nodes.add_row(n["id"], n["role"], *host, n["address"] or "-", styled(n["status"]), component_summary(n["components"]))
+        status = styled(n["status"]) + (f" {styled(n['decommission_state'])}" if n.get("decommission_state") else "")
+        nodes.add_row(n["id"], n["role"], *host, n["address"] or "-", status, component_summary(n["components"]))
     console.print(nodes)
+    for n in c["nodes"]:  # a leaving node: what its decommission waits for
+        if n.get("decommission_state") == "DECOMMISSIONING" and n.get("decommission_detail"):
+            console.print(f"  {n['id']} DECOMMISSIONING: {n['decommission_detail']}", markup=False, highlight=False)
     for n in c["nodes"]:  # a LOST node, or one terminated without being cleaned: why
         if n.get("status_reason"):
             console.print(f"  {n['id']} {styled(n['status'])}: {n['status_reason']}")
@@ -168,3 +176,23 @@ def terminate(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="
 
     finish(cluster, output, show, ok)
 
+
+
+@app.command()
+def update(cluster_id: str,
+           idle_timeout: Optional[int] = typer.Option(None, "--idle-timeout",
+                                                      help="Terminate after this many idle seconds (60..604800)."),
+           no_idle_timeout: bool = typer.Option(False, "--no-idle-timeout", help="Turn idle auto-termination off."),
+           output: Output = OutputOpt) -> None:
+    """Change a running cluster: its idle auto-termination (EMR's AutoTerminationPolicy)."""
+    if (idle_timeout is None) == (not no_idle_timeout):
+        raise typer.BadParameter("give exactly one of --idle-timeout N and --no-idle-timeout")
+    body = {"auto_termination": None if no_idle_timeout else {"idle_timeout": idle_timeout}}
+    cluster = Client().patch(f"/clusters/{cluster_id}", json=body)
+
+    def show() -> None:
+        policy = cluster.get("auto_termination")
+        console.print(f"Cluster {cluster_id}: " + (f"idle timeout {policy['idle_timeout']} s" if policy
+                                                  else "idle auto-termination off"))
+
+    finish(cluster, output, show, ok=True)

@@ -10,7 +10,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, host_cmd, login_cmd, server_cmd, sql_cmd, step_cmd,
+from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, group_cmd, host_cmd, login_cmd, server_cmd, sql_cmd, step_cmd,
                         token_cmd)
 from corral.cli.client import ApiError, auth_problem
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
@@ -24,6 +24,8 @@ app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark
                   epilog=EXIT_STATUS_HELP, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
+cluster_cmd.app.command("resize")(group_cmd.resize)
+app.add_typer(group_cmd.app, name="group")
 app.add_typer(step_cmd.app, name="step")
 app.add_typer(fs_cmd.app, name="fs")
 app.add_typer(data_cmd.app, name="data")

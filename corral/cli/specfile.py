@@ -78,6 +78,7 @@ class SpecFlags:
     properties: list[str] = field(default_factory=list)  # classification:key=value
     auto_terminate: bool = False
     client_token: str | None = None
+    idle_timeout: int | None = None  # seconds: auto_termination.idle_timeout
 
 
 DEFAULT_GROUPS = [
@@ -141,4 +142,6 @@ def merge_flags(base: dict[str, Any] | None, flags: SpecFlags) -> dict[str, Any]
         spec["auto_terminate"] = True
     if flags.client_token:
         spec["client_token"] = flags.client_token
+    if flags.idle_timeout is not None:
+        spec["auto_termination"] = {"idle_timeout": flags.idle_timeout}
     return spec

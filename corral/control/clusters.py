@@ -21,10 +21,10 @@ from corral.control.context import ControlPlane
 from corral.control.steps import capabilities, local_path_problem, prepare_steps, upload_how
 from corral.domain.secrets import spec_secrets
 from corral.domain.catalog import HOST_SIZED
-from corral.domain.spec import ClusterSpec, NodeGroupSpec, validate_cluster_spec
-from corral.domain.states import ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode
+from corral.domain.spec import ClusterSpec, NodeGroupSpec, group_name, validate_cluster_spec
+from corral.domain.states import ClusterState, ClusterTarget, GroupState, NodeState, NodeTarget, StateChangeCode
 from corral.hosts import selection
-from corral.services.registry import spec_view, validate_fit
+from corral.services.registry import count_derived_properties, spec_view, validate_fit
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.jobs.files import node_name
 from corral.reconcile import deadlines
@@ -39,8 +39,10 @@ def spec_hash(spec: ClusterSpec) -> str:
     # it did before them, so a client token used before an upgrade still matches its spec.
     if body.get("provider") == "local":
         del body["provider"]
+    if body.get("auto_termination") is None:
+        body.pop("auto_termination", None)
     for group in body["node_groups"]:
-        for key in ("host_labels", "hosts"):
+        for key in ("host_labels", "hosts", "name"):
             if group.get(key) is None:
                 group.pop(key, None)
     # model_dump masks secrets; a different password is a different request
@@ -154,6 +156,8 @@ def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         agent_token=secrets.token_urlsafe(32), status=ClusterState.STARTING.value, target=ClusterTarget.ACTIVE.value,
         state_code=None, state_message="Provisioning nodes", plan_version=1, created_at=now, status_changed_at=now,
         deadline_at=now + deadlines.STARTING_SECONDS,
+        idle_timeout=spec.auto_termination.idle_timeout if spec.auto_termination else None,
+        derived_properties=count_derived_properties(view),
     )
     try:
         with cp.store.session() as s:
@@ -163,7 +167,8 @@ def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
             indexed = sorted(enumerate(spec.node_groups), key=lambda g: ROLE_ORDER[g[1].role.value])
             for index, group_spec in indexed:
                 itype = group_spec.instance_type or HOST_SIZED
-                group = NodeGroup(id=ids.group_id(), cluster_id=cluster.id, role=group_spec.role.value,
+                group = NodeGroup(id=ids.group_id(), cluster_id=cluster.id, name=group_name(spec, index),
+                                  role=group_spec.role.value, status=GroupState.RUNNING.value,
                                   instance_type=itype, target_count=group_spec.count,
                                   host_labels=dict(group_spec.host_labels or {}), host_names=list(group_spec.hosts or []))
                 s.add(group)
@@ -249,6 +254,22 @@ def terminate_cluster(cp: ControlPlane, cluster_id: str) -> Cluster:
         cluster = load_cluster(s, cluster_id)
         request_termination(s, cluster, StateChangeCode.USER_REQUEST, "Terminated at the user's request", failure=False)
     cp.notifier.bump(cluster_id)
+    return get_cluster(cp, cluster_id)
+
+
+def update_cluster(cp: ControlPlane, cluster_id: str, idle_timeout: int | None) -> Cluster:
+    """Change a running cluster's idle timeout (seconds, 60..7 days; None turns idle
+    auto-termination off); a new timeout counts from the idle time already passed, as
+    EMR's does. Raises NotFound, Conflict when the cluster has ended or is terminating."""
+    with cp.store.session() as s:
+        cluster = load_cluster(s, cluster_id)
+        if ClusterState(cluster.status).is_terminal() or cluster.target == ClusterTarget.TERMINATED.value:
+            raise Conflict(f"cluster {cluster_id} is {cluster.status}: nothing to update")
+        if cluster.idle_timeout != idle_timeout:
+            cluster.idle_timeout = idle_timeout
+            events.record(s, cluster.id, "CLUSTER_UPDATED", "idle auto-termination off" if idle_timeout is None
+                          else f"idle timeout {idle_timeout} s")
+    cp.notifier.poke_reconciler()
     return get_cluster(cp, cluster_id)
 
 

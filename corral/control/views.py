@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from corral.domain.catalog import HOST_SIZED, InstanceType, host_instance_type
 from corral.domain.states import NodeRole, NodeState
 from corral.services.base import ClusterView, NodeView
@@ -26,7 +28,8 @@ def cluster_view(cluster: Cluster) -> ClusterView:
     provisioned."""
     nodes = tuple(
         NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address, directory=n.directory or "",
-                 instance_type=n.instance_type, size=node_size(n))
+                 instance_type=n.instance_type, size=node_size(n), decommission=n.decommission_state,
+                 decommission_deadline=n.decommission_deadline_at)
         for n in cluster.nodes
         if n.address and n.status != NodeState.TERMINATED.value
     )
@@ -35,7 +38,18 @@ def cluster_view(cluster: Cluster) -> ClusterView:
         user.setdefault(conf["classification"], {}).update(conf.get("properties", {}))
     return ClusterView(cluster_id=cluster.id, release=cluster.release, services=tuple(cluster.services),
                        nodes=nodes, user_configurations=user, object_storage=cluster.object_storage,
-                       metastore=cluster.metastore, log_uri=cluster.log_uri)
+                       metastore=cluster.metastore, log_uri=cluster.log_uri,
+                       derived_configurations=dict(cluster.derived_properties or {}))
+
+
+def in_service_view(cluster: Cluster) -> ClusterView:
+    """Like ``cluster_view``, with only the nodes that should be serving: the MASTER, and
+    every other node that is RUNNING and not leaving. What the services' health checks of
+    a running cluster expect to see, while nodes join or leave."""
+    view = cluster_view(cluster)
+    running = {n.id for n in cluster.nodes if n.status == NodeState.RUNNING.value}
+    nodes = tuple(n for n in view.nodes if n.role is NodeRole.MASTER or (n.node_id in running and not n.leaving))
+    return dataclasses.replace(view, nodes=nodes)
 
 
 def shape_view(cluster: Cluster) -> ClusterView:
@@ -50,7 +64,8 @@ def shape_view(cluster: Cluster) -> ClusterView:
     )
     return ClusterView(cluster_id=view.cluster_id, release=view.release, services=view.services, nodes=nodes,
                        user_configurations=view.user_configurations, object_storage=view.object_storage,
-                       metastore=view.metastore, log_uri=view.log_uri)
+                       metastore=view.metastore, log_uri=view.log_uri,
+                       derived_configurations=view.derived_configurations)
 
 
 def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:

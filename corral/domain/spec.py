@@ -97,8 +97,14 @@ HostName = Annotated[str, AfterValidator(_host_name)]
 LabelText = Annotated[str, AfterValidator(_label_text)]
 
 
+GROUP_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+
 class NodeGroupSpec(_Model):
     role: NodeRole
+    # The group's name (EMR's instance group name), which ``--group`` takes: by default its
+    # role (MASTER, CORE, TASK); a second TASK group needs one of its own.
+    name: str | None = Field(default=None, pattern=GROUP_NAME)
     # On the local provider a directory-node's size (default local.medium). On ssh a node
     # is a whole host: absent means the host's own cores and memory; given, it is a floor
     # (only hosts at least that large match) and the uniform size the daemons get.
@@ -210,6 +216,16 @@ class StepRequest(_Model):
         return value.upper() if isinstance(value, str) else value
 
 
+IDLE_TIMEOUT_MIN = 60  # seconds; EMR's bounds: 1 minute ...
+IDLE_TIMEOUT_MAX = 7 * 24 * 3600  # ... to 7 days
+
+
+class AutoTermination(_Model):
+    """Terminate the cluster once it has been idle this long (``corral.elastic.idle``)."""
+
+    idle_timeout: int = Field(ge=IDLE_TIMEOUT_MIN, le=IDLE_TIMEOUT_MAX)
+
+
 class ClusterSpec(_Model):
     name: DisplayName = Field(min_length=1, max_length=128)
     release: str = DEFAULT_RELEASE
@@ -228,6 +244,8 @@ class ClusterSpec(_Model):
     # Where step and daemon logs are archived (as EMR's LogUri): s3a://bucket/prefix
     log_uri: str | None = Field(default=None, max_length=1024)
     client_token: str | None = Field(default=None, min_length=1, max_length=64)
+    # Idle auto-termination (EMR's AutoTerminationPolicy): ``{idle_timeout: seconds}``.
+    auto_termination: AutoTermination | None = None
 
     @field_validator("release")
     @classmethod
@@ -276,6 +294,16 @@ class ClusterSpec(_Model):
         return sum(g.count for g in self.node_groups if g.role is role)
 
 
+def group_name(spec: ClusterSpec, index: int) -> str | None:
+    """The name of the spec's ``index``-th group: its own, else its role's when it is the
+    first group of that role without a name; None for a further unnamed TASK group."""
+    group = spec.node_groups[index]
+    if group.name is not None:
+        return group.name
+    earlier = [g for g in spec.node_groups[:index] if g.role is group.role and g.name is None]
+    return None if earlier else group.role.value
+
+
 def validate_cluster_spec(spec: ClusterSpec) -> None:
     """Whole-spec checks; raises ValidationFailed listing every problem found.
 
@@ -286,9 +314,18 @@ def validate_cluster_spec(spec: ClusterSpec) -> None:
 
     errors: list[FieldError] = []
     seen: set[NodeRole] = set()
+    names: set[str] = set()
     for i, group in enumerate(spec.node_groups):
-        if group.role in seen:
+        if group.role in seen and group.role is not NodeRole.TASK:
             errors.append(FieldError(("node_groups", i, "role"), f"more than one {group.role.value} group"))
+            continue
+        name = group_name(spec, i)
+        if name is None:
+            errors.append(FieldError(("node_groups", i, "name"), "a second TASK group needs a name of its own"))
+        elif name in names:
+            errors.append(FieldError(("node_groups", i, "name"), f"group name {name!r} is used twice"))
+        else:
+            names.add(name)
         seen.add(group.role)
     master = spec.group(NodeRole.MASTER)
     if master is None:

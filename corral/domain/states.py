@@ -103,6 +103,50 @@ class NodeTarget(str, Enum):
     TERMINATED = "TERMINATED"
 
 
+class GroupState(_State):
+    """A node group's lifecycle (EMR's instance group states, narrowed to Corral's).
+
+    RUNNING: its live nodes match its target count. RESIZING: the reconciler is adding
+    nodes or decommissioning leavers (a new target supersedes the old one: the group stays
+    RESIZING toward the newest). TERMINATING: a group being removed, scaled in to zero
+    gracefully first; TERMINATED once its last node is released. Groups of an ended
+    cluster keep the status they had."""
+
+    RUNNING = "RUNNING"
+    RESIZING = "RESIZING"
+    TERMINATING = "TERMINATING"
+    TERMINATED = "TERMINATED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _GROUP_TRANSITIONS
+
+
+_GROUP_TRANSITIONS: dict[str, frozenset[str]] = {
+    "RUNNING": frozenset({"RESIZING", "TERMINATING"}),
+    "RESIZING": frozenset({"RUNNING", "TERMINATING"}),
+    "TERMINATING": frozenset({"TERMINATED"}),
+    "TERMINATED": frozenset(),
+}
+
+
+class DecommissionState(_State):
+    """A leaving node's sub-state while its status stays RUNNING (``nodes.decommission_state``).
+
+    DECOMMISSIONING: in the ResourceManager's and (CORE) the NameNode's exclude files;
+    YARN drains its containers and applications (up to the timeout), HDFS re-replicates
+    its blocks. DECOMMISSIONED: YARN and HDFS are done with it; the node is stopped and
+    released next. A new target that supersedes the shrink returns a DECOMMISSIONING node
+    to service (the sub-state is cleared: recommissioned)."""
+
+    DECOMMISSIONING = "DECOMMISSIONING"
+    DECOMMISSIONED = "DECOMMISSIONED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return {"DECOMMISSIONING": frozenset({"DECOMMISSIONED"}), "DECOMMISSIONED": frozenset()}
+
+
 class HostState(_State):
     """A registered host's lifecycle (Ambari's host states, narrowed to what Corral does).
 
@@ -225,3 +269,4 @@ class StateChangeCode(str, Enum):
     INSTANCE_FAILURE = "INSTANCE_FAILURE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     TIMEOUT = "TIMEOUT"
+    IDLE_TIMEOUT = "IDLE_TIMEOUT"  # idle longer than its auto_termination.idle_timeout (ends TERMINATED)

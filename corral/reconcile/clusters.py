@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from corral.control import events
 from corral.control.clusters import cluster_steps, load_cluster, request_termination
 from corral.control.context import ControlPlane
-from corral.control.views import cluster_view
+from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
-from corral.reconcile import deadlines, health, step_watch
+from corral.reconcile import deadlines, health, idle_watch, resize, step_watch
 from corral.reconcile import steps as step_queue
 from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
@@ -129,10 +129,15 @@ class ClusterReconciler:
 
     # -- STARTING ------------------------------------------------------------------------------------
 
-    def _starting(self, cluster: Cluster) -> None:
+    def provision(self, cluster: Cluster, nodes: list[Node]) -> tuple[int, tuple[Node, str] | None]:
+        """Have the provider create each REQUESTED node of ``nodes`` (and again each
+        PROVISIONING one whose agent never reported), idempotently by node id. Returns how
+        many it created, and the first node that can never be provisioned with why (the
+        provider says it is broken, or it failed MAX_PROVIDER_ATTEMPTS times): the caller
+        decides what that means (at create, the cluster fails; in a resize, the resize)."""
         provider = self.cp.provider(cluster.provider)
         created = 0
-        for node in cluster.nodes:
+        for node in nodes:
             silent = (node.status == NodeState.PROVISIONING.value and node.last_heartbeat is None
                       and self.now - (node.provider_data.get("started_at") or 0) > 15)
             if node.next_attempt_at > self.now or not (node.status == NodeState.REQUESTED.value or silent):
@@ -142,20 +147,16 @@ class ClusterReconciler:
                     if provider.query_node(node.id) is Liveness.RUNNING:
                         continue
                 except NodeBroken as exc:
-                    self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
-                    return
+                    return created, (node, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
                 except Exception:  # noqa: BLE001 - unknown: create_node below says what is wrong, with backoff
                     log.info("query_node %s failed; creating it again", node.id, exc_info=True)
             if node.attempts >= deadlines.MAX_PROVIDER_ATTEMPTS:
-                self._fail(StateChangeCode.INSTANCE_FAILURE,
-                           f"node {node.id} could not be provisioned after {node.attempts} attempts; "
-                           f"see {node.directory or 'its directory'}/logs/agent.log")
-                return
+                return created, (node, f"node {node.id} could not be provisioned after {node.attempts} attempts; "
+                                       f"see {node.directory or 'its directory'}/logs/agent.log")
             try:
                 handle = provider.create_node(self._request(cluster, node))
             except NodeBroken as exc:  # never usable: no retry
-                self._fail(StateChangeCode.INSTANCE_FAILURE, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
-                return
+                return created, (node, f"node {node.id} ({node.role}) cannot be provisioned: {exc}")
             except Exception as exc:  # noqa: BLE001 - any provider failure is retried with backoff
                 log.exception("create_node %s failed", node.id)
                 self._node_failed(node, f"provisioning failed: {exc}")
@@ -178,6 +179,14 @@ class ClusterReconciler:
             created += 1
         if created:
             self.cp.notifier.bump(cluster.id)
+        return created, None
+
+    def _starting(self, cluster: Cluster) -> None:
+        created, broken = self.provision(cluster, list(cluster.nodes))
+        if broken is not None:
+            self._fail(StateChangeCode.INSTANCE_FAILURE, broken[1])
+            return
+        if created:
             cluster = self._load()
         provisioned = sum(1 for n in cluster.nodes if n.status != NodeState.REQUESTED.value)
         registered = sum(1 for n in cluster.nodes if n.last_heartbeat is not None)
@@ -250,7 +259,9 @@ class ClusterReconciler:
         (``corral.reconcile.health``), fail the cluster when one is gone, broken, or LOST
         for longer than ``deadlines.NODE_LOST_SECONDS``."""
         provider = self.cp.provider(cluster.provider)
-        silent = [n for n in cluster.nodes if n.status not in (NodeState.REQUESTED.value, NodeState.TERMINATED.value)
+        # A node being released (TERMINATING) is stopping on purpose: not watched.
+        silent = [n for n in cluster.nodes if n.status not in (NodeState.REQUESTED.value, NodeState.TERMINATING.value,
+                                                               NodeState.TERMINATED.value)
                   and n.last_heartbeat is not None and self.now - n.last_heartbeat >= deadlines.AGENT_LOST_SECONDS]
         for node in silent:
             if health.lost_too_long(node, self.now):
@@ -324,6 +335,14 @@ class ClusterReconciler:
 
     def _up(self, cluster: Cluster) -> None:
         self._watch_agents(cluster)
+        cluster = self._load()
+        if ClusterState(cluster.status).is_terminal() or cluster.target != ClusterTarget.ACTIVE.value:
+            return  # a node failed the cluster: the next pass terminates it
+        resize.reconcile_groups(self, cluster)
+        cluster = self._load()
+        if idle_watch.watch(self.cp, cluster, self.now):
+            self.cp.notifier.bump(cluster.id)
+            return
         self._watch_services(cluster)
         with self.cp.store.session() as s:
             timed_out = step_watch.enforce_timeouts(s, load_cluster(s, cluster.id), self.now)
@@ -355,7 +374,7 @@ class ClusterReconciler:
         if self.now - _last_service_check.get(cluster.id, 0.0) < SERVICE_CHECK_SECONDS:
             return
         _last_service_check[cluster.id] = self.now
-        view = cluster_view(cluster)
+        view = in_service_view(cluster)  # nodes joining or leaving are the resize's to watch
         checks = [get_service(name).check_ready(view, timeout=2.0) for name in cluster.services]
         healthy = all(c.ready for c in checks)
         detail = "; ".join(c.detail for c in checks)

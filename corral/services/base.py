@@ -37,6 +37,14 @@ class NodeView:
     # The node's own size when it is not the catalog's (a whole host on the ssh provider,
     # resolved at create and kept in the node's row); None: INSTANCE_TYPES[instance_type].
     size: InstanceType | None = None
+    # A leaving node's graceful decommission (``corral.domain.states.DecommissionState``)
+    # and Corral's deadline for it (epoch seconds); None for a node in service.
+    decommission: str | None = None
+    decommission_deadline: float | None = None
+
+    @property
+    def leaving(self) -> bool:
+        return self.decommission is not None
 
     @property
     def itype(self) -> InstanceType:
@@ -63,6 +71,8 @@ class ClusterView:
     services: tuple[str, ...]
     nodes: tuple[NodeView, ...]
     user_configurations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Count-derived defaults as computed at create (``registry.COUNT_DERIVED``).
+    derived_configurations: dict[str, dict[str, str]] = field(default_factory=dict)
     # The spec's object store and external metastore without their secrets: services
     # write secrets.placeholder(...) where the key or password goes.
     object_storage: dict[str, Any] | None = None
@@ -75,6 +85,10 @@ class ClusterView:
 
     def with_roles(self, *roles: NodeRole) -> list[NodeView]:
         return [n for n in self.nodes if n.role in roles]
+
+    def leaving(self, *roles: NodeRole) -> list[NodeView]:
+        """Nodes of ``roles`` being decommissioned (in the exclude files until released)."""
+        return [n for n in self.with_roles(*roles) if n.leaving]
 
 
 def require_core_nodes(spec: "ClusterSpec", message: str) -> list[FieldError]:
@@ -90,6 +104,21 @@ def require_core_nodes(spec: "ClusterSpec", message: str) -> list[FieldError]:
 class ReadyCheck:
     ready: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Where one service stands with one leaving node: ``done`` once the service no longer
+    needs it (YARN: DECOMMISSIONED; HDFS: every block re-replicated elsewhere), else what it
+    still waits for (``waiting``: e.g. ``2 containers``, ``35 blocks``)."""
+
+    done: bool
+    waiting: str = ""
+
+
+class NotObserved(Exception):
+    """Raised by ``Service.busy_reason`` when its daemon did not answer: the cluster's
+    activity is unknown this time (idle time neither starts nor restarts on it)."""
 
 
 class NotYet(Exception):
@@ -176,6 +205,28 @@ class Service(Protocol):
         is this service's memory of the step across checks. Best effort: a daemon that does
         not answer means None. Called by the reconciler every few seconds per RUNNING step."""
 
+    def scale_in_problem(self, cluster: ClusterView, props: dict[str, dict[str, str]], role: NodeRole,
+                         leaving: list[str], timeout: float) -> str | None:
+        """Why this service cannot let the nodes ``leaving`` (ids, of group role ``role``)
+        go from the in-service ``cluster``, or None (HDFS: fewer CORE nodes than
+        dfs.replication, or too little capacity left for the data held)."""
+
+    def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
+        """What keeps the cluster from being idle in this service (a YARN application
+        running or waiting that is not Corral's own always-on one, a query running on the
+        SQL endpoint), or None. Raises NotObserved when the daemon does not answer."""
+
+    def node_load(self, cluster: ClusterView, timeout: float) -> dict[str, tuple[int, int]]:
+        """node id -> (ApplicationMasters, running containers) this service has on it: what
+        a scale-in weighs when it chooses leavers (``corral.elastic.scalein``). Best effort:
+        a daemon that does not answer gives {}."""
+
+    def drain_status(self, cluster: ClusterView, timeout: float) -> dict[str, Drain]:
+        """For each leaving node (``cluster.leaving()``) this service runs daemons on: node
+        id -> how far its graceful decommission is, from the daemons' own REST/JMX. A node
+        missing from the answer needs nothing from this service. Raises nothing: a daemon
+        that does not answer gives ``Drain(False, "<daemon> not answering")``."""
+
     def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
         """For the step's applications of this service that failed: application id -> the
         failed container's own error line (e.g. ``java.io.IOException: ...``), from the
@@ -215,3 +266,16 @@ class ServiceBase:
 
     def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
         return {}
+
+    def drain_status(self, cluster: ClusterView, timeout: float) -> dict[str, Drain]:
+        return {}
+
+    def scale_in_problem(self, cluster: ClusterView, props: dict[str, dict[str, str]], role: NodeRole,
+                         leaving: list[str], timeout: float) -> str | None:
+        return None
+
+    def node_load(self, cluster: ClusterView, timeout: float) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
+        return None

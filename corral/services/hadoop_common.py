@@ -11,7 +11,7 @@ Hadoop's scripts would (the Java 17 module openings of HADOOP-19310).
 from __future__ import annotations
 
 from corral import formats
-from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.agent.protocol import ComponentSpec, FileSpec, Probe, RestartPolicy
 from corral.services.base import ClusterView, NodeView
 
 HADOOP_USER = "hadoop"  # the HDFS superuser and the user steps run as, as on EMR
@@ -157,7 +157,8 @@ def launcher_files(node: NodeView, props: dict[str, dict[str, str]]) -> list[Fil
 
 
 def daemon(name: str, service: str, node: NodeView, command: list[str], heap: str, health: Probe,
-           ports: list[int], directories: list[str], wait_for: list[Probe] | None = None) -> ComponentSpec:
+           ports: list[int], directories: list[str], wait_for: list[Probe] | None = None,
+           restart: RestartPolicy | None = None) -> ComponentSpec:
     """A Hadoop daemon started through the node's launcher, logging to the agent."""
     return ComponentSpec(
         name=name,
@@ -174,6 +175,7 @@ def daemon(name: str, service: str, node: NodeView, command: list[str], heap: st
         wait_for=wait_for or [],
         ports=ports,
         directories=directories,
+        restart=restart or RestartPolicy(),
     )
 
 

@@ -10,15 +10,23 @@ import json
 import httpx
 
 from corral import formats
-from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.agent.protocol import ComponentSpec, FileHook, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.s3a import s3a_properties
-from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.services.base import HTTP, ClusterView, Drain, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.elastic import scalein
+from corral.services.exclude_files import hdfs_exclude
 
 NAMENODE_RPC_PORT = 8020
+
+
+def exclude_path(cluster: ClusterView) -> str:
+    """The NameNode's ``dfs.hosts.exclude`` file, on the master."""
+    return cluster.master.path("conf", "hadoop", "dfs.exclude")
+
 NAMENODE_HTTP_PORT = 9870
 DATANODE_PORT = 9866
 DATANODE_HTTP_PORT = 9864
@@ -77,13 +85,23 @@ class HdfsService(ServiceBase):
             # A DataNode is dead after 2 x 30 s + 10 heartbeats (90 s) instead of 10.5 min, so
             # the NameNode re-replicates its blocks (and Corral reports it) sooner.
             "dfs.namenode.heartbeat.recheck-interval": "30000",
+            # Graceful decommission on scale-in: the NameNode re-reads this file on
+            # `dfsadmin -refreshNodes` (corral.services.exclude_files).
+            "dfs.hosts.exclude": exclude_path(cluster),
         }
         return {"core-site": core, "hdfs-site": hdfs, "hadoop-env": {}}
 
     def config_files(self, cluster: ClusterView, node: NodeView, props: dict[str, dict[str, str]]) -> list[FileSpec]:
         conf = hc.conf_dir(node)
         per_node = hc.node_properties(node)
+        exclude = []
+        if node.role is NodeRole.MASTER:
+            refresh = FileHook(argv=[hc.tool(node, "hdfs"), "dfsadmin", "-refreshNodes"],
+                               wait_for=Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT))
+            leaving = [n.address for n in cluster.leaving(NodeRole.CORE)]
+            exclude = [FileSpec(path=exclude_path(cluster), content=hdfs_exclude(leaving), on_change=[refresh])]
         return [
+            *exclude,
             *hc.launcher_files(node, props),
             FileSpec(path=f"{conf}/core-site.xml",
                      content=hc.site_xml({**props.get("core-site", {}), **per_node}, final=tuple(per_node)), format="xml"),
@@ -139,6 +157,63 @@ class HdfsService(ServiceBase):
         if not expected <= live_hosts:
             return ReadyCheck(False, f"{len(expected & live_hosts)}/{len(expected)} DataNodes live in the NameNode")
         return ReadyCheck(True, f"NameNode out of safe mode with {len(expected)} live DataNodes")
+
+    def scale_in_problem(self, cluster: ClusterView, props: dict[str, dict[str, str]], role: NodeRole,
+                         leaving: list[str], timeout: float) -> str | None:
+        """A CORE shrink is refused below dfs.replication or when the DataNodes left would
+        hold the data past ``scalein.MAX_FILL`` of their capacity (``corral.elastic.scalein``),
+        from the NameNode's own per-DataNode capacity and use (``NameNodeInfo.LiveNodes``)."""
+        if role is not NodeRole.CORE:
+            return None
+        core = self._datanodes(cluster)
+        kept = [n for n in core if n.node_id not in leaving]
+        going = [n for n in core if n.node_id in leaving]
+        replication = int(props.get("hdfs-site", {}).get("dfs.replication", "3"))
+        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo"
+        try:
+            live = json.loads(HTTP.get(url, timeout=timeout).json()["beans"][0]["LiveNodes"] or "{}")
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            if len(kept) < replication:
+                return scalein.shrink_problem(len(kept), scalein.HdfsState(replication, 0, [0] * len(core)))
+            return f"cannot check HDFS capacity: the NameNode does not answer ({type(exc).__name__})"
+        by_host = {name.rsplit(":", 1)[0]: value for name, value in live.items()}
+
+        def capacity(node: NodeView) -> int:
+            return int((by_host.get(node.address) or {}).get("capacity") or 0)
+
+        used = sum(int(v.get("usedSpace") or 0) for v in live.values())
+        state = scalein.HdfsState(replication, used, [capacity(n) for n in (*kept, *going)])
+        return scalein.shrink_problem(len(kept), state)
+
+    def drain_status(self, cluster: ClusterView, timeout: float) -> dict[str, Drain]:
+        """A leaving CORE node is done once the NameNode lists its DataNode Decommissioned
+        (live or dead): no block depends on it any more (HDFS's decommission waits until
+        every block has its replicas elsewhere). Else: how many blocks are still being
+        re-replicated, from ``NameNodeInfo.DecomNodes``."""
+        leaving = cluster.leaving(NodeRole.CORE)
+        if not leaving:
+            return {}
+        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo"
+        try:
+            info = HTTP.get(url, timeout=timeout).json()["beans"][0]
+            live, dead, decom = (json.loads(info[key] or "{}") for key in ("LiveNodes", "DeadNodes", "DecomNodes"))
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            return {n.node_id: Drain(False, f"NameNode not answering ({type(exc).__name__})") for n in leaving}
+        by_host = {name.rsplit(":", 1)[0]: name for name in (*live, *dead)}
+        answer = {}
+        for node in leaving:
+            name = by_host.get(node.address)
+            if name is None:
+                answer[node.node_id] = Drain(True)  # never registered: it holds nothing
+            elif name in live and live[name].get("adminState") != "Decommissioned":
+                blocks = decom.get(name, {}).get("underReplicatedBlocks")
+                answer[node.node_id] = Drain(False, f"{blocks} blocks to re-replicate" if blocks is not None
+                                             else f"DataNode {live[name].get('adminState', '?')}")
+            elif name in dead and not (dead[name].get("decommissioned") or dead[name].get("adminState") == "Decommissioned"):
+                answer[node.node_id] = Drain(False, "DataNode dead before its decommission ended")
+            else:
+                answer[node.node_id] = Drain(True)
+        return answer
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"namenode": f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}"}

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import socket
 
+import httpx
+
 from corral import formats
 from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.jdbc import driver_class, driver_url, is_mysql
 from corral.domain.secrets import METASTORE_PASSWORD, placeholder
 from corral.domain.states import NodeRole
 from corral.services import hadoop_common as hc
-from corral.services.base import ClusterView, NodeView, ReadyCheck, ServiceBase
+from corral.services.base import HTTP, ClusterView, NodeView, NotObserved, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS
 from corral.services.spark import CDS_OPTS, SPARK_JARS
@@ -28,6 +30,7 @@ from corral.services.spark import CDS_OPTS, SPARK_JARS
 METASTORE_PORT = 9083
 METASTORE_MAIN = "io.corral.hive.NodeBoundMetaStore"  # in HADOOP_CLASSES (corral/runtime/java)
 THRIFT_PORT = 10000
+SQL_ENDPOINT_NAME = "Corral SQL endpoint (Spark Thrift Server)"  # yarn.ALWAYS_ON_APPLICATIONS
 THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
 WAREHOUSE = "/user/hive/warehouse"
 
@@ -142,7 +145,7 @@ class HiveService(ServiceBase):
         thrift = ComponentSpec(
             name="spark-thriftserver", service=self.name,
             argv=["${SPARK_HOME}/bin/spark-submit", "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
-                  "--name", "Corral SQL endpoint (Spark Thrift Server)",
+                  "--name", SQL_ENDPOINT_NAME,
                   # Idle, the endpoint keeps only its driver (and, on YARN, an AM).
                   "--conf", "spark.dynamicAllocation.enabled=true",
                   "--conf", "spark.dynamicAllocation.shuffleTracking.enabled=true",
@@ -168,6 +171,21 @@ class HiveService(ServiceBase):
 
     def step_env(self, cluster: ClusterView) -> dict[str, str]:
         return {"HIVE_JDBC_URL": jdbc_url(cluster)}
+
+    def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
+        """Queries running on the SQL endpoint, from its driver's REST API (Spark's
+        ``/api/v1/applications/{id}/sql``; on YARN the driver's UI redirects to the web
+        proxy, which is followed)."""
+        ui = f"http://{cluster.master.address}:{THRIFT_UI_PORT}/api/v1/applications"
+        try:
+            running = 0
+            for app in HTTP.get(ui, timeout=timeout, follow_redirects=True).json():
+                executions = HTTP.get(f"{ui}/{app['id']}/sql?details=false&length=1000", timeout=timeout,
+                                      follow_redirects=True).json()
+                running += sum(1 for e in executions if e.get("status") == "RUNNING")
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise NotObserved(f"SQL endpoint not answering: {exc!r}") from exc
+        return f"{running} SQL quer{'y is' if running == 1 else 'ies are'} running" if running else None
 
     def check_ready(self, cluster: ClusterView, timeout: float) -> ReadyCheck:
         for what, port in (("Hive metastore", METASTORE_PORT), ("Spark Thrift Server", THRIFT_PORT)):

@@ -20,14 +20,37 @@ from corral.services.yarn import YarnService
 SERVICES: dict[str, Service] = {s.name: s for s in (HdfsService(), YarnService(), MapReduceService(), SparkService(), HiveService())}
 
 
-def effective_properties(view: ClusterView) -> dict[str, dict[str, str]]:
-    """Each classification's properties: the services' defaults, the user's over them."""
+# Defaults derived from how many nodes a cluster has, kept as they were at create: a
+# resize does not re-derive them (EMR keeps dfs.replication and executor counts as
+# configured at launch), a user's configuration still overrides them.
+COUNT_DERIVED: dict[str, tuple[str, ...]] = {
+    "hdfs-site": ("dfs.replication",),
+    "spark-defaults": ("spark.dynamicAllocation.initialExecutors",),
+}
+
+
+def default_properties(view: ClusterView) -> dict[str, dict[str, str]]:
     merged: dict[str, dict[str, str]] = {}
     for name in view.services:
         for classification, values in SERVICES[name].default_properties(view).items():
             merged.setdefault(classification, {}).update(values)
-    for classification, values in view.user_configurations.items():
-        merged.setdefault(classification, {}).update(values)
+    return merged
+
+
+def count_derived_properties(view: ClusterView) -> dict[str, dict[str, str]]:
+    """Of ``view``'s defaults, those in ``COUNT_DERIVED``: what a cluster keeps from create."""
+    defaults = default_properties(view)
+    kept = {c: {k: defaults[c][k] for k in keys if k in defaults.get(c, {})} for c, keys in COUNT_DERIVED.items()}
+    return {c: values for c, values in kept.items() if values}
+
+
+def effective_properties(view: ClusterView) -> dict[str, dict[str, str]]:
+    """Each classification's properties: the services' defaults, the values kept from
+    create over them (``COUNT_DERIVED``), the user's over both."""
+    merged = default_properties(view)
+    for layer in (view.derived_configurations, view.user_configurations):
+        for classification, values in layer.items():
+            merged.setdefault(classification, {}).update(values)
     return merged
 
 

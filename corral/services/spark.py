@@ -156,7 +156,22 @@ class SparkService(ServiceBase):
             "spark.submit.deployMode": "client",
             "spark.executor.memory": _mib(yarn_executor_mib(cluster)),
             "spark.executor.cores": str(executor_cores),
-            "spark.executor.instances": str(len(nodemanagers(cluster))),
+            # Dynamic allocation, as on EMR: a job takes executors on nodes that join while
+            # it runs and gives back those it does not use. Shuffle tracking keeps an
+            # executor while its shuffle output is needed (no external shuffle service on
+            # the NodeManagers); it starts with one per NodeManager of the cluster at create
+            # (registry.COUNT_DERIVED keeps that number through resizes).
+            "spark.dynamicAllocation.enabled": "true",
+            "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+            "spark.dynamicAllocation.minExecutors": "0",
+            "spark.dynamicAllocation.initialExecutors": str(len(nodemanagers(cluster))),
+            # A NodeManager YARN decommissions gracefully: its executors stop taking tasks
+            # and move their shuffle and cached blocks to executors that stay
+            # (SPARK-30873, SPARK-20624), so a scale-in loses no work.
+            "spark.decommission.enabled": "true",
+            "spark.storage.decommission.enabled": "true",
+            "spark.storage.decommission.shuffleBlocks.enabled": "true",
+            "spark.storage.decommission.rddBlocks.enabled": "true",
             # The client-mode AM (ExecutorLauncher) only asks for executors: a small heap
             # leaves room beside it for an executor on small nodes.
             "spark.yarn.am.memory": _mib(SPARK_AM_HEAP_MIB),

@@ -6,18 +6,21 @@ scheduler configuration Corral ships (the jars carry none).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
 
 from corral import formats
-from corral.agent.protocol import ComponentSpec, FileSpec, Probe
+from corral.agent.protocol import ComponentSpec, FileHook, FileSpec, Probe, RestartPolicy
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services import yarn_diagnostics
-from corral.services.base import HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo
+from corral.services.base import (HTTP, ClusterView, Drain, NodeView, NotObserved, ReadyCheck, ServiceBase, StepWork,
+                                  WaitMemo)
+from corral.services.exclude_files import yarn_exclude_xml
 from corral.services.sizing import MIN_ALLOCATION_MIB, derive, nodemanager_mib, nodemanagers
 
 RM_SCHEDULER_PORT = 8030
@@ -82,6 +85,32 @@ def _nodemanager_name(address: str, timeout: float) -> str | None:
         info = HTTP.get(f"http://{address}:{NM_WEB_PORT}/ws/v1/node/info", timeout=timeout).json()
         return str(info["nodeInfo"]["nodeHostName"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+# Applications Corral itself keeps running, which never make a cluster busy.
+ALWAYS_ON_APPLICATIONS = frozenset({"Corral SQL endpoint (Spark Thrift Server)"})
+_ALL_NODE_STATES = ("NEW", "RUNNING", "UNHEALTHY", "DECOMMISSIONING", "DECOMMISSIONED", "LOST", "REBOOTED", "SHUTDOWN")
+
+
+def exclude_path(cluster: ClusterView) -> str:
+    """The ResourceManager's exclude file, on the master: XML, so its name ends in .xml
+    (HostsFileReader reads a file as XML only then)."""
+    return cluster.master.path("conf", "hadoop", "yarn-exclude.xml")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _running_applications(address: str, timeout: float) -> int | None:
+    """How many applications the NodeManager at ``address`` still keeps (its REST API's
+    RUNNING ones, those a graceful decommission waits for), or None when it does not answer."""
+    try:
+        apps = (HTTP.get(f"http://{address}:{NM_WEB_PORT}/ws/v1/node/apps?state=RUNNING", timeout=timeout)
+                .json().get("apps") or {}).get("app", [])
+        return len(apps)
+    except (httpx.HTTPError, ValueError, AttributeError):
         return None
 
 
@@ -175,6 +204,9 @@ class YarnService(ServiceBase):
             # the UI's kill buttons, and NodeManager aux services loaded from a manifest
             # (its REST update would load a class named in a request).
             **HARDENING,
+            # Graceful decommission on scale-in: the RM's exclude file in XML, the form with a
+            # timeout per node, re-read on `rmadmin -refreshNodes` (corral.services.exclude_files).
+            "yarn.resourcemanager.nodes.exclude-path": exclude_path(cluster),
         }
         # ApplicationMasters may take this share of the cluster: at least half (a Spark and a
         # MapReduce AM side by side), more where the SQL endpoint's AM and a step's must fit
@@ -191,7 +223,15 @@ class YarnService(ServiceBase):
             for key, value in (("yarn.nodemanager.resource.memory-mb", str(nodemanager_mib(cluster, node))),
                                ("yarn.nodemanager.resource.cpu-vcores", str(node.itype.vcpus))):
                 yarn[key] = user.get(key, value)
+        exclude = []
+        if node.role is NodeRole.MASTER:
+            refresh = FileHook(argv=[hc.tool(node, "yarn"), "rmadmin", "-refreshNodes", "-g", "-server"],
+                               wait_for=Probe(kind="tcp", host=node.address, port=RM_ADMIN_PORT))
+            deadlines = {n.address: n.decommission_deadline for n in cluster.leaving(NodeRole.CORE, NodeRole.TASK)}
+            exclude = [FileSpec(path=exclude_path(cluster), content=yarn_exclude_xml(deadlines, time.time()),
+                                on_change=[refresh])]
         return [
+            *exclude,
             FileSpec(path=f"{conf}/yarn-site.xml", content=hc.site_xml(yarn), format="xml"),
             FileSpec(path=f"{conf}/capacity-scheduler.xml", content=hc.site_xml(props.get("capacity-scheduler", {})),
                      format="xml"),
@@ -228,6 +268,9 @@ class YarnService(ServiceBase):
                 directories=[node.path("data", "yarn", "local"), node.path("logs", "containers")],
                 # Registering before the ResourceManager listens costs a 10 s retry.
                 wait_for=[Probe(kind="tcp", host=master, port=RM_TRACKER_PORT)],
+                # A NodeManager exits 0 only when the RM tells it to shut down (it was
+                # decommissioned): restarting it would only be refused again.
+                restart=RestartPolicy(restart_on_success=False),
             )
         ]
 
@@ -246,6 +289,64 @@ class YarnService(ServiceBase):
         if registered != expected:
             return ReadyCheck(False, f"{len(registered)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
         return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
+
+    def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
+        """The first application NEW..RUNNING that is not one of Corral's always-on ones
+        (``ALWAYS_ON_APPLICATIONS``, by name: the SQL endpoint's)."""
+        url = f"{self._rm(cluster)}/apps?states=NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING"
+        try:
+            apps = (HTTP.get(url, timeout=timeout).json().get("apps") or {}).get("app", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise NotObserved(f"ResourceManager not answering: {exc!r}") from exc
+        for app in apps:
+            if app.get("name") not in ALWAYS_ON_APPLICATIONS:
+                return f"YARN application {app.get('id')} is {app.get('state')}"
+        return None
+
+    def node_load(self, cluster: ClusterView, timeout: float) -> dict[str, tuple[int, int]]:
+        """ApplicationMasters per node from the RM's RUNNING applications (``amHostHttpAddress``),
+        running containers from its node list (``numContainers``)."""
+        rm = self._rm(cluster)
+        try:
+            apps = (HTTP.get(f"{rm}/apps?states=RUNNING", timeout=timeout).json().get("apps") or {}).get("app", [])
+            listed = (HTTP.get(f"{rm}/nodes", timeout=timeout).json().get("nodes") or {}).get("node", [])
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return {}
+        ams: dict[str, int] = {}
+        for app in apps:
+            host = str(app.get("amHostHttpAddress") or "").rsplit(":", 1)[0]
+            ams[host] = ams.get(host, 0) + 1
+        containers = {n.get("nodeHostName"): int(n.get("numContainers") or 0) for n in listed}
+        return {n.node_id: (ams.get(n.address, 0), containers.get(n.address, 0)) for n in nodemanagers(cluster)}
+
+    def drain_status(self, cluster: ClusterView, timeout: float) -> dict[str, Drain]:
+        """A leaving NodeManager is done once the ResourceManager lists it DECOMMISSIONED
+        (or it is gone: SHUTDOWN, LOST, never registered). While DECOMMISSIONING it waits for
+        its running containers and for the applications that ran on it (their shuffle
+        output may still be read), counted from the NodeManager's own REST API."""
+        leaving = cluster.leaving(NodeRole.CORE, NodeRole.TASK)
+        if not leaving:
+            return {}
+        url = f"{self._rm(cluster)}/nodes?states={','.join(_ALL_NODE_STATES)}"
+        try:
+            listed = (HTTP.get(url, timeout=timeout).json().get("nodes") or {}).get("node", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            return {n.node_id: Drain(False, f"ResourceManager not answering ({type(exc).__name__})") for n in leaving}
+        by_host = {n.get("nodeHostName"): n for n in listed}
+        answer = {}
+        for node in leaving:
+            entry = by_host.get(node.address) or by_host.get(_nodemanager_name(node.address, timeout))
+            state = (entry or {}).get("state")
+            if entry is None or state in ("DECOMMISSIONED", "SHUTDOWN", "LOST"):
+                answer[node.node_id] = Drain(True)
+            elif state != "DECOMMISSIONING":
+                answer[node.node_id] = Drain(False, f"NodeManager {state}, not yet DECOMMISSIONING")
+            else:
+                apps = _running_applications(node.address, timeout)
+                answer[node.node_id] = Drain(False, ", ".join(filter(None, (
+                    _count(int(entry.get("numContainers") or 0), "container"),
+                    _count(apps, "application") if apps is not None else None))) or "the ResourceManager")
+        return answer
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}

@@ -53,6 +53,14 @@ class Cluster(Base):
     metastore: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     log_uri: Mapped[str | None] = mapped_column(Text)
     secrets: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, default=dict)
+    # Properties derived from the node count, as computed when the cluster was created
+    # (dfs.replication, Spark's initial executors): a resize does not change them, a
+    # user's configuration still overrides them (``corral.services.registry.COUNT_DERIVED``).
+    derived_properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Idle auto-termination (EMR's AutoTerminationPolicy.IdleTimeout), seconds; None: off.
+    # ``idle_since`` is when the cluster was last seen busy (``corral.elastic.idle``).
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)
+    idle_since: Mapped[float | None] = mapped_column(Float)
 
     created_at: Mapped[float] = mapped_column(Float)
     status_changed_at: Mapped[float] = mapped_column(Float)
@@ -80,13 +88,33 @@ def bump_plan_version(session: Session, cluster: Cluster) -> int:
 
 
 class NodeGroup(Base):
+    """A named, resizable set of nodes of one role (EMR's instance group).
+
+    ``target_count`` is what the user or a policy wants, ``status`` follows
+    ``corral.domain.states.GroupState``: the reconciler (``corral.reconcile.resize``) moves
+    the group's live nodes toward the target, decommissioning leavers gracefully with
+    ``decommission_timeout`` (seconds; None: wait as long as it takes) and, when the user
+    named them, exactly ``leaving_node_ids``."""
+
     __tablename__ = "node_groups"
+    __table_args__ = (Index("ix_node_groups_cluster_name", "cluster_id", "name", unique=True),)
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
     instance_type: Mapped[str] = mapped_column(String(32))
     target_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="RUNNING")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    decommission_timeout: Mapped[int | None] = mapped_column(Integer)
+    leaving_node_ids: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    rebalance: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    resize_requested_at: Mapped[float | None] = mapped_column(Float)
+    # Autoscaling (``corral.elastic.policy``, as the user gave it) and what its evaluations
+    # remember between passes (``corral.elastic.autoscale.ScalingState``).
+    autoscaling_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    scaling_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Host selection on the ssh provider (the spec's ``host_labels`` / ``hosts``); empty elsewhere.
     host_labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
     host_names: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
@@ -133,6 +161,15 @@ class Node(Base):
     # ``status_reason``; it returns to its previous state when its agent re-attaches.
     lost_at: Mapped[float | None] = mapped_column(Float)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # Graceful decommission on a scale-in (``corral.domain.states.DecommissionState``): the
+    # node stays RUNNING while YARN drains it and HDFS re-replicates its blocks; Corral's
+    # own deadline is kept here, so a ResourceManager or control-plane restart loses
+    # nothing (the RM forgets its timeouts, YARN-5464). ``decommission_detail`` says what
+    # it waits for ("2 containers, 1 application, 35 blocks").
+    decommission_state: Mapped[str | None] = mapped_column(String(16))
+    decommission_started_at: Mapped[float | None] = mapped_column(Float)
+    decommission_deadline_at: Mapped[float | None] = mapped_column(Float)
+    decommission_detail: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[float] = mapped_column(Float)
     ready_at: Mapped[float | None] = mapped_column(Float)

@@ -83,6 +83,22 @@ def test_crashing_component_is_restarted_then_failed(supervisor: Supervisor, eve
     assert not supervisor.all_running()
 
 
+def test_a_clean_exit_stays_stopped_when_the_policy_says_so(supervisor: Supervisor, events: Events,
+                                                             tmp_path: Path) -> None:
+    # A NodeManager the ResourceManager decommissioned exits 0: not restarted (and refused).
+    spec = ComponentSpec(name="nm", service="test", argv=["/bin/sh", "-c", "echo done; exit 0"],
+                         restart=RestartPolicy(backoff_seconds=0.05, restart_on_success=False))
+    drive(supervisor, [spec], lambda: supervisor.report()["nm"].status == "STOPPED")
+    for _ in range(10):
+        supervisor.sync([spec], ENV)
+        time.sleep(0.02)
+    assert (tmp_path / "node" / "logs" / "nm.log").read_text().splitlines() == ["done"]
+    assert events.codes("COMPONENT_CRASHED", "COMPONENT_EXITED") == ["COMPONENT_EXITED"]
+    crash = spec.model_copy(update={"argv": ["/bin/sh", "-c", "exit 3"], "restart": RestartPolicy(
+        backoff_seconds=0.05, max_restarts=1, restart_on_success=False)})
+    drive(supervisor, [crash], lambda: supervisor.failed() == ["nm"])  # a new spec starts it; a crash still counts
+
+
 def test_restart_waits_for_the_backoff(supervisor: Supervisor, events: Events) -> None:
     spec = ComponentSpec(name="slow", service="test", argv=["/bin/sh", "-c", "exit 1"],
                          restart=RestartPolicy(max_restarts=3, window_seconds=60, backoff_seconds=30))

@@ -132,7 +132,9 @@ def test_the_launcher_sources_hadoop_env_as_shell_and_survives_unset_variables(t
 def test_spark_on_yarn_sizes_executors_to_fit_beside_an_application_master() -> None:
     v = view()
     props = get_service("spark").default_properties(v)["spark-defaults"]
-    assert props["spark.master"] == "yarn" and props["spark.executor.instances"] == "2"
+    assert props["spark.master"] == "yarn" and props["spark.dynamicAllocation.initialExecutors"] == "2"
+    assert props["spark.dynamicAllocation.enabled"] == "true" and "spark.executor.instances" not in props
+    assert props["spark.decommission.enabled"] == "true"
     assert props["spark.yarn.jars"] == "local:${SPARK_HOME}/jars/*"
     executor = yarn_executor_mib(v)
     am_container = 640  # 256 MiB + 384 MiB overhead

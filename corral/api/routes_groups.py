@@ -1,0 +1,65 @@
+"""/api/v1/clusters/{id}/node-groups: thin handlers over corral.control.groups."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from corral.api.deps import plane
+from corral.api.schemas import NodeGroupOut
+from corral.control import clusters, groups
+from corral.control.context import ControlPlane
+
+router = APIRouter(tags=["node groups"])
+
+
+class ResizeBody(BaseModel):
+    """EMR's ModifyInstanceGroups for one group: its new count (0..64), optionally how long
+    YARN may drain each leaving node (seconds, 0..7 days; default 3600) and which nodes leave."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=0, le=groups.MAX_GROUP_COUNT)
+    decommission_timeout: int | None = Field(default=None, ge=0, le=groups.MAX_DECOMMISSION_TIMEOUT)
+    nodes: list[str] = Field(default_factory=list, max_length=groups.MAX_GROUP_COUNT)
+    rebalance: bool = False
+
+
+class NewGroupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str = "TASK"
+    instance_type: str
+    count: int = Field(ge=0, le=groups.MAX_GROUP_COUNT)
+    name: str | None = None
+
+
+def _out(cp: ControlPlane, cluster_id: str, group_id: str) -> NodeGroupOut:
+    cluster = clusters.get_cluster(cp, cluster_id)
+    return NodeGroupOut.of(cluster, next(g for g in cluster.groups if g.id == group_id))
+
+
+@router.get("/clusters/{cluster_id}/node-groups", response_model=list[NodeGroupOut])
+def list_groups(cluster_id: str, cp: ControlPlane = Depends(plane)) -> list[NodeGroupOut]:
+    cluster = clusters.get_cluster(cp, cluster_id)
+    return [NodeGroupOut.of(cluster, g) for g in cluster.groups]
+
+
+@router.patch("/clusters/{cluster_id}/node-groups/{group}", response_model=NodeGroupOut, status_code=202)
+def resize_group(cluster_id: str, group: str, body: ResizeBody, cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
+    request = groups.ResizeRequest(count=body.count, decommission_timeout=body.decommission_timeout,
+                                   nodes=tuple(body.nodes), rebalance=body.rebalance)
+    row = groups.resize_group(cp, cluster_id, group, request)
+    return _out(cp, cluster_id, row.id)
+
+
+@router.post("/clusters/{cluster_id}/node-groups", response_model=NodeGroupOut, status_code=202)
+def add_group(cluster_id: str, body: NewGroupBody, cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
+    row = groups.add_group(cp, cluster_id, groups.NewGroup(role=body.role.upper(), instance_type=body.instance_type,
+                                                            count=body.count, name=body.name))
+    return _out(cp, cluster_id, row.id)
+
+
+@router.delete("/clusters/{cluster_id}/node-groups/{group}", response_model=NodeGroupOut, status_code=202)
+def remove_group(cluster_id: str, group: str, decommission_timeout: int | None = None,
+                 cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
+    row = groups.remove_group(cp, cluster_id, group, decommission_timeout)
+    return _out(cp, cluster_id, row.id)

@@ -1,0 +1,111 @@
+"""What the services render and read for a graceful decommission: exclude files with their
+refresh hooks on the master, and each leaver's progress from the daemons' own answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from corral.domain.states import NodeRole
+from corral.services import base
+from corral.services.base import ClusterView, Drain, NodeView
+from corral.services.registry import effective_properties, get_service
+
+
+def _view(leaving: dict[str, float] | None = None) -> ClusterView:
+    leaving = leaving or {}
+    nodes = [NodeView("m", NodeRole.MASTER, "127.1.0.1", "/n/m", "local.small")]
+    for i, role in ((2, NodeRole.CORE), (3, NodeRole.CORE), (4, NodeRole.CORE), (5, NodeRole.TASK)):
+        node_id = f"n{i}"
+        nodes.append(NodeView(node_id, role, f"127.1.0.{i}", f"/n/{node_id}", "local.medium",
+                              decommission="DECOMMISSIONING" if node_id in leaving else None,
+                              decommission_deadline=leaving.get(node_id)))
+    return ClusterView("c-1", "corral-1.0", ("hdfs", "yarn", "mapreduce", "spark"), tuple(nodes))
+
+
+def _files(view: ClusterView, node_id: str) -> dict[str, Any]:
+    props = effective_properties(view)
+    node = next(n for n in view.nodes if n.node_id == node_id)
+    return {f.path: f for name in ("hdfs", "yarn") for f in get_service(name).config_files(view, node, props)}
+
+
+def test_the_master_writes_both_exclude_files_with_their_refresh_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("corral.services.yarn.time.time", lambda: 1000.0)
+    view = _view({"n3": 1600.0, "n5": 900.0})
+    files = _files(view, "m")
+    hdfs, yarn = files["/n/m/conf/hadoop/dfs.exclude"], files["/n/m/conf/hadoop/yarn-exclude.xml"]
+    assert hdfs.content == "127.1.0.3\n"  # CORE only: a TASK node has no DataNode
+    assert "<host><name>127.1.0.3</name><timeout>600</timeout></host>" in yarn.content
+    assert "<host><name>127.1.0.5</name><timeout>0</timeout></host>" in yarn.content  # past its deadline
+    assert hdfs.on_change[0].argv[1:] == ["dfsadmin", "-refreshNodes"] and hdfs.on_change[0].wait_for.port == 8020
+    assert yarn.on_change[0].argv[1:] == ["rmadmin", "-refreshNodes", "-g", "-server"]
+    props = effective_properties(view)
+    assert props["hdfs-site"]["dfs.hosts.exclude"] == "/n/m/conf/hadoop/dfs.exclude"
+    assert props["yarn-site"]["yarn.resourcemanager.nodes.exclude-path"] == "/n/m/conf/hadoop/yarn-exclude.xml"
+    assert not any(p.endswith("exclude.xml") or p.endswith("dfs.exclude") for p in _files(view, "n2"))
+    assert _files(_view(), "m")["/n/m/conf/hadoop/dfs.exclude"].content == ""
+
+
+class _FakeHttp:
+    def __init__(self, answers: dict[str, Any]):
+        self.answers = answers
+
+    def get(self, url: str, timeout: float) -> Any:
+        for key, value in self.answers.items():
+            if key in url:
+                return _Resp(value)
+        raise base.httpx.ConnectError("refused")
+
+
+class _Resp:
+    def __init__(self, body: Any):
+        self.body = body
+
+    def json(self) -> Any:
+        return self.body
+
+
+def test_hdfs_drain_counts_blocks_and_is_done_at_decommissioned(monkeypatch: pytest.MonkeyPatch) -> None:
+    live = {"127.1.0.2:9866": {"adminState": "In Service"},
+            "127.1.0.3:9866": {"adminState": "Decommission In Progress"},
+            "127.1.0.4:9866": {"adminState": "Decommissioned"}}
+    bean = {"LiveNodes": json.dumps(live), "DeadNodes": "{}",
+            "DecomNodes": json.dumps({"127.1.0.3:9866": {"underReplicatedBlocks": 35}})}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [bean]}}))
+    view = _view({"n3": 0.0, "n4": 0.0, "n5": 0.0})
+    assert get_service("hdfs").drain_status(view, 1.0) == {"n3": Drain(False, "35 blocks to re-replicate"),
+                                                            "n4": Drain(True)}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({}))
+    assert get_service("hdfs").drain_status(view, 1.0)["n3"] == Drain(False, "NameNode not answering (ConnectError)")
+
+
+def test_yarn_drain_waits_for_containers_and_applications(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = {"nodes": {"node": [{"nodeHostName": "127.1.0.3", "state": "DECOMMISSIONING", "numContainers": 2},
+                                {"nodeHostName": "127.1.0.5", "state": "DECOMMISSIONED", "numContainers": 0},
+                                {"nodeHostName": "127.1.0.4", "state": "RUNNING", "numContainers": 1}]}}
+    apps = {"apps": {"app": [{"id": "application_1_0001"}]}}
+    fake = _FakeHttp({"/ws/v1/cluster/nodes?": nodes, "127.1.0.3:8042/ws/v1/node/apps": apps})
+    monkeypatch.setattr("corral.services.yarn.HTTP", fake)
+    view = _view({"n3": 0.0, "n4": 0.0, "n5": 0.0})
+    assert get_service("yarn").drain_status(view, 1.0) == {
+        "n3": Drain(False, "2 containers, 1 application"),
+        "n4": Drain(False, "NodeManager RUNNING, not yet DECOMMISSIONING"),
+        "n5": Drain(True)}
+
+
+def test_a_core_shrink_is_refused_below_replication_or_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    gib = 1 << 30
+    live = {f"127.1.0.{i}:9866": {"capacity": 10 * gib, "usedSpace": 6 * gib} for i in (2, 3, 4)}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": json.dumps(live)}]}}))
+    view = _view()
+    hdfs = get_service("hdfs")
+    props = {"hdfs-site": {"dfs.replication": "2"}}
+    assert hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n4"], 1.0) is not None  # 18 GiB in 20 GiB
+    assert "more than 80%" in str(hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n4"], 1.0))
+    live = {k: {**v, "usedSpace": 2 * gib} for k, v in live.items()}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": json.dumps(live)}]}}))
+    assert hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n4"], 1.0) is None
+    assert "fewer than dfs.replication 2" in str(hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n3", "n4"], 1.0))
+    assert hdfs.scale_in_problem(view, props, NodeRole.TASK, ["n5"], 1.0) is None
