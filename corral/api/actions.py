@@ -30,7 +30,8 @@ from starlette.requests import Request
 API_PREFIX = "/api/v1"
 TARGET_KEY = "corral.audit_target"  # in the ASGI scope: a target the path does not carry
 COLLECTIONS = {"clusters": "cluster", "steps": "step", "tokens": "token", "hosts": "host", "artifacts": "artifact",
-               "audit": "audit", "nodes": "node", "groups": "group", "node-groups": "group", "data": "data"}
+               "audit": "audit", "nodes": "node", "groups": "group", "node-groups": "group", "data": "data",
+               "autoscaling-policy": "autoscaling_policy"}
 DEFAULT_VERBS = {("collection", "POST"): "create", ("collection", "PUT"): "update",
                  ("collection", "PATCH"): "update", ("collection", "DELETE"): "delete",
                  ("item", "POST"): "update", ("item", "PUT"): "update", ("item", "PATCH"): "update",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import plane
@@ -63,3 +65,37 @@ def remove_group(cluster_id: str, group: str, decommission_timeout: int | None =
                  cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
     row = groups.remove_group(cp, cluster_id, group, decommission_timeout)
     return _out(cp, cluster_id, row.id)
+
+
+class PolicyOut(BaseModel):
+    group: str
+    policy: dict[str, Any] | None
+    cooldown_until: float | None = None  # epoch seconds
+    evaluations: list[dict[str, Any]] = []  # the last ones, newest last: what decided, or why nothing changed
+
+
+def _policy_out(cp: ControlPlane, cluster_id: str, name: str) -> PolicyOut:
+    cluster = clusters.get_cluster(cp, cluster_id)
+    group = groups.find_group(cluster, name)
+    state = group.scaling_state or {}
+    return PolicyOut(group=group.name, policy=group.autoscaling_policy, cooldown_until=state.get("cooldown_until"),
+                     evaluations=list(state.get("evaluations") or []))
+
+
+@router.put("/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy", response_model=PolicyOut)
+def put_policy(cluster_id: str, group: str, body: dict[str, Any] = Body(...),
+               cp: ControlPlane = Depends(plane)) -> PolicyOut:
+    """The policy document of ``corral.elastic.policy`` (YAML's JSON form); 422 at its field."""
+    groups.put_policy(cp, cluster_id, group, body)
+    return _policy_out(cp, cluster_id, group)
+
+
+@router.get("/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy", response_model=PolicyOut)
+def get_policy(cluster_id: str, group: str, cp: ControlPlane = Depends(plane)) -> PolicyOut:
+    return _policy_out(cp, cluster_id, group)
+
+
+@router.delete("/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy", response_model=PolicyOut)
+def remove_policy(cluster_id: str, group: str, cp: ControlPlane = Depends(plane)) -> PolicyOut:
+    groups.remove_policy(cp, cluster_id, group)
+    return _policy_out(cp, cluster_id, group)

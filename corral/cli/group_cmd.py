@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -14,6 +15,7 @@ from corral.cli.client import Client
 from corral.cli.outcome import finish
 from corral.cli.progress import ENDED, _render
 from corral.cli.render import Output, console, styled, table
+from corral.cli.specfile import load_spec_file
 
 app = typer.Typer(help="Add, remove and list the node groups of a running cluster.", no_args_is_help=True)
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
@@ -116,3 +118,52 @@ def list_(cluster_id: str, output: Output = OutputOpt) -> None:
         console.print(t)
 
     finish(groups, output, show, ok=True)
+
+
+autoscaling_app = typer.Typer(help="Attach, show and remove a group's autoscaling policy.", no_args_is_help=True)
+
+
+def _policy_path(cluster_id: str, group: str) -> str:
+    return f"/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy"
+
+
+def _show_policy(answer: dict[str, Any], explain: bool) -> None:
+    policy = answer.get("policy")
+    if not policy:
+        console.print(f"Group {answer['group']}: no autoscaling policy")
+        return
+    console.print(f"Group {answer['group']}: min {policy['min_count']}, max {policy['max_count']}, "
+                  f"{len(policy.get('rules') or [])} load rules, {len(policy.get('time_rules') or [])} time rules"
+                  + (", managed" if policy.get("managed") else ""))
+    if explain:
+        t = table("time", "count", "bounds", "decision")
+        for e in answer.get("evaluations") or []:
+            change = f"{e['current']} -> {e['desired']}" if e["changed"] else str(e["current"])
+            t.add_row(time.strftime("%H:%M:%S", time.localtime(e["at"])), change, f"{e['low']}..{e['high']}", e["cause"])
+        console.print(t)
+
+
+@autoscaling_app.command("put")
+def put_policy(cluster_id: str, group: str = typer.Option(..., "--group", "-g"),
+               file: Path = typer.Option(..., "--file", "-f", help="The policy, YAML or JSON."),
+               output: Output = OutputOpt) -> None:
+    """Attach or replace the group's autoscaling policy (EMR's rules, cron time rules, or managed)."""
+    document = load_spec_file(file)
+    answer = Client().request("PUT", _policy_path(cluster_id, group), json=document).json()
+    finish(answer, output, lambda: _show_policy(answer, False), ok=True)
+
+
+@autoscaling_app.command("get")
+def get_policy(cluster_id: str, group: str = typer.Option(..., "--group", "-g"),
+               explain: bool = typer.Option(False, "--explain", help="The last evaluations and why nothing changed."),
+               output: Output = OutputOpt) -> None:
+    """Show the group's policy (and with --explain its last evaluations)."""
+    answer = Client().get(_policy_path(cluster_id, group))
+    finish(answer, output, lambda: _show_policy(answer, explain), ok=True)
+
+
+@autoscaling_app.command("remove")
+def remove_policy(cluster_id: str, group: str = typer.Option(..., "--group", "-g"), output: Output = OutputOpt) -> None:
+    """Remove the group's autoscaling policy (its count stays as it is)."""
+    answer = Client().delete(_policy_path(cluster_id, group))
+    finish(answer, output, lambda: _show_policy(answer, False), ok=True)

@@ -25,6 +25,7 @@ app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
 cluster_cmd.app.command("resize")(group_cmd.resize)
+cluster_cmd.app.add_typer(group_cmd.autoscaling_app, name="autoscaling")
 app.add_typer(group_cmd.app, name="group")
 app.add_typer(step_cmd.app, name="step")
 app.add_typer(fs_cmd.app, name="fs")

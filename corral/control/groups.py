@@ -22,6 +22,7 @@ from corral.control.views import effective_properties, in_service_view
 from corral.domain.catalog import INSTANCE_TYPES
 from corral.domain.spec import GROUP_NAME
 from corral.domain.states import ClusterState, GroupState, NodeRole, NodeState
+from corral.elastic.policy import load_policy
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, NodeGroup, bump_plan_version
@@ -261,3 +262,38 @@ def remove_group(cp: ControlPlane, cluster_id: str, group_name: str, decommissio
         events.record(s, cluster.id, "GROUP_REMOVAL_REQUESTED", f"TASK group {group.name}: scale-in to 0, then removed")
     cp.notifier.bump(cluster_id)
     return group
+
+
+def put_policy(cp: ControlPlane, cluster_id: str, group_name: str, document: object) -> NodeGroup:
+    """Attach (or replace) a CORE or TASK group's autoscaling policy
+    (``corral.elastic.policy``). Raises ValidationFailed at ``group`` (MASTER) or at the
+    policy's own field (an unknown metric, min > max, a bad cron ...); nothing changes then."""
+    with cp.store.session() as s:
+        cluster = load_cluster(s, cluster_id)
+        _require_up(cluster)
+        group = find_group(cluster, group_name)
+        if group.role == NodeRole.MASTER.value:
+            raise ValidationFailed([FieldError(("group",), "the MASTER group is never resized: no autoscaling")])
+        policy = load_policy(document)
+        group.autoscaling_policy = policy.model_dump(mode="json")
+        group.scaling_state = {"evaluated_at": time.time(), "cooldown_until": 0.0, "evaluations": []}
+        events.record(s, cluster.id, "AUTOSCALING_POLICY_SET", f"{group.name}: min {policy.min_count}, max "
+                      f"{policy.max_count}, {len(policy.rules)} load rules, {len(policy.time_rules)} time rules"
+                      + (", managed" if policy.managed else ""))
+        group_id = group.id
+    cp.notifier.poke_reconciler()
+    with cp.store.session() as s:
+        row = s.get(NodeGroup, group_id)
+        assert row is not None
+        return row
+
+
+def remove_policy(cp: ControlPlane, cluster_id: str, group_name: str) -> NodeGroup:
+    with cp.store.session() as s:
+        cluster = load_cluster(s, cluster_id)
+        group = find_group(cluster, group_name)
+        if group.autoscaling_policy is None:
+            raise NotFound("autoscaling policy", f"of group {group.name}")
+        group.autoscaling_policy, group.scaling_state = None, None
+        events.record(s, cluster.id, "AUTOSCALING_POLICY_REMOVED", f"{group.name}: autoscaling off")
+        return group

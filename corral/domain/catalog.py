@@ -20,6 +20,10 @@ class InstanceType:
     name: str
     vcpus: int
     memory_mib: int
+    # The disk a node of this type offers HDFS (GiB), as a cloud type's volume would; None:
+    # whatever its filesystem has (a whole host). Local nodes all share one filesystem,
+    # so without it every DataNode would report the whole disk.
+    disk_gib: int | None = None
 
     @property
     def reserved_mib(self) -> int:
@@ -42,10 +46,10 @@ DEFAULT_RELEASE = "corral-1.0"
 INSTANCE_TYPES: dict[str, InstanceType] = {
     t.name: t
     for t in (
-        InstanceType("local.small", vcpus=1, memory_mib=2048),
-        InstanceType("local.medium", vcpus=2, memory_mib=4096),
-        InstanceType("local.large", vcpus=4, memory_mib=8192),
-        InstanceType("local.xlarge", vcpus=8, memory_mib=16384),
+        InstanceType("local.small", vcpus=1, memory_mib=2048, disk_gib=16),
+        InstanceType("local.medium", vcpus=2, memory_mib=4096, disk_gib=32),
+        InstanceType("local.large", vcpus=4, memory_mib=8192, disk_gib=64),
+        InstanceType("local.xlarge", vcpus=8, memory_mib=16384, disk_gib=128),
     )
 }
 DEFAULT_INSTANCE_TYPE = "local.medium"  # a local node group's when its spec names none

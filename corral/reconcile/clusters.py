@@ -25,7 +25,7 @@ from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
-from corral.reconcile import deadlines, health, idle_watch, resize, step_watch
+from corral.reconcile import autoscaling, deadlines, health, idle_watch, resize, step_watch
 from corral.reconcile import steps as step_queue
 from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
@@ -340,6 +340,7 @@ class ClusterReconciler:
             return  # a node failed the cluster: the next pass terminates it
         resize.reconcile_groups(self, cluster)
         cluster = self._load()
+        autoscaling.tick(self, cluster)
         if idle_watch.watch(self.cp, cluster, self.now):
             self.cp.notifier.bump(cluster.id)
             return

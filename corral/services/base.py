@@ -211,6 +211,10 @@ class Service(Protocol):
         go from the in-service ``cluster``, or None (HDFS: fewer CORE nodes than
         dfs.replication, or too little capacity left for the data held)."""
 
+    def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
+        """This service's share of one metrics sample (``corral.metrics.samples.Metric`` ->
+        value), read from its daemons' own REST/JMX; {} when they do not answer."""
+
     def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
         """What keeps the cluster from being idle in this service (a YARN application
         running or waiting that is not Corral's own always-on one, a query running on the
@@ -279,3 +283,6 @@ class ServiceBase:
 
     def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
         return None
+
+    def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
+        return {}

@@ -6,6 +6,7 @@ hadoop-env, log4j and the command launcher (see ``hadoop_common``).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -18,6 +19,7 @@ from corral.services import hadoop_common as hc
 from corral.services.s3a import s3a_properties
 from corral.services.base import HTTP, ClusterView, Drain, NodeView, ReadyCheck, ServiceBase, require_core_nodes
 from corral.elastic import scalein
+from corral.metrics import samples
 from corral.services.exclude_files import hdfs_exclude
 
 NAMENODE_RPC_PORT = 8020
@@ -158,6 +160,15 @@ class HdfsService(ServiceBase):
             return ReadyCheck(False, f"{len(expected & live_hosts)}/{len(expected)} DataNodes live in the NameNode")
         return ReadyCheck(True, f"NameNode out of safe mode with {len(expected)} live DataNodes")
 
+    def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
+        """HDFSUtilization from the NameNode's ``FSNamesystem`` JMX bean."""
+        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystem"
+        try:
+            bean = HTTP.get(url, timeout=timeout).json()["beans"][0]
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return {}
+        return dict(samples.from_yarn_metrics(now, {}, bean).values)
+
     def scale_in_problem(self, cluster: ClusterView, props: dict[str, dict[str, str]], role: NodeRole,
                          leaving: list[str], timeout: float) -> str | None:
         """A CORE shrink is refused below dfs.replication or when the DataNodes left would
@@ -179,7 +190,11 @@ class HdfsService(ServiceBase):
         by_host = {name.rsplit(":", 1)[0]: value for name, value in live.items()}
 
         def capacity(node: NodeView) -> int:
-            return int((by_host.get(node.address) or {}).get("capacity") or 0)
+            """The DataNode's own, at most its instance type's disk: local nodes share one
+            filesystem, and each DataNode reports all of it."""
+            reported = int((by_host.get(node.address) or {}).get("capacity") or 0)
+            gib = node.itype.disk_gib
+            return min(reported, gib << 30) if gib is not None else reported
 
         used = sum(int(v.get("usedSpace") or 0) for v in live.values())
         state = scalein.HdfsState(replication, used, [capacity(n) for n in (*kept, *going)])

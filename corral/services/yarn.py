@@ -17,6 +17,7 @@ from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
+from corral.metrics import samples
 from corral.services import yarn_diagnostics
 from corral.services.base import (HTTP, ClusterView, Drain, NodeView, NotObserved, ReadyCheck, ServiceBase, StepWork,
                                   WaitMemo)
@@ -289,6 +290,14 @@ class YarnService(ServiceBase):
         if registered != expected:
             return ReadyCheck(False, f"{len(registered)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
         return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
+
+    def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
+        """EMR's YARN metrics from the RM's ``/ws/v1/cluster/metrics`` (``corral.metrics.samples``)."""
+        try:
+            metrics = HTTP.get(f"{self._rm(cluster)}/metrics", timeout=timeout).json()["clusterMetrics"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return {}
+        return dict(samples.from_yarn_metrics(now, metrics).values)
 
     def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
         """The first application NEW..RUNNING that is not one of Corral's always-on ones

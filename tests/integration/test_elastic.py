@@ -241,6 +241,56 @@ def test_graceful_core_scale_in_keeps_every_block_and_the_job(shared_cp: Control
     assert not [p for p in cluster_processes(cid) if p.environ().get("CORRAL_NODE_ID") == node_id]  # no node leaked
 
 
+def test_autoscaling_grows_a_task_group_for_a_job_and_shrinks_it_after(shared_cp: ControlPlaneProcess,
+                                                                       elastic: dict[str, Any], tmp_path: Path) -> None:
+    cid, master = elastic["id"], elastic["master_address"]
+    resp = shared_cp.http.post(f"/clusters/{cid}/node-groups", json={"role": "TASK", "instance_type": "local.medium",
+                                                                      "count": 0, "name": "auto"})
+    assert resp.status_code == 202, resp.text
+    bad = shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy",
+                             json={"min_count": 3, "max_count": 1, "rules": [{"name": "x", "metric": "NoSuchMetric",
+                                                                               "comparison": "GREATER_THAN", "threshold": 0,
+                                                                               "adjustment": 1}]})
+    assert bad.status_code == 422 and "NoSuchMetric" in bad.text, bad.text
+    policy = {"min_count": 0, "max_count": 2, "rules": [
+        {"name": "grow-on-pending", "metric": "ContainerPending", "comparison": "GREATER_THAN", "threshold": 0,
+         "period_seconds": 10, "evaluation_periods": 1, "adjustment": 1, "cooldown_seconds": 20},
+        {"name": "shrink-when-quiet", "metric": "AppsRunning", "comparison": "LESS_THAN", "threshold": 1,
+         "period_seconds": 10, "evaluation_periods": 2, "adjustment": -1, "cooldown_seconds": 20}]}
+    put = shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy", json=policy)
+    assert put.status_code == 200, put.text
+    job = tmp_path / "slow.py"
+    job.write_text(SLOW_JOB)
+    step = shared_cp.add_step(cid, "SPARK", [str(job), "autoscale", "100", "2"])
+    started = time.monotonic()
+    # Pending containers grow the group, within its bounds, and its new node takes work.
+    group = shared_cp.wait_for(lambda: (g := _group(shared_cp, cid, "auto"))["running_count"] >= 1 and g, 300,
+                               "autoscaling to add a TASK node")
+    print(f"autoscaling: a TASK node RUNNING {time.monotonic() - started:.1f} s after the job's submission")
+    done = shared_cp.wait_step(cid, step["id"], 900)
+    assert done["status"] == "COMPLETED", shared_cp.log(cid, step["id"], "stderr")[-3000:]
+    assert max(g for g in [_group(shared_cp, cid, "auto")["requested_count"], group["requested_count"]]) <= 2
+    decisions = [e for e in shared_cp.events(cid) if e["code"] == "AUTOSCALING_DECISION"]
+    assert decisions and "grow-on-pending" in decisions[0]["message"] and "ContainerPending=" in decisions[0]["message"]
+    # Idle after the job: back to min 0 once the cooldown has passed.
+    shared_cp.wait_for(lambda: (g := _group(shared_cp, cid, "auto"))["requested_count"] == 0
+                       and g["status"] == "RUNNING" and g["running_count"] == 0, 400, "autoscaling back to 0")
+    shrink = [e for e in shared_cp.events(cid) if e["code"] == "AUTOSCALING_DECISION" and "shrink-when-quiet" in e["message"]]
+    assert shrink, [e["message"] for e in shared_cp.events(cid) if e["code"] == "AUTOSCALING_DECISION"]
+    explained = shared_cp.http.get(f"/clusters/{cid}/node-groups/auto/autoscaling-policy").json()["evaluations"]
+    assert explained and any(e["cause"].startswith(("at min 0", "cooldown until")) for e in explained), explained
+    # A time rule sets the count at its minute (UTC, the default time zone).
+    at = time.gmtime(time.time() + 65)
+    timed = {"min_count": 0, "max_count": 2,
+             "time_rules": [{"name": "next-minute", "cron": f"{at.tm_min} {at.tm_hour} * * *", "count": 1}]}
+    assert shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy", json=timed).status_code == 200
+    shared_cp.wait_for(lambda: _group(shared_cp, cid, "auto")["requested_count"] == 1, 150, "the time rule")
+    fired = [e for e in shared_cp.events(cid) if e["code"] == "AUTOSCALING_DECISION" and "next-minute" in e["message"]]
+    assert len(fired) == 1
+    assert shared_cp.http.delete(f"/clusters/{cid}/node-groups/auto").status_code == 202
+    shared_cp.wait_for(lambda: _group(shared_cp, cid, "auto")["status"] == "TERMINATED", 300, "the auto group removed")
+
+
 def test_idle_termination_waits_for_a_long_step_then_ends_the_cluster(shared_cp: ControlPlaneProcess,
                                                                       elastic: dict[str, Any]) -> None:
     cid = elastic["id"]

@@ -68,6 +68,8 @@ def test_every_mutating_route_has_a_stable_action_name(cp: ControlPlane) -> None
         ("POST", "/clusters/{cluster_id}/node-groups"): ("group.add", "ID"),
         ("PATCH", "/clusters/{cluster_id}/node-groups/{group}"): ("group.resize", "ID"),
         ("DELETE", "/clusters/{cluster_id}/node-groups/{group}"): ("group.remove", "ID"),
+        ("PUT", "/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy"): ("autoscaling_policy.update", "ID"),
+        ("DELETE", "/clusters/{cluster_id}/node-groups/{group}/autoscaling-policy"): ("autoscaling_policy.delete", "ID"),
         ("POST", "/clusters/{cluster_id}/steps/{step_id}/cancel"): ("step.cancel", "ID"),
         ("POST", "/clusters/{cluster_id}/data/{direction}"): ("data.import", "ID"),
         ("PUT", "/artifacts/{sha256}"): ("artifact.upload", "ID"),

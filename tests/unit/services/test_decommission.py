@@ -109,3 +109,17 @@ def test_a_core_shrink_is_refused_below_replication_or_capacity(monkeypatch: pyt
     assert hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n4"], 1.0) is None
     assert "fewer than dfs.replication 2" in str(hdfs.scale_in_problem(view, props, NodeRole.CORE, ["n3", "n4"], 1.0))
     assert hdfs.scale_in_problem(view, props, NodeRole.TASK, ["n5"], 1.0) is None
+
+
+def test_a_local_nodes_capacity_is_its_instance_types_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every local DataNode reports the whole shared filesystem (here 250 GiB each); the
+    # check counts each at its instance type's 32 GiB: 2 nodes left hold at most 80 % of
+    # 64 GiB, so 39 GiB of data fits and 60 GiB does not.
+    gib = 1 << 30
+    live = {f"127.1.0.{i}:9866": {"capacity": 250 * gib, "usedSpace": 20 * gib} for i in (2, 3, 4)}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": json.dumps(live)}]}}))
+    hdfs, props = get_service("hdfs"), {"hdfs-site": {"dfs.replication": "2"}}
+    assert hdfs.scale_in_problem(_view(), props, NodeRole.CORE, ["n4"], 1.0) is not None  # 60 GiB in 64 GiB
+    live = {k: {**v, "usedSpace": 13 * gib} for k, v in live.items()}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": json.dumps(live)}]}}))
+    assert hdfs.scale_in_problem(_view(), props, NodeRole.CORE, ["n4"], 1.0) is None  # 39 GiB in 64 GiB
