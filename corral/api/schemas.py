@@ -122,6 +122,7 @@ class ClusterDetail(ClusterSummary):
     ready_check: str | None
     auto_termination: dict[str, int] | None = None  # {idle_timeout: seconds}, EMR's AutoTerminationPolicy
     idle_since: datetime | None = None  # since when it is idle, while auto-termination is on
+    unhealthy_node_replacement: bool = True  # a gone or lost CORE/TASK node is replaced
 
     @classmethod
     def of(cls, c: Cluster) -> "ClusterDetail":
@@ -155,7 +156,7 @@ class ClusterDetail(ClusterSummary):
                                       for b in c.bootstrap_actions],
                    web_uis=uis, endpoints=endpoints, ready_check=c.ready_check,
                    auto_termination={"idle_timeout": c.idle_timeout} if c.idle_timeout is not None else None,
-                   idle_since=ts(c.idle_since))
+                   idle_since=ts(c.idle_since), unhealthy_node_replacement=c.unhealthy_node_replacement is not False)
 
 
 def _size(node: Node) -> tuple[int | None, int | None]:

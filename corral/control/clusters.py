@@ -41,6 +41,8 @@ def spec_hash(spec: ClusterSpec) -> str:
         del body["provider"]
     if body.get("auto_termination") is None:
         body.pop("auto_termination", None)
+    if body.get("unhealthy_node_replacement") is True:
+        body.pop("unhealthy_node_replacement", None)
     for group in body["node_groups"]:
         for key in ("host_labels", "hosts", "name"):
             if group.get(key) is None:
@@ -157,6 +159,7 @@ def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         state_code=None, state_message="Provisioning nodes", plan_version=1, created_at=now, status_changed_at=now,
         deadline_at=now + deadlines.STARTING_SECONDS,
         idle_timeout=spec.auto_termination.idle_timeout if spec.auto_termination else None,
+        unhealthy_node_replacement=spec.unhealthy_node_replacement,
         derived_properties=count_derived_properties(view),
     )
     try:

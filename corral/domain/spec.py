@@ -246,6 +246,8 @@ class ClusterSpec(_Model):
     client_token: str | None = Field(default=None, min_length=1, max_length=64)
     # Idle auto-termination (EMR's AutoTerminationPolicy): ``{idle_timeout: seconds}``.
     auto_termination: AutoTermination | None = None
+    # Replace a CORE or TASK node that is gone or lost with a new one (EMR's default: on).
+    unhealthy_node_replacement: bool = True
 
     @field_validator("release")
     @classmethod

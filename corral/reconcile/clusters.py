@@ -25,7 +25,7 @@ from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
-from corral.reconcile import autoscaling, deadlines, health, idle_watch, resize, step_watch
+from corral.reconcile import autoscaling, deadlines, health, idle_watch, replace, resize, step_watch
 from corral.reconcile import steps as step_queue
 from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
@@ -264,7 +264,7 @@ class ClusterReconciler:
                                                                NodeState.TERMINATED.value)
                   and n.last_heartbeat is not None and self.now - n.last_heartbeat >= deadlines.AGENT_LOST_SECONDS]
         for node in silent:
-            if health.lost_too_long(node, self.now):
+            if health.lost_too_long(node, self.now) and not replace.replaceable(cluster, node):
                 self._fail(StateChangeCode.INSTANCE_FAILURE,
                            f"node {node.id} ({node.role}) lost for more than {health.duration(deadlines.NODE_LOST_SECONDS)}: "
                            f"{node.status_reason}")
@@ -310,6 +310,7 @@ class ClusterReconciler:
                     self._fail(StateChangeCode.INSTANCE_FAILURE, f"master node {node.id} is gone")
                 else:
                     self._node_failed(node, f"node {node.id} is gone")
+                    replace.note_missing(self.cp, node, self.now)
                 continue
             with self.cp.store.session() as s:
                 row = s.get(Node, node.id)
@@ -338,6 +339,8 @@ class ClusterReconciler:
         cluster = self._load()
         if ClusterState(cluster.status).is_terminal() or cluster.target != ClusterTarget.ACTIVE.value:
             return  # a node failed the cluster: the next pass terminates it
+        replace.watch(self, cluster)
+        cluster = self._load()
         resize.reconcile_groups(self, cluster)
         cluster = self._load()
         autoscaling.tick(self, cluster)

@@ -29,7 +29,8 @@ from corral import ids
 from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.steps import add_steps
-from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT, in_service, members, operation_kind
+from corral.control.groups import (DEFAULT_DECOMMISSION_TIMEOUT, GROW_STEPS, SHRINK_STEPS, in_service, members,
+                                   operation_kind)
 from corral.control.views import cluster_view, in_service_view
 from corral.domain.spec import StepRequest
 from corral.domain.states import DecommissionState, GroupState, NodeRole, NodeState, NodeTarget, StepType
@@ -59,7 +60,8 @@ def _settled(cluster: Cluster) -> bool:
                 and len(in_service(cluster, group)) != group.target_count:
             return False
     return not any((n.decommission_state is not None and n.status != NodeState.TERMINATED.value)
-                   or n.status == NodeState.TERMINATING.value
+                   or n.status in (NodeState.TERMINATING.value, NodeState.REQUESTED.value)
+                   or (n.status == NodeState.PROVISIONING.value and n.last_heartbeat is None)
                    or (n.target == NodeTarget.TERMINATED.value and n.status != NodeState.TERMINATED.value)
                    for n in cluster.nodes)
 
@@ -103,6 +105,11 @@ def _converge(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
         g = next(x for x in c.groups if x.id == group.id)
         serving = in_service(c, g)
         kind = operation_kind(g)
+        if g.status == GroupState.RUNNING.value:  # a replaced node: the group grows back to its target
+            g.status = GroupState.RESIZING.value
+            steps = GROW_STEPS if len(serving) < wanted else SHRINK_STEPS
+            events.start_operation(s, ids.operation_id(), c.id, kind, steps)
+            s.flush()
         if len(serving) < wanted:
             short = wanted - len(serving)
             draining = [n for n in members(c, g) if n.decommission_state == DecommissionState.DECOMMISSIONING.value]

@@ -61,6 +61,9 @@ class Cluster(Base):
     # ``idle_since`` is when the cluster was last seen busy (``corral.elastic.idle``).
     idle_timeout: Mapped[int | None] = mapped_column(Integer)
     idle_since: Mapped[float | None] = mapped_column(Float)
+    # Replace a CORE/TASK node that is gone or lost (EMR's UnhealthyNodeReplacement, on by
+    # default; None in rows from before it: on). ``corral.reconcile.replace``.
+    unhealthy_node_replacement: Mapped[bool | None] = mapped_column(Boolean, default=True)
 
     created_at: Mapped[float] = mapped_column(Float)
     status_changed_at: Mapped[float] = mapped_column(Float)

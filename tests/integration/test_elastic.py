@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -239,6 +240,35 @@ def test_graceful_core_scale_in_keeps_every_block_and_the_job(shared_cp: Control
     assert [n["status"] for n in cluster["nodes"] if n["id"] == node_id] == ["TERMINATED"]
     assert [n["status"] for n in cluster["nodes"] if n["group"] == "CORE" and n["id"] != node_id] == ["RUNNING"] * 2
     assert not [p for p in cluster_processes(cid) if p.environ().get("CORRAL_NODE_ID") == node_id]  # no node leaked
+
+
+def test_a_core_node_that_is_gone_is_replaced_and_hdfs_heals(shared_cp: ControlPlaneProcess,
+                                                            elastic: dict[str, Any]) -> None:
+    cid = elastic["id"]
+    victim = next(n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "CORE" and n["status"] == "RUNNING")
+    procs = [p for p in cluster_processes(cid) if p.environ().get("CORRAL_NODE_ID") == victim["id"]]
+    assert procs
+    directory = shared_cp.home / "nodes" / cid / victim["id"]
+    assert directory.is_dir()
+    for proc in procs:
+        proc.kill()
+    shutil.rmtree(directory, ignore_errors=True)
+    replaced = shared_cp.wait_for(lambda: next((e for e in shared_cp.events(cid) if e["code"] == "NODE_REPLACED"
+                                                and e["node_id"] == victim["id"]), None), 300, "the node replaced")
+    assert "none of its processes runs" in replaced["message"]
+    group = _wait_resized(shared_cp, cid, "CORE", 300)
+    assert group["running_count"] == 2
+    nodes = shared_cp.cluster(cid)["nodes"]
+    assert [n["status"] for n in nodes if n["id"] == victim["id"]] == ["TERMINATED"]
+    fresh = [n for n in nodes if n["group"] == "CORE" and n["status"] == "RUNNING" and n["id"] != victim["id"]]
+    assert len(fresh) == 2
+    # HDFS re-replicates the lost DataNode's blocks onto the new one: HEALTHY again.
+    def healed() -> bool:
+        fsck = _shell(shared_cp, cid, "hdfs fsck / 2>/dev/null | tail -40")
+        return ("is HEALTHY" in fsck and bool(re.search(r"Under-replicated blocks:\s+0 ", fsck))
+                and bool(re.search(r"Missing blocks:\s+0\n", fsck)))
+
+    shared_cp.wait_for(healed, 400, "HDFS HEALTHY with every block fully replicated")
 
 
 def test_autoscaling_grows_a_task_group_for_a_job_and_shrinks_it_after(shared_cp: ControlPlaneProcess,

@@ -77,10 +77,10 @@ def provider(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> HostProvider:
     return fake
 
 
-def _up_cluster(cp: ControlPlane, heartbeat: float, cores: int = 2) -> tuple[str, list[str]]:
+def _up_cluster(cp: ControlPlane, heartbeat: float, cores: int = 2, replace: bool = True) -> tuple[str, list[str]]:
     cluster, _ = clusters.create_cluster(cp, make_spec(node_groups=[
         {"role": "MASTER", "instance_type": "local.small", "count": 1},
-        {"role": "CORE", "instance_type": "local.medium", "count": cores}]))
+        {"role": "CORE", "instance_type": "local.medium", "count": cores}], unhealthy_node_replacement=replace))
     with cp.store.session() as s:
         c = s.get(Cluster, cluster.id)
         assert c is not None
@@ -176,8 +176,9 @@ def test_a_recovered_agent_still_bootstrapping_or_failed_goes_back_to_bootstrapp
     assert _node(cp, other).status == NodeState.BOOTSTRAPPING.value
 
 
-def test_a_lost_node_past_its_deadline_fails_the_cluster(cp: ControlPlane, provider: HostProvider) -> None:
-    cluster_id, (_, core, _) = _up_cluster(cp, heartbeat=T0)
+def test_a_lost_node_past_its_deadline_fails_the_cluster_without_node_replacement(cp: ControlPlane,
+                                                                                  provider: HostProvider) -> None:
+    cluster_id, (_, core, _) = _up_cluster(cp, heartbeat=T0, replace=False)
     provider.unreachable.add(core)
     _watch(cp, cluster_id, T0 + 30)
     reason = _node(cp, core).status_reason
@@ -190,6 +191,23 @@ def test_a_lost_node_past_its_deadline_fails_the_cluster(cp: ControlPlane, provi
         assert c is not None and c.target == ClusterTarget.TERMINATED.value
         assert c.failure_code == "INSTANCE_FAILURE"
         assert c.failure_message == f"node {core} (CORE) lost for more than 15m00s: {reason}"
+
+
+def test_with_node_replacement_a_lost_core_node_past_its_deadline_is_replaced(cp: ControlPlane,
+                                                                             provider: HostProvider) -> None:
+    from corral.reconcile import replace
+
+    cluster_id, (_, core, _) = _up_cluster(cp, heartbeat=T0)
+    provider.unreachable.add(core)
+    _watch(cp, cluster_id, T0 + 30)
+    now = T0 + 31 + deadlines.NODE_LOST_SECONDS
+    r = reconcile_clusters.ClusterReconciler(cp, cluster_id, clock=lambda: now)
+    r._watch_agents(r._load())
+    replace.watch(r, r._load())
+    with cp.store.session() as s:
+        c = s.get(Cluster, cluster_id)
+        assert c is not None and c.target == ClusterTarget.ACTIVE.value  # the cluster stays up
+    assert _node(cp, core).target == "TERMINATED" and "replaced: " in (_node(cp, core).status_reason or "")
 
 
 def test_a_reachable_machine_with_a_stopped_agent_gets_it_restarted(cp: ControlPlane, provider: HostProvider) -> None:

@@ -64,3 +64,27 @@ def test_a_shrink_marks_leavers_with_a_deadline_and_a_grow_recommissions_them(cp
     resize._converge(rec, cluster, next(g for g in cluster.groups if g.id == task.id))  # type: ignore[arg-type]
     (back,) = [n for n in rec._load().nodes if n.group_id == task.id]
     assert back.id == leaver.id and back.decommission_state is None and back.decommission_deadline_at is None
+
+
+def test_a_gone_core_node_is_replaced_once_its_grace_has_passed_and_a_master_never(cp: ControlPlane) -> None:
+    from corral.reconcile import replace
+
+    rec = _Rec(cp, _up_cluster(cp), now=10_000.0)
+    with cp.store.session() as s:
+        cluster = clusters.load_cluster(s, rec.cluster_id)
+        core = next(n for n in cluster.nodes if n.role == "CORE")
+        master = next(n for n in cluster.nodes if n.role == "MASTER")
+        for node in (core, master):
+            node.last_heartbeat, node.provider_data = rec.now - 60, {"missing_since": rec.now - 40}
+        core_id = core.id
+    replace.watch(rec, rec._load())  # type: ignore[arg-type]
+    assert all(n.target == "RUNNING" for n in rec._load().nodes)  # lost 60 s: within the 120 s grace
+    rec.now += 70
+    replace.watch(rec, rec._load())  # type: ignore[arg-type]
+    nodes = {n.id: n for n in rec._load().nodes}
+    assert nodes[core_id].target == "TERMINATED" and nodes[core_id].status_reason.startswith("replaced: ")
+    assert [n.target for n in nodes.values() if n.role == "MASTER"] == ["RUNNING"]
+    cluster = rec._load()
+    assert not resize._settled(cluster)  # its group grows back to its target
+    assert resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "CORE"))  # type: ignore[arg-type]
+    assert sum(1 for n in rec._load().nodes if n.role == "CORE" and n.status == "REQUESTED") == 1

@@ -1,5 +1,5 @@
 """Elastic clusters: named, resizable node groups; node decommission sub-states; the
-count-derived properties kept from create; idle auto-termination
+count-derived properties kept from create; idle auto-termination; node replacement
 
 Revision ID: 0009_elastic
 Revises: 0008_auth
@@ -41,10 +41,11 @@ def upgrade() -> None:
     op.add_column('clusters', sa.Column('derived_properties', sa.JSON(), nullable=True))
     op.add_column('clusters', sa.Column('idle_timeout', sa.Integer(), nullable=True))
     op.add_column('clusters', sa.Column('idle_since', sa.Float(), nullable=True))
+    op.add_column('clusters', sa.Column('unhealthy_node_replacement', sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
-    for column in ('idle_since', 'idle_timeout', 'derived_properties'):
+    for column in ('unhealthy_node_replacement', 'idle_since', 'idle_timeout', 'derived_properties'):
         op.drop_column('clusters', column)
     for column in ('decommission_detail', 'decommission_deadline_at', 'decommission_started_at', 'decommission_state'):
         op.drop_column('nodes', column)
