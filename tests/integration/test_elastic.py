@@ -90,6 +90,15 @@ def _admin_state(master: str, address: str) -> str | None:
     return None
 
 
+def _slow_job(cp: ControlPlaneProcess, cid: str, tmp_path: Path, name: str, tasks: int, seconds: float) -> dict[str, Any]:
+    """A SLOW_JOB step of ``tasks`` tasks of ``seconds`` each, once it is RUNNING."""
+    job = tmp_path / "slow.py"
+    job.write_text(SLOW_JOB)
+    step = cp.add_step(cid, "SPARK", [str(job), name, str(tasks), str(seconds)])
+    cp.wait_for(lambda: cp.step(cid, step["id"])["status"] == "RUNNING", 120, "the job to run")
+    return step
+
+
 def _shell(cp: ControlPlaneProcess, cid: str, command: str, timeout: float = 300) -> str:
     step = cp.add_step(cid, "SHELL", [command])
     done = cp.wait_step(cid, step["id"], timeout)
@@ -124,10 +133,7 @@ def test_bad_resizes_are_refused_and_change_nothing(shared_cp: ControlPlaneProce
 def test_core_scale_out_while_a_spark_job_runs(shared_cp: ControlPlaneProcess, elastic: dict[str, Any],
                                                tmp_path: Path) -> None:
     cid, master = elastic["id"], elastic["master_address"]
-    job = tmp_path / "slow.py"
-    job.write_text(SLOW_JOB)
-    step = shared_cp.add_step(cid, "SPARK", [str(job), "scale-out", "120", "1.5"])
-    shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["status"] == "RUNNING", 120, "the job to run")
+    step = _slow_job(shared_cp, cid, tmp_path, "scale-out", 120, 1.5)
     old = {n["id"] for n in shared_cp.cluster(cid)["nodes"]}
     started = time.monotonic()
     resp = _resize(shared_cp, cid, "CORE", count=3)
@@ -160,10 +166,7 @@ def test_core_scale_out_while_a_spark_job_runs(shared_cp: ControlPlaneProcess, e
 def test_a_task_group_joins_and_leaves_during_a_spark_job(shared_cp: ControlPlaneProcess, elastic: dict[str, Any],
                                                           tmp_path: Path) -> None:
     cid, master = elastic["id"], elastic["master_address"]
-    job = tmp_path / "slow.py"
-    job.write_text(SLOW_JOB)
-    step = shared_cp.add_step(cid, "SPARK", [str(job), "task-group", "160", "1.5"])
-    shared_cp.wait_for(lambda: shared_cp.step(cid, step["id"])["status"] == "RUNNING", 120, "the job to run")
+    step = _slow_job(shared_cp, cid, tmp_path, "task-group", 160, 1.5)
     resp = shared_cp.http.post(f"/clusters/{cid}/node-groups", json={"role": "TASK", "instance_type": "local.medium",
                                                                       "count": 1, "name": "burst"})
     assert resp.status_code == 202 and resp.json()["name"] == "burst", resp.text
@@ -277,11 +280,13 @@ def test_autoscaling_grows_a_task_group_for_a_job_and_shrinks_it_after(shared_cp
     resp = shared_cp.http.post(f"/clusters/{cid}/node-groups", json={"role": "TASK", "instance_type": "local.medium",
                                                                       "count": 0, "name": "auto"})
     assert resp.status_code == 202, resp.text
-    bad = shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy",
-                             json={"min_count": 3, "max_count": 1, "rules": [{"name": "x", "metric": "NoSuchMetric",
-                                                                               "comparison": "GREATER_THAN", "threshold": 0,
-                                                                               "adjustment": 1}]})
-    assert bad.status_code == 422 and "NoSuchMetric" in bad.text, bad.text
+    rule = {"name": "x", "metric": "NoSuchMetric", "comparison": "GREATER_THAN", "threshold": 0, "adjustment": 1}
+    for body, field in (({"min_count": 0, "max_count": 1, "rules": [rule]}, "rules.0.metric"),
+                        ({"min_count": 3, "max_count": 1, "rules": [{**rule, "metric": "AppsPending"}]}, "min_count")):
+        bad = shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy", json=body)
+        assert bad.status_code == 422, bad.text
+        assert any(".".join(map(str, d["loc"])).endswith(field) for d in bad.json()["detail"]), bad.text
+    assert shared_cp.http.get(f"/clusters/{cid}/node-groups/auto/autoscaling-policy").json()["policy"] is None
     policy = {"min_count": 0, "max_count": 2, "rules": [
         {"name": "grow-on-pending", "metric": "ContainerPending", "comparison": "GREATER_THAN", "threshold": 0,
          "period_seconds": 10, "evaluation_periods": 1, "adjustment": 1, "cooldown_seconds": 20},
@@ -289,10 +294,8 @@ def test_autoscaling_grows_a_task_group_for_a_job_and_shrinks_it_after(shared_cp
          "period_seconds": 10, "evaluation_periods": 2, "adjustment": -1, "cooldown_seconds": 20}]}
     put = shared_cp.http.put(f"/clusters/{cid}/node-groups/auto/autoscaling-policy", json=policy)
     assert put.status_code == 200, put.text
-    job = tmp_path / "slow.py"
-    job.write_text(SLOW_JOB)
-    step = shared_cp.add_step(cid, "SPARK", [str(job), "autoscale", "100", "2"])
     started = time.monotonic()
+    step = _slow_job(shared_cp, cid, tmp_path, "autoscale", 100, 2)
     # Pending containers grow the group, within its bounds, and its new node takes work.
     group = shared_cp.wait_for(lambda: (g := _group(shared_cp, cid, "auto"))["running_count"] >= 1 and g, 300,
                                "autoscaling to add a TASK node")
