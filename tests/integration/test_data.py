@@ -9,7 +9,9 @@ sources fail the step with a clear reason and leave no target behind; secrets ap
 nowhere. A second cluster on the same metastore sees the first one's tables, and copies
 files between the bucket and its HDFS with DistCp. A third keeps its metastore in MariaDB
 and moves a MariaDB table in and out (20k rows with a checksum of every column, and the
-edge values).
+edge values). The second cluster has the tightest Hive-on-YARN shape Corral accepts, one
+local.medium CORE node, and runs every kind of step there too (``tight``; the other shapes
+are test_tight_clusters').
 
 Every cluster's Spark JVMs run in America/Los_Angeles (DST gaps, a local mean time before
 1883): timestamps, dates, numerics, bytes and text must arrive exactly all the same, both
@@ -37,6 +39,7 @@ from pyhive import hive
 from tests.integration.conftest import HADOOP_SPEC, HTTP, TEST_JVM_OPTIONS, ControlPlaneProcess, cluster_processes
 from tests.integration.data_fidelity import (PG_ROWS, create_mariadb_tables, create_pg_tables,
                                              mariadb_round_trip_differences, pg_round_trip_differences)
+from tests.integration.tight import check_yarn_sizes, run_every_step_type
 from tests.mariadb import MariaDBServer
 from tests.postgres import PostgresServer
 from tests.s3server import S3Server
@@ -53,6 +56,12 @@ ROOTS, COPIES = "roots", "copies"  # buckets that Spark and DistCp fill at their
 IN_LOS_ANGELES = f"{TEST_JVM_OPTIONS} -Duser.timezone=America/Los_Angeles"
 SPARK_IN_LOS_ANGELES = [{"classification": "spark-defaults", "properties": {
     "spark.driver.extraJavaOptions": IN_LOS_ANGELES, "spark.executor.extraJavaOptions": IN_LOS_ANGELES}}]
+# The second cluster has the tightest Hive-on-YARN shape Corral accepts, one local.medium
+# CORE node (tests/integration/tight.py, which it runs as test_tight_clusters would on a
+# cluster of its own). Not the third: on one local.small standalone worker each transfer
+# waits ~30 s for the SQL endpoint's idle executor after the query before it.
+TIGHT_ON_YARN = [{"role": "MASTER", "instance_type": "local.small", "count": 1},
+                 {"role": "CORE", "instance_type": "local.medium", "count": 1}]
 
 
 class Shared:
@@ -253,10 +262,13 @@ def test_round_trips_through_object_storage_and_postgres(shared_cp: ControlPlane
     assert any(k.startswith(f"logs/{cid}/node/{master['id']}/") and k.endswith("hive-metastore.log") for k in archived)
 
 
+@pytest.mark.timeout(1200)
 def test_external_metastore_outlives_its_cluster(shared_cp: ControlPlaneProcess, lake: S3Server,
-                                                 postgres_server: PostgresServer) -> None:
+                                                 postgres_server: PostgresServer, tmp_path: Path) -> None:
+    """Also the tightest Hive-on-YARN shape: one local.medium CORE node (tight.py)."""
     assert Shared.metastore_db, "runs after test_round_trips_through_object_storage_and_postgres"
-    spec = {**HADOOP_SPEC, "name": "data-b", "configurations": SPARK_IN_LOS_ANGELES, "services": ["hdfs", "yarn", "mapreduce", "spark", "hive"],
+    spec = {**HADOOP_SPEC, "name": "data-b", "node_groups": TIGHT_ON_YARN,
+            "configurations": SPARK_IN_LOS_ANGELES, "services": ["hdfs", "yarn", "mapreduce", "spark", "hive"],
             "object_storage": lake.object_storage_spec(),
             "metastore": {"type": "postgresql", "jdbc_url": f"jdbc:postgresql://127.0.0.1:{postgres_server.port}/{Shared.metastore_db}",
                           "username": "corral", "password": postgres_server.password,
@@ -264,9 +276,8 @@ def test_external_metastore_outlives_its_cluster(shared_cp: ControlPlaneProcess,
     cid = shared_cp.create(spec)["id"]
     try:
         cluster = shared_cp.wait_cluster(cid, ("WAITING",), timeout=300)
-        rows = pyhive_rows(cluster, "SELECT region, total, n FROM region_totals ORDER BY region")
-        assert {r: (t, n) for r, t, n in rows} == Shared.expected
-        assert pyhive_rows(cluster, "SELECT COUNT(*) FROM sales_back") == [(len(PG_ROWS),)]
+        # -- the ResourceManager offers the sizes Corral derived; the SQL endpoint, idle, holds its AM only
+        check_yarn_sizes(shared_cp, cluster)
         # -- object storage <-> HDFS as files (DistCp on YARN), both ways, at roots: from a
         # bucket's root (the Parquet files the first cluster wrote there) into a path at HDFS's
         # root written hdfs:///, and out to another bucket's root
@@ -292,6 +303,14 @@ def test_external_metastore_outlives_its_cluster(shared_cp: ControlPlaneProcess,
                                     and m, 60, "the map's error in the step's reason").splitlines()[0]
         assert "container error: java.lang.IllegalArgumentException: Pathname " in reason, reason
         assert "2026-12-01T10:00:00.csv" in reason and "is not a valid DFS filename" in reason, reason
+        # -- every kind of step beside the SQL endpoint's AM: Spark in client and cluster mode,
+        # MapReduce, SQL (after the DistCp steps: an idle endpoint's executors, kept 30 s after
+        # a query, would hold them up on this one node)
+        run_every_step_type(shared_cp, cluster, tmp_path, on_yarn=True)
+        # -- a second cluster on the metastore sees the first one's tables
+        rows = pyhive_rows(cluster, "SELECT region, total, n FROM region_totals ORDER BY region")
+        assert {r: (t, n) for r, t, n in rows} == Shared.expected
+        assert pyhive_rows(cluster, "SELECT COUNT(*) FROM sales_back") == [(len(PG_ROWS),)]
     finally:
         shared_cp.terminate(cid)
     assert cluster_processes(cid) == []

@@ -9,12 +9,14 @@ registration and checks (a wrong fingerprint, a host without Java 17, a create t
 more READY hosts than there are), tokens and roles, a Hadoop + Spark + Hive cluster whose
 MapReduce and Spark work runs on its CORE hosts, ``corral fs`` and ``corral sql`` through
 the master's address, secrets nowhere, then kill -9 of an agent, a link down and up, a
-reboot, terminate (every host clean) and a changed host key."""
+reboot, terminate (every host clean), a changed host key, drain, remove and add again
+(what the former test_hosts checked against two plain sshds, on the lab's hosts)."""
 
 from __future__ import annotations
 
 import collections
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -134,6 +136,13 @@ def test_hosts_are_checked_and_a_create_needing_more_ready_hosts_than_there_are_
     assert (host["cores"], host["memory_mb"], host["host_key_fingerprint"]) == (1, 2048, master.fingerprint())
     assert host["facts"]["java"]["major"] == 17 and host["facts"]["python"]["version"].startswith("3.11.")
     assert host["facts"]["control_plane"]["ok"] and abs(host["facts"]["clock"]["skew_seconds"]) < 1
+    # (from the former test_hosts) labels, the pinned key itself, the key held but never shown,
+    # and the facts of the host's own machine: its venv, cores, memory and SSH address
+    assert (host["labels"], host["has_private_key"]) == ({"role": "master"}, True)
+    assert host["host_key"].startswith("ssh-ed25519 ") and host["facts"]["python"]["venv"]
+    assert host["facts"]["cores"] == os.cpu_count() and host["facts"]["memory_mb"] > 4096
+    assert host["facts"]["ssh_address"] == master.address
+    assert "PRIVATE KEY" not in done.stdout
     done = add(lab, core1, "--label", "rack=r1", "--cores", "2", "--memory", "4g")
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == "READY", done.stdout
     # The first key seen is pinned when no fingerprint is given.
@@ -145,6 +154,8 @@ def test_hosts_are_checked_and_a_create_needing_more_ready_hosts_than_there_are_
         host = json.loads(done.stdout)
         assert done.returncode == 1 and host["status"] == "FAILED_CHECK"
         assert [c["message"] for c in host["checks"] if not c["ok"] and c["severity"] == "error"] == [JAVA_FIX]
+        checked = lab.corral("admin", "host", "check", core2.name)  # checked again: still no Java, the same fix
+        assert checked.returncode == 1 and JAVA_FIX in checked.stdout, checked.stdout + checked.stderr
 
         refused = lab.corral("operator", "cluster", "create", "-f", str(spec_file(lab)))
         assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -335,8 +346,22 @@ def test_a_changed_host_key_is_refused_and_the_host_marked(lab: Lab) -> None:
     described = lab.get(f"/hosts/{host.name}")
     assert described["status"] == "HOST_KEY_CHANGED" and described["host_key_fingerprint"] == pinned
     assert described["status_reason"].startswith(f"host key changed: pinned {pinned}")
+    assert (f"now {host.fingerprint()}; if the host was reinstalled, remove and add it again"
+            in described["status_reason"]), described["status_reason"]
     refused = lab.corral("operator", "cluster", "create", "-f", str(spec_file(lab)))
     assert refused.returncode == 2 and f"{host.name} (HOST_KEY_CHANGED)" in " ".join(refused.stderr.split()), refused.stderr
     done = lab.corral("admin", "host", "remove", host.name)
     assert done.returncode == 0 and "removed" in done.stdout
     assert [h["name"] for h in lab.get("/hosts")] == [h.name for h in lab.hosts[:2]]
+    # (from the former test_hosts) drain; the list hides removed hosts, --all shows them; a
+    # removed host added again is READY with the key it presents now
+    drained = lab.json("admin", "host", "drain", lab.hosts[1].name)
+    assert drained["status"] == "DRAINED", drained
+    listed = lab.json("admin", "host", "list")
+    assert [(h["name"], h["status"]) for h in listed] == [(lab.hosts[0].name, "READY"), (lab.hosts[1].name, "DRAINED")]
+    everything = lab.json("admin", "host", "list", "--all")
+    assert sorted(h["status"] for h in everything) == ["DRAINED", "READY", "REMOVED"], everything
+    done = add(lab, host, "--cores", "2", "--memory", "4g")
+    again = json.loads(done.stdout)
+    assert done.returncode == 0 and again["status"] == "READY", done.stdout + done.stderr
+    assert again["host_key_fingerprint"] == host.fingerprint() != pinned
