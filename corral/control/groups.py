@@ -124,6 +124,11 @@ def resize_group(cp: ControlPlane, cluster_id: str, group_name: str, request: Re
             raise Conflict(f"node group {group.name} is being removed")
         errors = _request_errors(group, request)
         current = in_service(cluster, group)
+        if cluster.provider != "local" and request.count > len(current):
+            # New nodes on the ssh provider need hosts selected and reserved from the pool as
+            # at create; until the resize does that, a grow is refused rather than failing later.
+            errors.append(FieldError(("count",), f"growing a group is not supported on the {cluster.provider} "
+                                                 "provider yet (shrinks are): create the cluster with the size you need"))
         if not errors and request.count < len(current):
             errors = _shrink_problems(cluster, group, request, current)
         elif not errors and request.nodes:

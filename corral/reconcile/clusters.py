@@ -425,6 +425,9 @@ class ClusterReconciler:
             bump_plan_version(s, c)
             events.progress(s, c.id, "TERMINATE_CLUSTER", "STOP_SERVICES", "RUNNING")
             events.finish_operation(s, c.id, "CREATE_CLUSTER", ok=False, message=c.state_message)
+            for group in c.groups:  # a resize in progress ends with the cluster
+                events.finish_operation(s, c.id, resize.operation_kind(group), ok=False,
+                                        message=f"cluster terminating: {c.state_message}")
             transition(s, c, ClusterState.TERMINATING, c.state_message)
         self.cp.notifier.bump(cluster.id)
 

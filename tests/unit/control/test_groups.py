@@ -100,3 +100,15 @@ def test_task_groups_are_added_and_removed_others_are_not(cp: ControlPlane) -> N
         groups.remove_group(cp, cid, "CORE")
     removed = groups.remove_group(cp, cid, "TASK-2", decommission_timeout=30)
     assert (removed.status, removed.target_count, removed.decommission_timeout) == ("TERMINATING", 0, 30)
+
+
+def test_a_grow_on_the_ssh_provider_is_refused_up_front(cp: ControlPlane) -> None:
+    cid = _up_cluster(cp)
+    with cp.store.session() as s:
+        row = s.get(Cluster, cid)
+        assert row is not None
+        row.provider = "ssh"
+    before = _snapshot(cp, cid)
+    with pytest.raises(ValidationFailed, match="not supported on the ssh provider yet"):
+        groups.resize_group(cp, cid, "TASK", groups.ResizeRequest(count=2))
+    assert _snapshot(cp, cid) == before
