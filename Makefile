@@ -16,3 +16,4 @@ bench: setup
 	.venv/bin/python bench/hadoop.py
 	.venv/bin/python bench/data.py
 	.venv/bin/python bench/hosts.py
+	.venv/bin/python bench/elastic.py

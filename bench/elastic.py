@@ -8,8 +8,14 @@
    its blocks), against the time `hdfs dfs -cp` of the same 512 MB takes on the same
    cluster: a ratio (what a graceful decommission costs over copying the bytes once).
 
-Autoscaling reaction (pending memory -> new NodeManager RUNNING, floor <= 30 s) is added
-with autoscaling. The last line printed is one JSON object with every figure.
+3. Autoscaling reaction: a TASK group at 0 with a policy growing it on MemoryPendingMB > 0
+   (one 10 s evaluation period, the default evaluation interval); a Spark job asks for more
+   than the CORE nodes have. From the ResourceManager first reporting pending memory for
+   the job's executors (its /ws/v1/cluster/metrics once the job's application RUNS, polled
+   every 0.1 s) to the TASK node's NodeManager RUNNING.
+   Floor <= 30 s. Median of --runs (the group is put back to 0 between runs).
+
+The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -23,11 +29,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import NODE_GROUPS, Server, run_step  # noqa: E402
 
+from corral.cli.ship import ship_step  # noqa: E402
+
 SPEC = {"name": "bench-elastic", "node_groups": NODE_GROUPS}
 DATA_BYTES = 512 * 1024 * 1024
+# 40 tasks of 3 s: dynamic allocation asks for an executor per pending task's worth of
+# cores, more than two local.medium NodeManagers hold, so the RM reports pending memory.
+BUSY_JOB = """
+import time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("bench-autoscale").getOrCreate()
+print(spark.sparkContext.parallelize(range(40), 40).map(lambda x: (time.sleep(3), x)[1]).sum())
+"""
+GROW_ON_PENDING = {"min_count": 0, "max_count": 1, "rules": [
+    {"name": "grow-on-pending-memory", "metric": "MemoryPendingMB", "comparison": "GREATER_THAN", "threshold": 0,
+     "period_seconds": 10, "evaluation_periods": 1, "adjustment": 1, "cooldown_seconds": 60}]}
 
 
 def _resize(server: Server, cid: str, count: int, **extra: Any) -> None:
@@ -71,6 +92,47 @@ def scale_out(server: Server, cid: str, master: str) -> float:
     return elapsed
 
 
+def _rm(master: str, path: str) -> Any:
+    return httpx.get(f"http://{master}:8088/ws/v1/cluster/{path}", timeout=10).json()
+
+
+def _nm_running(master: str, addresses: set[str]) -> bool:
+    listed = _rm(master, "nodes")["nodes"] or {}
+    return any(n["nodeHostName"] in addresses and n["state"] == "RUNNING" for n in listed.get("node", []))
+
+
+def autoscaling_reaction(server: Server, cid: str, master: str, job: Path) -> float:
+    """Seconds from the RM first reporting pending memory to the policy's new TASK node's
+    NodeManager RUNNING; the group is back at 0, without a policy, on return."""
+    base = f"/clusters/{cid}/node-groups/auto"
+    if server.http.put(f"{base}/autoscaling-policy", json=GROW_ON_PENDING).status_code != 200:
+        raise RuntimeError("policy refused")
+    request = ship_step(server.http, {"type": "SPARK", "args": [str(job)]})
+    step = server.http.post(f"/clusters/{cid}/steps", json={"steps": [request]}).json()["steps"][0]
+
+    def executors_pending() -> bool:  # the job's own executors, not its ApplicationMaster's brief wait
+        running = (_rm(master, "apps?states=RUNNING").get("apps") or {}).get("app", [])
+        return any(a["name"] == "bench-autoscale" for a in running) and \
+            _rm(master, "metrics")["clusterMetrics"]["pendingMB"] > 0
+
+    _wait(executors_pending, 300, "pending memory", poll=0.1)
+    t0 = time.monotonic()
+
+    def task_addresses() -> set[str]:
+        nodes = server.http.get(f"/clusters/{cid}").json()["nodes"]
+        return {n["address"] for n in nodes if n["group"] == "auto" and n["address"] and n["status"] != "TERMINATED"}
+
+    _wait(lambda: _nm_running(master, task_addresses()), 300, "the TASK NodeManager", poll=0.1)
+    elapsed = time.monotonic() - t0
+    server.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
+    server.http.delete(f"{base}/autoscaling-policy")
+    _wait(lambda: server.http.get(f"{base}").json()["status"] == "RUNNING", 300, "the grow to settle", poll=0.5)
+    server.http.patch(base, json={"count": 0, "decommission_timeout": 0})
+    _wait(lambda: (g := server.http.get(base).json())["status"] == "RUNNING" and g["running_count"] == 0,
+          600, "the TASK group back at 0", poll=0.5)
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -98,6 +160,19 @@ def main() -> None:
             scale_in = time.monotonic() - t0
             print(f"scale-in of a CORE node holding {DATA_BYTES >> 20} MB: {scale_in:.1f} s; "
                   f"hdfs dfs -cp of the same bytes (step): {copy:.1f} s", flush=True)
+            added = server.http.post(f"/clusters/{cid}/node-groups", json={
+                "role": "TASK", "instance_type": "local.medium", "count": 0, "name": "auto"})
+            if added.status_code != 202:
+                raise RuntimeError(f"TASK group refused: {added.text}")
+            _wait(lambda: server.http.get(f"/clusters/{cid}/node-groups/auto").json()["status"] == "RUNNING",
+                  120, "the TASK group")
+            job = Path(tmp) / "busy.py"
+            job.write_text(BUSY_JOB)
+            reactions = []
+            for i in range(args.runs):
+                reactions.append(autoscaling_reaction(server, cid, master, job))
+                print(f"autoscaling run {i + 1}: {reactions[-1]:.2f} s from pending memory to the new "
+                      "NodeManager RUNNING", flush=True)
     result = {
         "scale_out_seconds": [round(t, 2) for t in outs],
         "scale_out_median_seconds": round(statistics.median(outs), 2),
@@ -105,6 +180,9 @@ def main() -> None:
         "scale_in_seconds": round(scale_in, 1),
         "hdfs_cp_seconds": round(copy, 1),
         "scale_in_over_cp_ratio": round(scale_in / copy, 2),
+        "autoscaling_reaction_seconds": [round(t, 2) for t in reactions],
+        "autoscaling_reaction_median_seconds": round(statistics.median(reactions), 2),
+        "autoscaling_reaction_floor_seconds": 30.0,
     }
     print(json.dumps(result))
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from corral.api.deps import plane
 from corral.api.schemas import NodeGroupOut
 from corral.control import clusters, groups
 from corral.control.context import ControlPlane
+from corral.control.views import groups_in_order
+from corral.domain.spec import LabelText, label_scalars
 
 router = APIRouter(tags=["node groups"])
 
@@ -27,11 +29,16 @@ class ResizeBody(BaseModel):
 
 
 class NewGroupBody(BaseModel):
+    """EMR's AddInstanceGroups for one TASK group. ``instance_type``: a catalog type (on ssh
+    a floor), or ``host`` on ssh (sized from each host); ``host_labels``: ssh only."""
+
     model_config = ConfigDict(extra="forbid")
     role: str = "TASK"
     instance_type: str
     count: int = Field(ge=0, le=groups.MAX_GROUP_COUNT)
     name: str | None = None
+    host_labels: Annotated[dict[LabelText, LabelText], BeforeValidator(label_scalars)] = Field(default_factory=dict,
+                                                                                                max_length=16)
 
 
 def _out(cp: ControlPlane, cluster_id: str, group_id: str) -> NodeGroupOut:
@@ -42,7 +49,14 @@ def _out(cp: ControlPlane, cluster_id: str, group_id: str) -> NodeGroupOut:
 @router.get("/clusters/{cluster_id}/node-groups", response_model=list[NodeGroupOut])
 def list_groups(cluster_id: str, cp: ControlPlane = Depends(plane)) -> list[NodeGroupOut]:
     cluster = clusters.get_cluster(cp, cluster_id)
-    return [NodeGroupOut.of(cluster, g) for g in cluster.groups]
+    return [NodeGroupOut.of(cluster, g) for g in groups_in_order(cluster)]
+
+
+@router.get("/clusters/{cluster_id}/node-groups/{group}", response_model=NodeGroupOut)
+def get_group(cluster_id: str, group: str, cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
+    """One live group by name (404 naming the cluster's groups otherwise)."""
+    cluster = clusters.get_cluster(cp, cluster_id)
+    return NodeGroupOut.of(cluster, groups.find_group(cluster, group))
 
 
 @router.patch("/clusters/{cluster_id}/node-groups/{group}", response_model=NodeGroupOut, status_code=202)
@@ -56,7 +70,8 @@ def resize_group(cluster_id: str, group: str, body: ResizeBody, cp: ControlPlane
 @router.post("/clusters/{cluster_id}/node-groups", response_model=NodeGroupOut, status_code=202)
 def add_group(cluster_id: str, body: NewGroupBody, cp: ControlPlane = Depends(plane)) -> NodeGroupOut:
     row = groups.add_group(cp, cluster_id, groups.NewGroup(role=body.role.upper(), instance_type=body.instance_type,
-                                                            count=body.count, name=body.name))
+                                                            count=body.count, name=body.name,
+                                                            host_labels=body.host_labels))
     return _out(cp, cluster_id, row.id)
 
 

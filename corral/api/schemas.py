@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from corral.domain.secrets import masked_properties
-from corral.control.views import cluster_view, effective_properties, node_size
+from corral.control.views import cluster_view, effective_properties, groups_in_order, node_size
 from corral.domain.catalog import INSTANCE_TYPES, InstanceType
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Event, Node, NodeGroup, Operation, Step
@@ -135,7 +135,7 @@ class ClusterDetail(ClusterSummary):
             for name in c.services:
                 uis.update(get_service(name).web_uis(view))
                 endpoints.update(get_service(name).endpoints(view))
-        groups = [NodeGroupOut.of(c, g) for g in c.groups]
+        groups = [NodeGroupOut.of(c, g) for g in groups_in_order(c)]
         names = {g.id: g.name for g in c.groups}
         nodes = [NodeOut(id=n.id, role=n.role, instance_type=n.instance_type, status=n.status, address=n.address,
                          host=n.host_name, vcpus=_size(n)[0], memory_mib=_size(n)[1], phase=n.phase, error=n.error,

@@ -16,6 +16,7 @@ from corral.cli.outcome import finish
 from corral.cli.progress import ENDED, _render
 from corral.cli.render import Output, console, styled, table
 from corral.cli.specfile import load_spec_file
+from corral.hosts.spec import parse_labels
 
 app = typer.Typer(help="Add, remove and list the node groups of a running cluster.", no_args_is_help=True)
 OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json")
@@ -83,14 +84,20 @@ def resize(cluster_id: str,
 @app.command()
 def add(cluster_id: str,
         role: str = typer.Option("TASK", "--role", help="Only TASK groups are added to a running cluster."),
-        instance_type: str = typer.Option(..., "--instance-type", help="e.g. local.medium"),
+        instance_type: str = typer.Option(..., "--instance-type",
+                                          help="e.g. local.medium; on ssh a floor, or 'host' (sized from each host)"),
         count: int = typer.Option(..., "--count", "-n"),
         name: Optional[str] = typer.Option(None, "--name", help="Default: TASK, else TASK-2, TASK-3 ..."),
+        label: list[str] = typer.Option([], "--label", help="ssh: KEY=VALUE each host must carry, repeatable."),
         wait: bool = typer.Option(False, "--wait", help="Show progress until its nodes are in service."),
         output: Output = OutputOpt) -> None:
     """Add a TASK group to a running cluster."""
+    try:
+        labels = parse_labels(label)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label") from None
     client = Client()
-    body = {"role": role, "instance_type": instance_type, "count": count, "name": name}
+    body = {"role": role, "instance_type": instance_type, "count": count, "name": name, "host_labels": labels}
     _finish_group(client, cluster_id, client.post(f"/clusters/{cluster_id}/node-groups", json=body), wait, output)
 
 

@@ -10,7 +10,8 @@ operation ends FAILED ("superseded"), nothing stacks.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from sqlalchemy.orm import Session
 
@@ -19,11 +20,12 @@ from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.context import ControlPlane
 from corral.control.views import effective_properties, in_service_view
-from corral.domain.catalog import INSTANCE_TYPES
+from corral.domain.catalog import HOST_SIZED, INSTANCE_TYPES
 from corral.domain.spec import GROUP_NAME
 from corral.domain.states import ClusterState, GroupState, NodeRole, NodeState
 from corral.elastic.policy import load_policy
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
+from corral.hosts import selection
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, NodeGroup, bump_plan_version
 
@@ -124,11 +126,8 @@ def resize_group(cp: ControlPlane, cluster_id: str, group_name: str, request: Re
             raise Conflict(f"node group {group.name} is being removed")
         errors = _request_errors(group, request)
         current = in_service(cluster, group)
-        if cluster.provider != "local" and request.count > len(current):
-            # New nodes on the ssh provider need hosts selected and reserved from the pool as
-            # at create; until the resize does that, a grow is refused rather than failing later.
-            errors.append(FieldError(("count",), f"growing a group is not supported on the {cluster.provider} "
-                                                 "provider yet (shrinks are): create the cluster with the size you need"))
+        if not errors and request.count > len(current):
+            errors = _host_problems(s, cluster, group, request.count)
         if not errors and request.count < len(current):
             errors = _shrink_problems(cluster, group, request, current)
         elif not errors and request.nodes:
@@ -139,6 +138,33 @@ def resize_group(cp: ControlPlane, cluster_id: str, group_name: str, request: Re
         _set_target(s, cluster, group, request, "USER")
     cp.notifier.bump(cluster_id)
     return group
+
+
+def new_hosts_needed(cluster: Cluster, group: NodeGroup, count: int) -> int:
+    """How many new nodes a grow of ``group`` to ``count`` creates: leavers still
+    DECOMMISSIONING come back first (those being replaced do not)."""
+    draining = [n for n in members(cluster, group) if n.decommission_state == "DECOMMISSIONING"
+                and not (n.provider_data or {}).get("replacing")]
+    return max(0, count - len(in_service(cluster, group)) - len(draining))
+
+
+def _host_problems(s: Session, cluster: Cluster, group: NodeGroup, count: int) -> list[FieldError]:
+    """On the ssh provider a grow needs that many READY hosts matching the group (its
+    labels, named hosts, instance type floor): refused up front when the pool has too few,
+    at ``count``. The hosts are reserved when the reconciler creates the nodes."""
+    if not uses_hosts(cluster):
+        return []
+    try:
+        selection.hosts_for_growth(selection.load_pool(s), group.role, group.instance_type, group.host_labels or {},
+                                   group.host_names or [], new_hosts_needed(cluster, group, count))
+    except ValidationFailed as exc:
+        return list(exc.errors)
+    return []
+
+
+def uses_hosts(cluster: Cluster) -> bool:
+    """Whether the cluster's nodes are registered hosts (``provider: ssh``), one node each."""
+    return cluster.provider == "ssh"
 
 
 def _request_errors(group: NodeGroup, request: ResizeRequest) -> list[FieldError]:
@@ -189,10 +215,15 @@ def _set_target(s: Session, cluster: Cluster, group: NodeGroup, request: ResizeR
 
 @dataclass(frozen=True)
 class NewGroup:
+    """A TASK group to add. ``instance_type``: a catalog type (on ssh a floor each host must
+    reach), or ``host`` on ssh (each node sized from its host); ``host_labels`` (ssh only):
+    labels each of its hosts must carry."""
+
     role: str
     instance_type: str
     count: int
     name: str | None = None
+    host_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def add_group(cp: ControlPlane, cluster_id: str, spec: NewGroup) -> NodeGroup:
@@ -213,21 +244,24 @@ def add_group(cp: ControlPlane, cluster_id: str, spec: NewGroup) -> NodeGroup:
             errors.append(FieldError(("name",), f"group name {name!r} must match {GROUP_NAME}"))
         elif name in taken:
             errors.append(FieldError(("name",), f"cluster {cluster.id} already has a group named {name!r}"))
-        if cluster.provider == "local" and spec.instance_type not in INSTANCE_TYPES:
+        known = [*INSTANCE_TYPES, HOST_SIZED] if uses_hosts(cluster) else list(INSTANCE_TYPES)
+        if spec.instance_type not in known:
             errors.append(FieldError(("instance_type",), f"unknown instance type {spec.instance_type!r} "
-                                                         f"(known: {', '.join(INSTANCE_TYPES)})"))
-        elif cluster.provider != "local":
-            errors.append(FieldError(("instance_type",), f"groups are added on the local provider only for now "
-                                                         f"(this cluster's: {cluster.provider})"))
+                                                         f"(known: {', '.join(known)})"))
+        if spec.host_labels and not uses_hosts(cluster):
+            errors.append(FieldError(("host_labels",), f"only on the ssh provider (this cluster's: {cluster.provider})"))
         if not 0 <= spec.count <= MAX_GROUP_COUNT:
             errors.append(FieldError(("count",), f"count must be 0..{MAX_GROUP_COUNT}, got {spec.count}"))
         if errors:
             raise ValidationFailed(errors)
         group = NodeGroup(id=ids.group_id(), cluster_id=cluster.id, name=name, role=spec.role,
                           instance_type=spec.instance_type, target_count=0, status=GroupState.RUNNING.value,
-                          host_labels={}, host_names=[], leaving_node_ids=[])
+                          host_labels=dict(spec.host_labels), host_names=[], leaving_node_ids=[])
         s.add(group)
         s.flush()
+        errors = _host_problems(s, cluster, group, spec.count)
+        if errors:  # the session rolls the group back
+            raise ValidationFailed(errors)
         events.record(s, cluster.id, "GROUP_ADDED", f"TASK group {name} ({spec.instance_type}) added")
         cluster.groups.append(group)
         _set_target(s, cluster, group, ResizeRequest(count=spec.count), "USER")

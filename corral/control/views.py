@@ -8,7 +8,7 @@ from corral.domain.catalog import HOST_SIZED, InstanceType, host_instance_type
 from corral.domain.states import NodeRole, NodeState
 from corral.services.base import ClusterView, NodeView
 from corral.services import registry
-from corral.store.models import Cluster, Node
+from corral.store.models import Cluster, Node, NodeGroup
 
 Properties = dict[str, dict[str, str]]
 
@@ -36,10 +36,21 @@ def cluster_view(cluster: Cluster) -> ClusterView:
     user: Properties = {}
     for conf in cluster.configurations:
         user.setdefault(conf["classification"], {}).update(conf.get("properties", {}))
+    departed = tuple(
+        NodeView(node_id=n.id, role=NodeRole(n.role), address=n.address, directory=n.directory or "",
+                 instance_type=n.instance_type, size=node_size(n), decommission=n.decommission_state)
+        for n in cluster.nodes if departed_unforgotten(n))
     return ClusterView(cluster_id=cluster.id, release=cluster.release, services=tuple(cluster.services),
                        nodes=nodes, user_configurations=user, object_storage=cluster.object_storage,
                        metastore=cluster.metastore, log_uri=cluster.log_uri,
-                       derived_configurations=dict(cluster.derived_properties or {}))
+                       derived_configurations=dict(cluster.derived_properties or {}), departed=departed)
+
+
+def departed_unforgotten(node: Node) -> bool:
+    """A node released after a graceful decommission that some daemon may still count as
+    live (``ClusterView.departed``); ``forgotten_at`` is set once none does."""
+    return (node.status == NodeState.TERMINATED.value and node.decommission_state == "DECOMMISSIONED"
+            and bool(node.address) and not (node.provider_data or {}).get("forgotten_at"))
 
 
 def in_service_view(cluster: Cluster) -> ClusterView:
@@ -75,3 +86,11 @@ def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:
 
 def has_master(view: ClusterView) -> bool:
     return any(n.role is NodeRole.MASTER for n in view.nodes)
+
+
+_ROLE_ORDER = {"MASTER": 0, "CORE": 1, "TASK": 2}
+
+
+def groups_in_order(cluster: Cluster) -> list[NodeGroup]:
+    """The cluster's node groups as users read them: MASTER, CORE, then TASK groups by name."""
+    return sorted(cluster.groups, key=lambda g: (_ROLE_ORDER.get(g.role, 3), g.name))

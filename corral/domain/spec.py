@@ -86,7 +86,7 @@ def _label_text(value: str) -> str:
     return value
 
 
-def _label_scalars(value: Any) -> Any:
+def label_scalars(value: Any) -> Any:
     """``rack: 1`` in YAML is a number; a label is text (booleans and null stay refused)."""
     if isinstance(value, dict):
         return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
@@ -111,7 +111,7 @@ class NodeGroupSpec(_Model):
     instance_type: str | None = None
     count: int = Field(default=1, ge=0, le=64)
     # ssh only: the hosts must carry every one of these labels ...
-    host_labels: Annotated[dict[LabelText, LabelText], BeforeValidator(_label_scalars)] | None = Field(default=None,
+    host_labels: Annotated[dict[LabelText, LabelText], BeforeValidator(label_scalars)] | None = Field(default=None,
                                                                                                      max_length=16)
     # ... and/or be exactly these registered hosts (one node each; count defaults to their number).
     hosts: list[HostName] | None = Field(default=None, min_length=1, max_length=64)

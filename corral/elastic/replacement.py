@@ -10,12 +10,13 @@ replaced: it is restarted in place on its kept directory.
 Rate limits, so one cause shared by many nodes does not start a storm: at most
 ``max_in_flight`` replacements at once and ``max_per_hour`` per cluster; and when at least
 half of the cluster's CORE and TASK nodes (and at least two) are unhealthy with the same
-health report at the same time, the cause is taken to be shared (every node of a machine
+health report (``cause``: without each node's own paths) at the same time, the cause is taken to be shared (every node of a machine
 on one full disk) and nothing is replaced for it: a new node would land on the same disk.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -59,6 +60,17 @@ def due(node: NodeHealth, rules: ReplacementRules, now: float) -> str | None:
     return None
 
 
+def cause(report: str) -> str:
+    """A health report without what is each node's own (the paths in brackets, numbers), so
+    that the same cause on every node compares equal: ``1/1 local-dirs usable space is below
+    configured utilization percentage/no more usable space [ /n/n-1/data/yarn/local : used
+    space above threshold of 90.0% ]`` -> ``local-dirs usable space is below configured
+    utilization percentage/no more usable space`` (NodeManager's DirectoryCollection)."""
+    text = re.sub(r"\[[^\]]*\]", " ", report)
+    text = re.sub(r"\b\d+/\d+\s+", "", text)
+    return " ".join(text.split()).strip(" ;")
+
+
 def decide(nodes: Sequence[NodeHealth], rules: ReplacementRules, now: float, in_flight: int,
            started_last_hour: int) -> list[Verdict]:
     """A verdict for every node due for replacement, in order (lost nodes first, then the
@@ -66,18 +78,18 @@ def decide(nodes: Sequence[NodeHealth], rules: ReplacementRules, now: float, in_
     this cluster not finished yet; ``started_last_hour``: those begun in the last hour."""
     workers = [n for n in nodes if n.role != "MASTER"]
     unhealthy = [n for n in workers if n.unhealthy_since is not None]
-    shared = {report for report in {n.health_report for n in unhealthy}
-              if sum(n.health_report == report for n in unhealthy) >= max(2, (len(workers) + 1) // 2)}
+    causes = [cause(n.health_report) for n in unhealthy]
+    shared = {c for c in set(causes) if causes.count(c) >= max(2, (len(workers) + 1) // 2)}
     candidates = [(n, reason) for n in workers if (reason := due(n, rules, now)) is not None]
     candidates.sort(key=lambda item: (item[0].lost_since is None,
                                       item[0].lost_since or item[0].unhealthy_since or 0.0))
     verdicts = []
     for node, reason in candidates:
         lost = node.lost_since is not None and node.processes_gone
-        if not lost and node.health_report in shared:
-            count = sum(n.health_report == node.health_report for n in unhealthy)
+        if not lost and cause(node.health_report) in shared:
+            count = causes.count(cause(node.health_report))
             verdicts.append(Verdict(node.node_id, False, f"held: {count} of {len(workers)} nodes are unhealthy with "
-                                    f"the same report, a cause they share ({node.health_report or 'no report'})"))
+                                    f"the same report, a cause they share ({cause(node.health_report) or 'no report'})"))
         elif in_flight >= rules.max_in_flight or started_last_hour >= rules.max_per_hour:
             limit = ("a replacement is already under way" if in_flight >= rules.max_in_flight
                      else f"{started_last_hour} replacements began in the last hour (at most {rules.max_per_hour})")

@@ -153,23 +153,57 @@ def select_hosts(spec: ClusterSpec, pool: Sequence[HostInfo]) -> Selection:
         if len(available) >= group.count:
             chosen[i] = picked
             continue
-        details = [_matched(available)]
         elsewhere = [f"{h.name} (node_groups[{taken[h.name]}])" for h in free if h.name in taken and taken[h.name] != i]
-        if elsewhere:
-            details.append(f"given to other groups: {_names(elsewhere)}")
-        busy = [f"{h.name} ({_state_text(h)})" for h in labelled if not h.free]
-        if busy:
-            details.append(f"not READY: {_names(busy)}")
-        small = [f"{h.name} ({_size_text(h)})" for h in labelled if h.free and not _fits(h, floor)]
-        if small:
-            details.append(f"too small: {_names(small)}" if floor else f"size unknown: {_names(small)}")
-        if not hosts:
-            details.append("no host is registered (corral host add)")
-        errors.append(FieldError(("node_groups", i), f"{_need(group)}; {'; '.join(details)}"))
+        details = _shortfall(available, labelled, floor, bool(hosts), elsewhere)
+        errors.append(FieldError(("node_groups", i), f"{_need(group)}; {details}"))
     if errors:
         raise ValidationFailed(sorted(errors, key=lambda e: e.loc))
     picks = [Pick(i, h, _size(h, _floor(spec.node_groups[i]))) for i in sorted(chosen) for h in chosen[i]]
     return Selection(tuple(picks))
+
+
+def hosts_for_growth(pool: Sequence[HostInfo], role: str, instance_type: str | None, host_labels: Mapping[str, str],
+                     host_names: Sequence[str], count: int) -> list[Pick]:
+    """``count`` more hosts for a running cluster's group (a scale-out): READY, free, with
+    every label of ``host_labels``, one of ``host_names`` when the group named its hosts,
+    and at least ``instance_type`` when the group has one (None: sized from the host).
+    The first by name, as ``select_hosts``. Raises ValidationFailed at ``count`` naming the
+    need and what matched, e.g. ``TASK needs 2 more READY hosts with label rack=r1; 1
+    matches: h5; not READY: h6 (ALLOCATED, cluster c-1)``."""
+    floor = INSTANCE_TYPES[instance_type] if instance_type in INSTANCE_TYPES else None
+    hosts = sorted(pool, key=lambda h: h.name)
+    named = set(host_names)
+    eligible = [h for h in hosts if _has_labels(h, host_labels) and (not named or h.name in named)]
+    free = [h for h in eligible if h.free and _fits(h, floor)]
+    if len(free) >= count:
+        return [Pick(0, h, _size(h, floor)) for h in free[:count]]
+    need = f"{role} needs {count} more READY host{'s' if count != 1 else ''}"
+    if named:
+        need += f" among those it names ({', '.join(sorted(named))})"
+    if host_labels:
+        need += " with label" + ("s " if len(host_labels) != 1 else " ") + ", ".join(f"{k}={v}" for k, v in host_labels.items())
+    if floor is not None:
+        need += f", at least {floor.vcpus} vcpus and {floor.memory_mib} MiB ({floor.name})"
+    raise ValidationFailed([FieldError(("count",), f"{need}; {_shortfall(free, eligible, floor, bool(hosts))}")])
+
+
+def _shortfall(available: Sequence[HostInfo], eligible: Sequence[HostInfo], floor: InstanceType | None,
+               any_registered: bool, elsewhere: Sequence[str] = ()) -> str:
+    """Why too few of the ``eligible`` hosts (those a group's labels or names allow) are
+    ``available``: ``1 matches: h5; given to other groups: ...; not READY: h6 (ALLOCATED,
+    cluster c-1); too small: h7 (1 vcpus, 2048 MiB)``."""
+    details = [_matched(available)]
+    if elsewhere:
+        details.append(f"given to other groups: {_names(elsewhere)}")
+    busy = [f"{h.name} ({_state_text(h)})" for h in eligible if not h.free]
+    if busy:
+        details.append(f"not READY: {_names(busy)}")
+    small = [f"{h.name} ({_size_text(h)})" for h in eligible if h.free and not _fits(h, floor)]
+    if small:
+        details.append(f"too small: {_names(small)}" if floor else f"size unknown: {_names(small)}")
+    if not any_registered:
+        details.append("no host is registered (corral host add)")
+    return "; ".join(details)
 
 
 def _need(group: NodeGroupSpec) -> str:

@@ -23,12 +23,14 @@ from typing import Mapping
 import psutil
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from corral import pidfile
+from corral.domain.states import ClusterState, NodeState
 from corral.providers.base import Liveness, NodeHandle, NodeRequest
 from corral.settings import Settings
 from corral.store.db import Store
-from corral.store.models import AddressLease
+from corral.store.models import AddressLease, Cluster, Node
 
 NODE_ENV_MARKER = "CORRAL_NODE_ID"
 # Never passed to agents (and so to steps): the secret key decrypts every stored secret,
@@ -47,6 +49,19 @@ def agent_environment(environ: Mapping[str, str]) -> dict[str, str]:
 NODE_SUBDIRS = ("conf", "data", "logs", "run", "steps", "artifacts", "tmp")
 
 
+ENDED_STATES = (ClusterState.TERMINATED.value, ClusterState.TERMINATED_WITH_ERRORS.value)
+
+
+def _remembered_addresses(s: Session) -> set[str]:
+    """Addresses of released nodes a daemon may still count as live (``ClusterView.departed``):
+    not handed out again until forgotten, as a cloud does not reuse a released address at once
+    (a new DataNode there would end the old one's exclusion while the NameNode still sees it)."""
+    rows = s.execute(select(Node.address, Node.provider_data).join(Cluster, Cluster.id == Node.cluster_id).where(
+        Node.status == NodeState.TERMINATED.value, Node.decommission_state == "DECOMMISSIONED",
+        Node.address.is_not(None), Cluster.status.not_in(ENDED_STATES)))
+    return {address for address, data in rows if not (data or {}).get("forgotten_at")}
+
+
 class LocalProvider:
     name = "local"
 
@@ -63,7 +78,7 @@ class LocalProvider:
                 held = s.scalar(select(AddressLease.address).where(AddressLease.holder == node_id))
                 if held:
                     return held
-                taken = set(s.scalars(select(AddressLease.address)))
+                taken = set(s.scalars(select(AddressLease.address))) | _remembered_addresses(s)
             candidate = next((str(a) for a in self.settings.local_subnet.hosts()
                               if not str(a).endswith(".1") and str(a) not in taken), None)
             if candidate is None:

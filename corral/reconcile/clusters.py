@@ -88,13 +88,15 @@ class ClusterReconciler:
             events.finish_operation(s, cluster.id, "CREATE_CLUSTER", ok=False, message=message)
         self.cp.notifier.bump(self.cluster_id)
 
-    def _node_failed(self, node: Node, message: str) -> None:
+    def _node_failed(self, node: Node, message: str, said: bool = False) -> None:
+        """Retry the node later, with backoff; an event says why unless ``said`` already."""
         with self.cp.store.session() as s:
             row = s.get(Node, node.id)
             assert row is not None
             row.attempts += 1
             row.next_attempt_at = self.now + deadlines.backoff(row.attempts)
-            events.record(s, node.cluster_id, "NODE_ERROR", message, level="WARN", node_id=node.id)
+            if not said:
+                events.record(s, node.cluster_id, "NODE_ERROR", message, level="WARN", node_id=node.id)
 
     # -- entry -------------------------------------------------------------------------------------
 
@@ -309,7 +311,9 @@ class ClusterReconciler:
                 if node.role == "MASTER":
                     self._fail(StateChangeCode.INSTANCE_FAILURE, f"master node {node.id} is gone")
                 else:
-                    self._node_failed(node, f"node {node.id} is gone")
+                    # Said once; later probes until it is replaced (or comes back) only retry.
+                    self._node_failed(node, f"node {node.id} is gone: none of its processes or files is left",
+                                      said=bool((node.provider_data or {}).get("missing_since")))
                     replace.note_missing(self.cp, node, self.now)
                 continue
             with self.cp.store.session() as s:
@@ -436,7 +440,9 @@ class ClusterReconciler:
             row = s.get(Node, node.id)
             assert row is not None
             row.status, row.ended_at = NodeState.TERMINATED.value, self.now
-            row.status_reason, row.lost_at = reason, None
+            replaced = (row.status_reason or "").startswith("replaced: ")  # why it went stays said
+            row.status_reason = reason if reason is not None or not replaced else row.status_reason
+            row.lost_at = None
             if reason is None:
                 events.record(s, node.cluster_id, "NODE_TERMINATED", f"{row.role} node {row.id} released", node_id=row.id)
             else:
@@ -490,3 +496,5 @@ class ClusterReconciler:
             transition(s, c, ClusterState.TERMINATED_WITH_ERRORS if failed else ClusterState.TERMINATED,
                        c.failure_message if failed else c.state_message)
         step_watch.forget(cluster.id)
+        replace.forget(cluster.id)
+        idle_watch.forget(cluster.id)

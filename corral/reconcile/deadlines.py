@@ -19,6 +19,11 @@ AGENT_LOST_SECONDS = _seconds("AGENT_LOST", 20.0)  # no report for this long: th
 # failed and the cluster's failure path applies (INSTANCE_FAILURE, TERMINATED_WITH_ERRORS),
 # as for a node that is gone. CORRAL_NODE_LOST_TIMEOUT changes it.
 NODE_LOST_SECONDS = _seconds("NODE_LOST", 900.0)
+# Node replacement (corral.reconcile.replace): a node whose agent is lost and whose
+# processes are gone is replaced after NODE_REPLACE_LOST; one its services report unhealthy
+# (a NodeManager UNHEALTHY) after NODE_UNHEALTHY, so a passing condition does not cost a node.
+NODE_REPLACE_LOST_SECONDS = _seconds("NODE_REPLACE_LOST", 120.0)
+NODE_UNHEALTHY_SECONDS = _seconds("NODE_UNHEALTHY", 300.0)
 # One agent check of a silent node (``provider.query_node``: the ssh provider's waits 10 s
 # for SSH, then up to 20 s for the answer) counts as "its machine does not answer" past this.
 NODE_PROBE_SECONDS = _seconds("NODE_PROBE", 35.0)

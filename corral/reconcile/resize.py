@@ -3,7 +3,9 @@
 On every pass of a WAITING/RUNNING cluster, per group (``corral.store.models.NodeGroup``):
 
 grow     recommission leavers still DECOMMISSIONING first (a new target superseded the
-         shrink), then add REQUESTED nodes; the provider creates them, their agents deploy
+         shrink), then add REQUESTED nodes (on the ssh provider each with a READY host of
+         the pool matching the group, reserved with it; none left: the grow is given up
+         with the reason); the provider creates them, their agents deploy
          and start the DataNode/NodeManager; the group is RUNNING again once every new node
          is RUNNING and the services see them (``Service.check_ready`` on the in-service view)
 shrink   cancel nodes not yet RUNNING first, then choose leavers (``corral.elastic.scalein``:
@@ -13,7 +15,11 @@ shrink   cancel nodes not yet RUNNING first, then choose leavers (``corral.elast
 drain    every DRAIN_CHECK_SECONDS each service says how far each leaver is
          (``Service.drain_status``); once all are done it is DECOMMISSIONED
 release  a DECOMMISSIONED (or cancelled) node gets target TERMINATED: its agent stops its
-         daemons, the provider releases it, the plans drop it from the exclude files
+         daemons, the provider releases it
+forget   a released leaver stays in the exclude files until no daemon counts it as live
+         (``Service.remembered``: the NameNode declares a stopped DataNode dead after ~90 s;
+         dropped sooner, it would be put back in service and its blocks' other replicas
+         deleted as excess), then the plans drop it
 
 Every write is a short transaction of its own and every decision is re-derived from the
 store, so a control plane killed at any point continues on restart; deadlines are in the
@@ -25,18 +31,22 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from corral import ids
 from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.steps import add_steps
 from corral.control.groups import (DEFAULT_DECOMMISSION_TIMEOUT, GROW_STEPS, SHRINK_STEPS, in_service, members,
-                                   operation_kind)
-from corral.control.views import cluster_view, in_service_view
+                                   operation_kind, uses_hosts)
+from corral.control.views import cluster_view, departed_unforgotten, in_service_view
 from corral.domain.spec import StepRequest
 from corral.domain.states import DecommissionState, GroupState, NodeRole, NodeState, NodeTarget, StepType
 from corral.elastic import scalein
+from corral.errors import ValidationFailed
+from corral.hosts import selection
 from corral.providers.base import NodeBroken, NodeUnreachable
-from corral.reconcile import deadlines
+from corral.reconcile import deadlines, replace
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, NodeGroup, bump_plan_version
 
@@ -46,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("corral.reconcile")
 DRAIN_CHECK_SECONDS = 3.0
 _last_drain_check: dict[str, float] = {}  # cluster id -> when its leavers were last asked about
+_last_forget_check: dict[str, float] = {}  # cluster id -> when its departed nodes were last asked about
 _forced: set[str] = set()  # nodes whose deadline passed and whose exclude files were re-sent with 0 s
 _NOT_UP = (NodeState.REQUESTED.value, NodeState.PROVISIONING.value, NodeState.BOOTSTRAPPING.value,
            NodeState.STARTING.value)
@@ -60,6 +71,7 @@ def _settled(cluster: Cluster) -> bool:
                 and len(in_service(cluster, group)) != group.target_count:
             return False
     return not any((n.decommission_state is not None and n.status != NodeState.TERMINATED.value)
+                   or departed_unforgotten(n)
                    or n.status in (NodeState.TERMINATING.value, NodeState.REQUESTED.value)
                    or (n.status == NodeState.PROVISIONING.value and n.last_heartbeat is None)
                    or (n.target == NodeTarget.TERMINATED.value and n.status != NodeState.TERMINATED.value)
@@ -74,7 +86,10 @@ def reconcile_groups(rec: "ClusterReconciler", cluster: Cluster) -> None:
     for group in cluster.groups:
         if group.status == GroupState.TERMINATED.value or group.role == NodeRole.MASTER.value:
             continue
-        changed |= _converge(rec, cluster, group)
+        try:
+            changed |= _converge(rec, cluster, group)
+        except selection.HostTaken as exc:  # a concurrent create reserved it first: rolled back, next pass
+            log.info("resize of %s: %s; selecting again", group.name, exc)
     if changed:
         rec.cp.notifier.bump(cluster.id)
         cluster = rec._load()
@@ -82,6 +97,7 @@ def reconcile_groups(rec: "ClusterReconciler", cluster: Cluster) -> None:
     if changed:
         cluster = rec._load()
     _drain(rec, cluster)
+    _forget(rec, rec._load())
     cluster = rec._load()
     new = [n for n in cluster.nodes if n.status in (NodeState.REQUESTED.value, NodeState.PROVISIONING.value)
            and n.target == NodeTarget.RUNNING.value]
@@ -112,7 +128,8 @@ def _converge(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
             s.flush()
         if len(serving) < wanted:
             short = wanted - len(serving)
-            draining = [n for n in members(c, g) if n.decommission_state == DecommissionState.DECOMMISSIONING.value]
+            draining = [n for n in members(c, g) if n.decommission_state == DecommissionState.DECOMMISSIONING.value
+                        and not replace.replacing(n)]
             for node in draining[:short]:
                 node.decommission_state = node.decommission_started_at = node.decommission_deadline_at = None
                 node.decommission_detail = None
@@ -121,13 +138,27 @@ def _converge(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
                               f"{g.name}'s target is now {wanted}", node_id=node.id)
                 short -= 1
             now = rec.now
+            picks = _hosts_for(s, c, g, short)
+            if picks is None:
+                return True  # refused: the group is back at its size, with the reason
+            if picks is _NOT_YET:
+                return False  # a host it needs is still remembered by the NameNode: next pass
+            reservations = []
             for i in range(short):
                 node = Node(id=ids.node_id(), cluster_id=c.id, group_id=g.id, role=g.role, instance_type=g.instance_type,
                             status=NodeState.REQUESTED.value, target=NodeTarget.RUNNING.value, provider_data={},
                             components={}, created_at=now + i * 1e-6)
+                if picks:  # a registered host for it (ssh), reserved with it
+                    pick = picks[i]
+                    node.host_id, node.host_name, node.address = pick.host.id, pick.host.name, pick.host.address
+                    node.vcpus, node.memory_mib = pick.size.vcpus, pick.size.memory_mib
+                    reservations.append((pick.host, node.id))
                 s.add(node)
                 events.record(s, c.id, "NODE_REQUESTED", f"{g.role} node {node.id} requested for {g.name} "
-                              f"(target {wanted})", node_id=node.id)
+                              f"(target {wanted})" + (f" on host {node.host_name}" if picks else ""), node_id=node.id)
+            if reservations:
+                s.flush()
+                selection.reserve(s, reservations, c.id, now)  # HostTaken: all rolled back, tried next pass
             events.progress(s, c.id, kind, "PROVISION_NODES", "RUNNING", f"{len(serving)}/{wanted} nodes in service")
         else:
             excess = len(serving) - wanted
@@ -166,6 +197,38 @@ def _converge(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
     return True
 
 
+_NOT_YET: list[selection.Pick] = []  # _hosts_for's "wait": only remembered hosts would do
+
+
+def _hosts_for(s: Session, cluster: Cluster, group: NodeGroup, count: int) -> list[selection.Pick] | None:
+    """The hosts for ``count`` new nodes of ``group`` ([] off the ssh provider); ``_NOT_YET``
+    while only hosts this cluster released and a daemon still remembers would do (their
+    address is still excluded: ``ClusterView.departed``); None when the pool no longer has
+    them (taken since the request was accepted): the grow is given up in ``s``, as a node
+    that cannot be provisioned is (``_give_up``)."""
+    if not uses_hosts(cluster):
+        return []
+    pool = selection.load_pool(s)
+    remembered = {n.address for n in cluster.nodes if departed_unforgotten(n)}
+    wanted = (group.role, group.instance_type, group.host_labels or {}, group.host_names or [], count)
+    try:
+        return selection.hosts_for_growth([h for h in pool if h.address not in remembered], *wanted)
+    except ValidationFailed as exc:
+        if remembered:
+            try:
+                selection.hosts_for_growth(pool, *wanted)
+                return _NOT_YET
+            except ValidationFailed:
+                pass
+        reason = "; ".join(e.msg for e in exc.errors)
+        group.target_count = len(in_service(cluster, group))
+        group.status_reason = f"resize failed: {reason}"
+        events.record(s, cluster.id, "RESIZE_FAILED", f"{group.name}: {reason}; target set back to "
+                      f"{group.target_count}", level="ERROR")
+        events.finish_operation(s, cluster.id, operation_kind(group), ok=False, message=reason)
+        return None
+
+
 def _placement_load(cluster: Cluster) -> dict[str, tuple[int, int]]:
     """node id -> (ApplicationMasters, running containers) on it, from the services."""
     view = cluster_view(cluster)
@@ -191,6 +254,9 @@ def _drain(rec: "ClusterReconciler", cluster: Cluster) -> None:
     answers = [get_service(name).drain_status(view, timeout=3.0) for name in cluster.services]
     overdue = [n.id for n in leaving if n.decommission_deadline_at is not None and rec.now > n.decommission_deadline_at
                and n.id not in _forced]
+    # Waits that would only end at the timeout, with nothing of theirs left on the node.
+    early = [n.id for n in leaving if n.id not in _forced and n.id not in overdue
+             and any(a[n.id].release_now for a in answers if n.id in a)]
     with rec.cp.store.session() as s:
         c = load_cluster(s, cluster.id)
         for node in c.nodes:
@@ -198,6 +264,11 @@ def _drain(rec: "ClusterReconciler", cluster: Cluster) -> None:
                 continue
             mine = [a[node.id] for a in answers if node.id in a]
             waiting = [d.waiting for d in mine if not d.done]
+            if node.id in early:  # its deadline is now: the exclude file says 0 s left
+                node.decommission_deadline_at = rec.now
+                events.record(s, c.id, "DECOMMISSION_RELEASED", f"{node.role} node {node.id}: "
+                              f"{'; '.join(d.waiting for d in mine if d.release_now)}: YARN's wait ends now",
+                              node_id=node.id)
             if not waiting:
                 node.decommission_state = DecommissionState.DECOMMISSIONED.value
                 node.decommission_detail = "decommissioned"
@@ -206,12 +277,34 @@ def _drain(rec: "ClusterReconciler", cluster: Cluster) -> None:
             else:
                 node.decommission_detail = "waiting for " + "; ".join(waiting)
         if overdue:
-            _forced.update(overdue)
             events.record(s, c.id, "DECOMMISSION_TIMEOUT", f"decommission timeout passed for {', '.join(overdue)}: "
                           "YARN forces them out; HDFS still re-replicates their blocks first", level="WARN")
+        if overdue or early:
+            _forced.update(overdue + early)
             bump_plan_version(s, c)
-    if overdue:
+    if overdue or early:
         rec.cp.notifier.bump(cluster.id)
+
+
+def _forget(rec: "ClusterReconciler", cluster: Cluster) -> None:
+    """Released leavers stay in the exclude files until no daemon counts them as live
+    (``ClusterView.departed``); asked every DRAIN_CHECK_SECONDS, then dropped from the files."""
+    view = cluster_view(cluster)
+    if not view.departed or rec.now - _last_forget_check.get(cluster.id, 0.0) < DRAIN_CHECK_SECONDS:
+        return
+    _last_forget_check[cluster.id] = rec.now
+    remembered: set[str] = set()
+    for name in cluster.services:
+        remembered |= get_service(name).remembered(view, timeout=3.0)
+    forgotten = [n.node_id for n in view.departed if n.node_id not in remembered]
+    if not forgotten:
+        return
+    with rec.cp.store.session() as s:
+        c = load_cluster(s, cluster.id)
+        for node in (n for n in c.nodes if n.id in forgotten):
+            node.provider_data = {**(node.provider_data or {}), "forgotten_at": rec.now}
+        bump_plan_version(s, c)  # the exclude files drop them
+    rec.cp.notifier.bump(cluster.id)
 
 
 def _release(rec: "ClusterReconciler", cluster: Cluster) -> bool:
@@ -260,7 +353,7 @@ def _release(rec: "ClusterReconciler", cluster: Cluster) -> bool:
             rec._node_terminated(node, None, None)
         changed = True
         with rec.cp.store.session() as s:
-            bump_plan_version(s, load_cluster(s, cluster.id))  # the exclude files drop it
+            bump_plan_version(s, load_cluster(s, cluster.id))  # YARN's exclude file drops it; HDFS's in _forget
         _forced.discard(node.id)
         rec.cp.notifier.bump(cluster.id)
     return changed

@@ -78,6 +78,13 @@ class ClusterView:
     object_storage: dict[str, Any] | None = None
     metastore: dict[str, Any] | None = None
     log_uri: str | None = None
+    # Nodes released after a graceful decommission that a daemon may still count as live
+    # (the NameNode takes ~90 s to declare a stopped DataNode dead): they stay in the
+    # exclude files until ``Service.remembered`` says no daemon does. Taking one out
+    # sooner has the NameNode put it back in service while it still looks alive, find
+    # its blocks over-replicated and delete good replicas elsewhere
+    # (DatanodeAdminManager.stopDecommission -> processExtraRedundancyBlocksOnInService).
+    departed: tuple[NodeView, ...] = ()
 
     @property
     def master(self) -> NodeView:
@@ -89,6 +96,13 @@ class ClusterView:
     def leaving(self, *roles: NodeRole) -> list[NodeView]:
         """Nodes of ``roles`` being decommissioned (in the exclude files until released)."""
         return [n for n in self.with_roles(*roles) if n.leaving]
+
+    def excluded(self, *roles: NodeRole) -> list[NodeView]:
+        """What the exclude files list for ``roles``: nodes leaving, and departed ones still
+        remembered, unless a node in service now has that address (it was reused)."""
+        serving = {n.address for n in self.with_roles(*roles) if not n.leaving}
+        gone = [n for n in self.departed if n.role in roles and n.address not in serving]
+        return self.leaving(*roles) + gone
 
 
 def require_core_nodes(spec: "ClusterSpec", message: str) -> list[FieldError]:
@@ -110,10 +124,15 @@ class ReadyCheck:
 class Drain:
     """Where one service stands with one leaving node: ``done`` once the service no longer
     needs it (YARN: DECOMMISSIONED; HDFS: every block re-replicated elsewhere), else what it
-    still waits for (``waiting``: e.g. ``2 containers``, ``35 blocks``)."""
+    still waits for (``waiting``: e.g. ``2 containers``, ``35 blocks``). ``release_now``:
+    what the daemon still waits for will never end by itself and holds nothing on the
+    node (YARN waiting only for Corral's always-on SQL endpoint application, whose
+    containers have left it): the reconciler ends the wait at once rather than at the
+    decommission timeout."""
 
     done: bool
     waiting: str = ""
+    release_now: bool = False
 
 
 class NotObserved(Exception):
@@ -231,6 +250,17 @@ class Service(Protocol):
         missing from the answer needs nothing from this service. Raises nothing: a daemon
         that does not answer gives ``Drain(False, "<daemon> not answering")``."""
 
+    def remembered(self, cluster: ClusterView, timeout: float) -> set[str]:
+        """The ids of ``cluster.departed`` nodes a daemon of this service still counts as
+        live (HDFS: the NameNode lists the DataNode among its LiveNodes), so they stay in
+        its exclude file; every one of them when the daemon does not answer."""
+
+    def unhealthy_nodes(self, cluster: ClusterView, timeout: float) -> dict[str, str]:
+        """node id -> the health report of each node whose daemons of this service say it
+        is unhealthy (YARN: a NodeManager UNHEALTHY, e.g. "1/1 local-dirs usable space is
+        below configured utilization percentage"): what node replacement weighs
+        (``corral.elastic.replacement``). Raises NotObserved when the daemon does not answer."""
+
     def failure_details(self, cluster: ClusterView, application_ids: list[str]) -> dict[str, str]:
         """For the step's applications of this service that failed: application id -> the
         failed container's own error line (e.g. ``java.io.IOException: ...``), from the
@@ -283,6 +313,12 @@ class ServiceBase:
 
     def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
         return None
+
+    def unhealthy_nodes(self, cluster: ClusterView, timeout: float) -> dict[str, str]:
+        return {}
+
+    def remembered(self, cluster: ClusterView, timeout: float) -> set[str]:
+        return set()
 
     def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
         return {}

@@ -100,7 +100,7 @@ class HdfsService(ServiceBase):
         if node.role is NodeRole.MASTER:
             refresh = FileHook(argv=[hc.tool(node, "hdfs"), "dfsadmin", "-refreshNodes"],
                                wait_for=Probe(kind="tcp", host=node.address, port=NAMENODE_RPC_PORT))
-            leaving = [n.address for n in cluster.leaving(NodeRole.CORE)]
+            leaving = [n.address for n in cluster.excluded(NodeRole.CORE)]
             exclude = [FileSpec(path=exclude_path(cluster), content=hdfs_exclude(leaving), on_change=[refresh])]
         return [
             *exclude,
@@ -229,6 +229,24 @@ class HdfsService(ServiceBase):
             else:
                 answer[node.node_id] = Drain(True)
         return answer
+
+    def remembered(self, cluster: ClusterView, timeout: float) -> set[str]:
+        """Departed CORE nodes whose DataNode the NameNode still lists among its LiveNodes
+        (until ``dfs.namenode.heartbeat.recheck-interval`` x 2 + 10 heartbeats, ~90 s,
+        after it stopped). An address a node of the cluster holds again is not one: the
+        new DataNode's registration replaced the old one."""
+        departed = [n for n in cluster.departed if n.role is NodeRole.CORE]
+        in_use = {n.address for n in cluster.nodes}
+        candidates = [n for n in departed if n.address not in in_use]
+        if not candidates:
+            return set()
+        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo"
+        try:
+            live = json.loads(HTTP.get(url, timeout=timeout).json()["beans"][0]["LiveNodes"] or "{}")
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return {n.node_id for n in candidates}
+        hosts = {name.rsplit(":", 1)[0] for name in live}
+        return {n.node_id for n in candidates if n.address in hosts}
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"namenode": f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}"}

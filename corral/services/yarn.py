@@ -104,13 +104,14 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _running_applications(address: str, timeout: float) -> int | None:
-    """How many applications the NodeManager at ``address`` still keeps (its REST API's
-    RUNNING ones, those a graceful decommission waits for), or None when it does not answer."""
+def _running_applications(address: str, timeout: float) -> list[str] | None:
+    """The ids of the applications the NodeManager at ``address`` still keeps (its REST
+    API's RUNNING ones, those a graceful decommission may wait for), or None when it does
+    not answer."""
     try:
         apps = (HTTP.get(f"http://{address}:{NM_WEB_PORT}/ws/v1/node/apps?state=RUNNING", timeout=timeout)
                 .json().get("apps") or {}).get("app", [])
-        return len(apps)
+        return [str(a.get("id")) for a in apps]
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
 
@@ -328,6 +329,25 @@ class YarnService(ServiceBase):
         containers = {n.get("nodeHostName"): int(n.get("numContainers") or 0) for n in listed}
         return {n.node_id: (ams.get(n.address, 0), containers.get(n.address, 0)) for n in nodemanagers(cluster)}
 
+    def unhealthy_nodes(self, cluster: ClusterView, timeout: float) -> dict[str, str]:
+        """NodeManagers the ResourceManager lists UNHEALTHY (its node health checker: local
+        or log dirs bad or above ``max-disk-utilization-per-disk-percentage``, 90 % by
+        default, or a health script's ERROR), with their ``healthReport``."""
+        try:
+            listed = (HTTP.get(f"{self._rm(cluster)}/nodes?states=UNHEALTHY", timeout=timeout).json()
+                      .get("nodes") or {}).get("node", [])
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise NotObserved(f"ResourceManager not answering ({type(exc).__name__})") from exc
+        if not listed:
+            return {}
+        reports = {n.get("nodeHostName"): str(n.get("healthReport") or "") for n in listed}
+        found = {}
+        for node in nodemanagers(cluster):
+            name = node.address if node.address in reports else _nodemanager_name(node.address, timeout)
+            if name in reports:
+                found[node.node_id] = reports[name]
+        return found
+
     def drain_status(self, cluster: ClusterView, timeout: float) -> dict[str, Drain]:
         """A leaving NodeManager is done once the ResourceManager lists it DECOMMISSIONED
         (or it is gone: SHUTDOWN, LOST, never registered). While DECOMMISSIONING it waits for
@@ -351,11 +371,24 @@ class YarnService(ServiceBase):
             elif state != "DECOMMISSIONING":
                 answer[node.node_id] = Drain(False, f"NodeManager {state}, not yet DECOMMISSIONING")
             else:
+                containers = int(entry.get("numContainers") or 0)
                 apps = _running_applications(node.address, timeout)
-                answer[node.node_id] = Drain(False, ", ".join(filter(None, (
-                    _count(int(entry.get("numContainers") or 0), "container"),
-                    _count(apps, "application") if apps is not None else None))) or "the ResourceManager")
+                waiting = ", ".join(filter(None, (_count(containers, "container"),
+                                                  _count(len(apps), "application") if apps is not None else None)))
+                if not containers and apps and self._always_on(cluster, apps, timeout):
+                    # The RM waits for every application that ran on the node while it
+                    # decommissions until it finishes; the SQL endpoint never does, though
+                    # its executors (dynamic allocation, 30 s idle) have left the node.
+                    answer[node.node_id] = Drain(False, "only the SQL endpoint's application, which has nothing "
+                                                        "left on it", release_now=True)
+                else:
+                    answer[node.node_id] = Drain(False, waiting or "the ResourceManager")
         return answer
+
+    def _always_on(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> bool:
+        """Whether every one of ``application_ids`` is one of Corral's always-on applications."""
+        found = self.applications(cluster, application_ids, timeout=timeout)
+        return len(found) == len(application_ids) and all(a.get("name") in ALWAYS_ON_APPLICATIONS for a in found)
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}

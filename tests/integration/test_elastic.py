@@ -1,7 +1,8 @@
 """Elastic clusters on real Hadoop and Spark: refused resizes, CORE scale-out while a
 Spark job runs, a TASK group added and removed during a Spark job, a graceful CORE
 scale-in holding HDFS data while a MapReduce job reads it (with the control plane killed
--9 in the middle of the decommission), and idle auto-termination last. One cluster on a
+-9 in the middle of the decommission), node replacement (a node gone, a NodeManager
+UNHEALTHY), autoscaling, and idle auto-termination last. One cluster on a
 control plane of the module's own, in that order (each test leaves it as the next expects)."""
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ SPEC: dict[str, Any] = {
         {"role": "MASTER", "instance_type": "local.small", "count": 1},
         {"role": "CORE", "instance_type": "local.medium", "count": 2},
     ],
+    # NodeManagers look at their disks every 5 s (YARN's default: 2 minutes), so a bad disk
+    # makes one UNHEALTHY within seconds in the replacement test.
+    "configurations": [{"classification": "yarn-site", "properties": {
+        "yarn.nodemanager.disk-health-checker.interval-ms": "5000"}}],
 }
+# Node replacement's grace periods, shortened from 120 s (lost) and 300 s (unhealthy).
+REPLACE_AFTER = {"CORRAL_NODE_REPLACE_LOST_TIMEOUT": "30", "CORRAL_NODE_UNHEALTHY_TIMEOUT": "20"}
 # Many short tasks: the job's backlog has dynamic allocation ask for executors beyond the
 # nodes it started on.
 SLOW_JOB = """
@@ -41,6 +48,7 @@ print("SUM", total)
 def shared_cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneProcess]:
     """The module's own control plane: one test kills it with -9."""
     cp = ControlPlaneProcess(tmp_path_factory.mktemp("elastic") / "home")
+    cp.env.update(REPLACE_AFTER)
     cp.home.mkdir()
     cp.start()
     yield cp
@@ -247,6 +255,10 @@ def test_graceful_core_scale_in_keeps_every_block_and_the_job(shared_cp: Control
 
 def test_a_core_node_that_is_gone_is_replaced_and_hdfs_heals(shared_cp: ControlPlaneProcess,
                                                             elastic: dict[str, Any]) -> None:
+    # Every block is on both remaining CORE nodes only if the node the previous test took out
+    # stayed excluded until the NameNode declared it dead (ClusterView.departed): dropped
+    # sooner, HDFS put it back in service and deleted replicas here as excess, and this kill
+    # lost blocks.
     cid = elastic["id"]
     victim = next(n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "CORE" and n["status"] == "RUNNING")
     procs = [p for p in cluster_processes(cid) if p.environ().get("CORRAL_NODE_ID") == victim["id"]]
@@ -272,6 +284,50 @@ def test_a_core_node_that_is_gone_is_replaced_and_hdfs_heals(shared_cp: ControlP
                 and bool(re.search(r"Missing blocks:\s+0\n", fsck)))
 
     shared_cp.wait_for(healed, 400, "HDFS HEALTHY with every block fully replicated")
+
+
+def test_a_core_node_whose_nodemanager_stays_unhealthy_is_replaced_and_leaves_gracefully(
+        shared_cp: ControlPlaneProcess, elastic: dict[str, Any]) -> None:
+    """Its NodeManager's local dir turned into a file (a bad disk to YARN's disk checker):
+    UNHEALTHY in the ResourceManager; past the grace period a new CORE node joins and the
+    sick one is decommissioned (its DataNode's blocks copied away) before it is released."""
+    cid, master = elastic["id"], elastic["master_address"]
+    victim = next(n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "CORE" and n["status"] == "RUNNING")
+    local = shared_cp.home / "nodes" / cid / victim["id"] / "data" / "yarn" / "local"
+    assert local.is_dir()
+    shutil.rmtree(local)
+    local.write_text("not a directory\n")
+    url = f"http://{master}:8088/ws/v1/cluster/nodes?states=UNHEALTHY"
+    sick = shared_cp.wait_for(lambda: [n for n in (HTTP.get(url).json().get("nodes") or {}).get("node", [])
+                                       if n["nodeHostName"] == victim["address"]], 60, "the NodeManager UNHEALTHY")
+    assert "local-dirs" in sick[0]["healthReport"], sick
+    seen: list[tuple[str, str | None]] = []  # the victim's (status/decommission state, NameNode admin state)
+
+    def replaced() -> dict[str, Any] | None:
+        node = next(n for n in shared_cp.cluster(cid)["nodes"] if n["id"] == victim["id"])
+        state = _admin_state(master, victim["address"]) if node["status"] != "TERMINATED" else None
+        seen.append((f"{node['status']}/{node['decommission_state']}", state))
+        return node if node["status"] == "TERMINATED" else None
+
+    node = shared_cp.wait_for(replaced, 400, "the unhealthy node replaced and released")
+    assert node["status_reason"].startswith("replaced: its NodeManager has been UNHEALTHY for "), node
+    events = [e for e in shared_cp.events(cid) if e.get("node_id") == victim["id"]]
+    codes = [e["code"] for e in events]
+    assert codes.index("NODE_UNHEALTHY") < codes.index("NODE_REPLACED") < codes.index("NODE_DECOMMISSIONED") \
+        < codes.index("NODE_TERMINATED"), codes
+    assert "local-dirs" in next(e for e in events if e["code"] == "NODE_UNHEALTHY")["message"]
+    # Stopped only once the NameNode listed it Decommissioned: its blocks were copied first.
+    first_stop = next(i for i, (status, _) in enumerate(seen) if status.startswith(("TERMINATING", "TERMINATED")))
+    assert any(state == "Decommissioned" for _, state in seen[:first_stop]), seen
+    group = _wait_resized(shared_cp, cid, "CORE", 300)
+    assert (group["running_count"], group["requested_count"]) == (2, 2)
+    fresh = [n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "CORE" and n["status"] == "RUNNING"]
+    assert victim["id"] not in {n["id"] for n in fresh}
+    assert all(any(r["nodeHostName"] == n["address"] and r["state"] == "RUNNING" for r in _rm_nodes(master))
+               for n in fresh)
+    fsck = _shell(shared_cp, cid, "hdfs fsck / 2>/dev/null | tail -40")
+    assert "is HEALTHY" in fsck and re.search(r"Missing blocks:\s+0\n", fsck), fsck
+    assert not [p for p in cluster_processes(cid) if p.environ().get("CORRAL_NODE_ID") == victim["id"]]
 
 
 def test_autoscaling_grows_a_task_group_for_a_job_and_shrinks_it_after(shared_cp: ControlPlaneProcess,

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from pyhive import hive
 
-from tests.integration.conftest import (ENDED, HADOOP_SPEC, ControlPlaneProcess, class_data_archive_use,
+from tests.integration.conftest import (ENDED, HADOOP_SPEC, HTTP, ControlPlaneProcess, class_data_archive_use,
                                         cluster_processes, free_port, run_cli, with_test_jvm_options)
 from tests.integration.links import LinkCheck
 from tests.postgres import PostgresServer
@@ -265,6 +265,49 @@ def test_exit_status_is_the_same_with_every_output_format(shared_cp: ControlPlan
     assert both_ways(env, "sql", cid, "-e", "SELECT raise_error('boom')", formats=sql_formats)[0] == [1, 1, 1]
     codes, rows = both_ways(env, "sql", cid, "-e", "SELECT id FROM range(1001)", formats=("json",))
     assert codes == [0] and [r["id"] for r in rows] == list(range(1001))
+
+
+def test_a_task_node_the_sql_endpoint_used_leaves_without_waiting_for_the_timeout(shared_cp: ControlPlaneProcess,
+                                                                                 hive_cluster: HiveCluster) -> None:
+    """The ResourceManager keeps a decommissioning node until every application that ran
+    there ends; the SQL endpoint's never does. Once its executors have left the node
+    (dynamic allocation, 30 s idle), Corral ends the wait: the TASK group is gone in about
+    a minute, not at its one-hour decommission timeout, and the endpoint keeps serving."""
+    cid = hive_cluster.id
+    added = shared_cp.http.post(f"/clusters/{cid}/node-groups", json={"role": "TASK", "instance_type": "local.medium",
+                                                                       "count": 1, "name": "sql-burst"})
+    assert added.status_code == 202, added.text
+    shared_cp.wait_for(lambda: shared_cp.http.get(f"/clusters/{cid}/node-groups/sql-burst").json()["status"] == "RUNNING",
+                       180, "the TASK node")
+    (task,) = [n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "sql-burst" and n["status"] == "RUNNING"]
+    rm = f"http://{shared_cp.cluster(cid)['master_address']}:8088/ws/v1/cluster/apps?states=RUNNING"
+
+    def endpoint() -> list[str]:
+        return [a["id"] for a in (HTTP.get(rm).json().get("apps") or {}).get("app", [])
+                if a["name"].startswith("Corral SQL endpoint")]
+
+    before = endpoint()
+    assert len(before) == 1
+    # 48 tasks of 0.5 s: dynamic allocation asks for executors on every node, the new one too.
+    query = ("SELECT COUNT(*) AS n FROM range(0, 48, 1, 48) "
+             "WHERE reflect('java.lang.Thread', 'sleep', CAST(500 AS BIGINT)) IS NULL")  # sleep() returns void
+    done = run_cli(shared_cp.env, "sql", cid, "-e", query, "-o", "json", timeout=300)
+    assert done.returncode == 0 and json.loads(done.stdout) == [{"n": 48}], done.stdout + done.stderr
+    containers = (HTTP.get(f"http://{task['address']}:8042/ws/v1/node/containers").json().get("containers")
+                  or {}).get("container", [])
+    assert containers, "the SQL endpoint ran no executor on the TASK node"
+    removed = shared_cp.http.delete(f"/clusters/{cid}/node-groups/sql-burst")  # default timeout: one hour
+    assert removed.status_code == 202 and removed.json()["decommission_timeout"] in (None, 3600), removed.text
+    shared_cp.wait_for(lambda: shared_cp.http.get(f"/clusters/{cid}/node-groups").json()
+                       and next(g for g in shared_cp.http.get(f"/clusters/{cid}/node-groups").json()
+                                if g["name"] == "sql-burst")["status"] == "TERMINATED", 240, "the TASK group removed")
+    released = [e for e in shared_cp.events(cid) if e["code"] == "DECOMMISSION_RELEASED" and e["node_id"] == task["id"]]
+    assert len(released) == 1 and "SQL endpoint" in released[0]["message"], released
+    assert not [e for e in shared_cp.events(cid) if e["code"] == "DECOMMISSION_TIMEOUT"]
+    # The endpoint was not disturbed: same application, still answering.
+    again = run_cli(shared_cp.env, "sql", cid, "-e", "SELECT 1 AS one", "-o", "json", timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout) == [{"one": 1}], again.stdout + again.stderr
+    assert endpoint() == before
 
 
 def test_terminate_ends_every_process_and_leaves_nothing_in_tmp(shared_cp: ControlPlaneProcess,

@@ -31,7 +31,7 @@ from tests.hostlab import HostLab, LabHost
 from tests.hostlab_plane import LabPlane
 from tests.integration.conftest import HTTP, with_test_jvm_options
 
-pytestmark = [pytest.mark.integration, pytest.mark.host_lab(3)]
+pytestmark = [pytest.mark.integration, pytest.mark.host_lab(4)]  # the 4th: the TASK group's
 
 JAVA_FIX = "java: not found, need 17: apt-get install -y openjdk-17-jdk-headless"
 WORDS = ("alpha beta gamma beta alpha alpha delta\n" * 40 + "omega beta\n" * 7)
@@ -70,8 +70,8 @@ class Lab:
         self.seen += [done.stdout, done.stderr]
         return done
 
-    def json(self, role: str, *args: str) -> Any:
-        done = self.corral(role, *args, "-o", "json")
+    def json(self, role: str, *args: str, timeout: float = 900) -> Any:
+        done = self.corral(role, *args, "-o", "json", timeout=timeout)
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)
 
@@ -123,7 +123,7 @@ def add(lab: Lab, host: LabHost, *options: str) -> subprocess.CompletedProcess[s
 
 
 def test_hosts_are_checked_and_a_create_needing_more_ready_hosts_than_there_are_is_refused(lab: Lab) -> None:
-    master, core1, core2 = lab.hosts
+    master, core1, core2 = lab.hosts[:3]
     wrong = "SHA256:" + "A" * 43
     refused = add(lab, master, "--host-key-fingerprint", wrong)
     assert refused.returncode == 2
@@ -189,8 +189,16 @@ def test_tokens_and_roles_guard_every_call(lab: Lab) -> None:
 
 
 def test_a_cluster_on_the_hosts_runs_mapreduce_and_spark_on_its_core_hosts(lab: Lab) -> None:
-    master, core1, core2 = lab.hosts
-    created = lab.json("operator", "cluster", "create", "-f", str(spec_file(lab)))
+    master, core1, core2 = lab.hosts[:3]
+    try:
+        created = lab.json("operator", "cluster", "create", "-f", str(spec_file(lab)), timeout=480)
+    except subprocess.TimeoutExpired:  # say where it stood: the nodes, the last events, the server's log
+        clusters = lab.plane.http.get("/clusters").json()
+        detail = [(c["id"], c["status"], [(n["id"], n["status"], n["phase"], n["error"])
+                                          for n in lab.plane.cluster(c["id"])["nodes"]],
+                   [e["message"] for e in lab.plane.events(c["id"])][-25:]) for c in clusters]
+        pytest.fail(f"cluster create still waiting after 480 s: {detail}; server log: "
+                    f"{(lab.plane.home / 'server.log').read_text()[-4000:]}")
     lab.cluster_id = cid = created["id"]
     cluster = lab.get(f"/clusters/{cid}")
     assert cluster["status"] == "WAITING", cluster["state_change_reason"]
@@ -198,12 +206,12 @@ def test_a_cluster_on_the_hosts_runs_mapreduce_and_spark_on_its_core_hosts(lab: 
         ("CORE", core1.name, core1.address, 2, 4096), ("CORE", core2.name, core2.address, 2, 4096),
         ("MASTER", master.name, master.address, 1, 2048)]
     assert [(h["name"], h["status"], h["cluster_id"]) for h in lab.get("/hosts")] == [
-        (h.name, "ALLOCATED", cid) for h in lab.hosts]
+        (h.name, "ALLOCATED", cid) for h in lab.hosts[:3]]
     # Daemons listen on their node's address only (sshd too). Loopback listeners (a Python
     # worker's, Py4J's) are the host's own. The one wildcard is MapReduce's shuffle in each
     # NodeManager: ShuffleHandler binds every address, with no setting to change it, and
     # serves only requests signed with the job's token (README, "trusted network").
-    for host in lab.hosts:
+    for host in lab.hosts[:3]:
         wildcard = [line for line in host.run("ss -ltnpH").stdout.splitlines()
                     if line.split()[3].rsplit(":", 1)[0] in ("0.0.0.0", "*", "[::]")]
         nodemanager = [p.pid for p in host.processes() if "NodeManager" in p.cmdline and "java" in p.cmdline]
@@ -322,11 +330,46 @@ def test_a_killed_agent_a_lost_link_and_a_reboot_are_repaired(lab: Lab) -> None:
     plane.wait(lambda: any("NodeManager" in p.cmdline for p in worker.processes()), 180, "the NodeManager after reboot")
 
 
+def test_a_task_group_takes_a_ready_host_and_gives_it_back_clean(lab: Lab) -> None:
+    """Growing needs READY hosts that match: refused up front naming what matched; a TASK
+    group added with a label takes the host that carries it, and its removal (a graceful
+    scale-in to zero) gives the host back READY with nothing of the node left on it."""
+    plane, cid, spare = lab.plane, lab.cluster_id, lab.hosts[3]
+    refused = lab.corral("operator", "group", "add", cid, "--instance-type", "host", "--count", "1",
+                         "--label", "pool=task")
+    assert refused.returncode == 2 and "TASK needs 1 more READY host with label pool=task; none match" in \
+        " ".join(refused.stderr.split()), refused.stdout + refused.stderr
+    refused = lab.corral("operator", "cluster", "resize", cid, "--group", "CORE", "--count", "3")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ("CORE needs 1 more READY host with label rack=r1; none match; not READY: "
+            f"{lab.hosts[1].name} (ALLOCATED, cluster {cid})") in " ".join(refused.stderr.split()), refused.stderr
+    assert [g["name"] for g in lab.get(f"/clusters/{cid}/node-groups")] == ["MASTER", "CORE"]
+    done = add(lab, spare, "--label", "pool=task", "--cores", "2", "--memory", "4g")
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "READY", done.stdout
+    added = lab.json("operator", "group", "add", cid, "--instance-type", "host", "--count", "1", "--label",
+                     "pool=task", "--wait")
+    assert (added["name"], added["running_count"]) == ("TASK", 1), added
+    (node,) = [n for n in lab.get(f"/clusters/{cid}")["nodes"] if n["group"] == "TASK"]
+    assert (node["host"], node["address"], node["status"], node["vcpus"], node["memory_mib"]) == (
+        spare.name, spare.address, "RUNNING", 2, 4096)
+    assert lab.get(f"/hosts/{spare.name}")["node_id"] == node["id"]
+    rm = lab.get(f"/clusters/{cid}")["web_uis"]["resourcemanager"]
+    rm_nodes = each(HTTP.get(f"{rm}/ws/v1/cluster/nodes").json()["nodes"]["node"])
+    assert [n["state"] for n in rm_nodes if n["nodeHostName"] == spare.name] == ["RUNNING"]  # its /etc/hosts name
+    removed = lab.corral("operator", "group", "remove", cid, "TASK", "--wait")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    host = plane.wait(lambda: (h := lab.get(f"/hosts/{spare.name}"))["status"] == "READY" and h, 120, "the host back")
+    assert host["node_id"] is None and spare.user_processes() == [], spare.user_processes()
+    assert spare.run("ls -A /root/.corral-host/nodes 2>/dev/null").stdout.strip() == ""
+    assert "corral-node" not in spare.run("crontab -l 2>/dev/null").stdout
+    assert lab.corral("admin", "host", "remove", spare.name).returncode == 0
+
+
 def test_terminate_leaves_every_host_clean(lab: Lab) -> None:
     done = lab.corral("operator", "cluster", "terminate", lab.cluster_id, "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     assert lab.get(f"/clusters/{lab.cluster_id}")["status"] == "TERMINATED"
-    for host in lab.hosts:
+    for host in lab.hosts[:3]:  # the 4th left with its TASK group
         got = lab.plane.wait(lambda h=host: (x := lab.get(f"/hosts/{h.name}"))["status"] == "READY" and x, 60,
                              f"{host.name} released")
         assert got["node_id"] is None
@@ -360,7 +403,7 @@ def test_a_changed_host_key_is_refused_and_the_host_marked(lab: Lab) -> None:
     listed = lab.json("admin", "host", "list")
     assert [(h["name"], h["status"]) for h in listed] == [(lab.hosts[0].name, "READY"), (lab.hosts[1].name, "DRAINED")]
     everything = lab.json("admin", "host", "list", "--all")
-    assert sorted(h["status"] for h in everything) == ["DRAINED", "READY", "REMOVED"], everything
+    assert sorted(h["status"] for h in everything) == ["DRAINED", "READY", "REMOVED", "REMOVED"], everything
     done = add(lab, host, "--cores", "2", "--memory", "4g")
     again = json.loads(done.stdout)
     assert done.returncode == 0 and again["status"] == "READY", done.stdout + done.stderr

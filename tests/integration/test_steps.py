@@ -136,10 +136,18 @@ def test_cancel_running_spark_step_stops_driver_and_application(shared_cp: Contr
                                    for a in _master_json(spark_cluster)["activeapps"]), 90, "the application to run")
     shared_cp.wait_for(lambda: any("CoarseGrainedExecutorBackend" in " ".join(p.cmdline())
                                    for p in cluster_processes(cid)), 60, "executors to start")
-    # Every Spark JVM (daemons, driver, executors) maps the host's class-data archive.
+    # Every Spark JVM (daemons, driver, executors) maps the host's class-data archive. A JVM
+    # maps it in its first moments, so a just-launched executor (the second Worker's may start
+    # a little after the first) is looked at again for a few seconds.
     spark_jvms = {"Master", "Worker", "HistoryServer", "SparkSubmit", "CoarseGrainedExecutorBackend"}
-    assert class_data_archive_use(cid, spark_jvms) == dict.fromkeys(spark_jvms, True)
-    resp = shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
+    deadline, use = time.monotonic() + 10, class_data_archive_use(cid, spark_jvms)
+    while use != dict.fromkeys(spark_jvms, True) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        use = class_data_archive_use(cid, spark_jvms)
+    try:
+        assert use == dict.fromkeys(spark_jvms, True)
+    finally:  # a failure here must not leave the sleepy step holding the queue for the next tests
+        resp = shared_cp.http.post(f"/clusters/{cid}/steps/{step['id']}/cancel")
     assert resp.status_code == 200 and resp.json()["status"] == "CANCEL_PENDING"
     step = shared_cp.wait_step(cid, step["id"], timeout=60)
     assert step["status"] == "CANCELLED"

@@ -28,6 +28,22 @@ def _no_saved_tokens(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
         monkeypatch.delenv(name, raising=False)
 
 
+class _NoUnhealthyNodes:
+    def unhealthy_nodes(self, cluster: object, timeout: float) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(autouse=True)
+def _no_health_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconciler passes over an up cluster ask its services which nodes are unhealthy
+    (corral.reconcile.replace): in unit tests nobody is asked (no daemon, and no traffic to
+    the fake nodes' addresses); tests of that path patch in a service of their own."""
+    from corral.reconcile import replace
+
+    monkeypatch.setattr(replace, "get_service", lambda name: _NoUnhealthyNodes())
+    replace._last_health_check.clear()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'corral.db'}"

@@ -10,7 +10,7 @@ from corral.control import clusters, groups
 from corral.control.context import ControlPlane
 from corral.domain.spec import ClusterSpec, group_name
 from corral.errors import Conflict, NotFound, ValidationFailed
-from corral.store.models import Cluster, Event, NodeGroup, Operation
+from corral.store.models import Cluster, Event, Node, NodeGroup, Operation
 from tests.unit.helpers import make_spec
 
 
@@ -102,13 +102,98 @@ def test_task_groups_are_added_and_removed_others_are_not(cp: ControlPlane) -> N
     assert (removed.status, removed.target_count, removed.decommission_timeout) == ("TERMINATING", 0, 30)
 
 
-def test_a_grow_on_the_ssh_provider_is_refused_up_front(cp: ControlPlane) -> None:
+def test_a_grow_on_the_ssh_provider_takes_ready_hosts_and_is_refused_without_them(cp: ControlPlane) -> None:
+    from corral.reconcile import resize
+    from corral.store.models import Host
+    from tests.unit.hosts.pool import add_host
+    from tests.unit.reconcile.fakerec import FakeRec
+
     cid = _up_cluster(cp)
     with cp.store.session() as s:
         row = s.get(Cluster, cid)
         assert row is not None
         row.provider = "ssh"
+        next(g for g in row.groups if g.name == "TASK").host_labels = {"pool": "burst"}
+    add_host(cp.store, "h1", {"pool": "other"})
     before = _snapshot(cp, cid)
-    with pytest.raises(ValidationFailed, match="not supported on the ssh provider yet"):
+    with pytest.raises(ValidationFailed) as refused:
         groups.resize_group(cp, cid, "TASK", groups.ResizeRequest(count=2))
+    assert [e.loc for e in refused.value.errors] == [("count",)]
+    assert "TASK needs 1 more READY host with label pool=burst" in str(refused.value) and "none match" in str(refused.value)
     assert _snapshot(cp, cid) == before
+    add_host(cp.store, "h2", {"pool": "burst"})
+    groups.resize_group(cp, cid, "TASK", groups.ResizeRequest(count=2))
+    rec = FakeRec(cp, cid)
+    cluster = rec._load()
+    resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "TASK"))  # type: ignore[arg-type]
+    with cp.store.session() as s:
+        host = s.scalars(select(Host).where(Host.name == "h2")).one()
+        new = s.scalars(select(Node).where(Node.cluster_id == cid, Node.status == "REQUESTED")).one()
+        assert (host.status, host.node_id, host.cluster_id) == ("ALLOCATED", new.id, cid)
+        assert (new.host_name, new.address, new.vcpus, new.memory_mib) == ("h2", host.address, 2, 4096)
+    # Accepted, then the pool emptied before the nodes were made: the grow ends FAILED, saying why.
+    add_host(cp.store, "h3", {"pool": "burst"})
+    groups.resize_group(cp, cid, "TASK", groups.ResizeRequest(count=3))
+    with cp.store.session() as s:
+        s.scalars(select(Host).where(Host.name == "h3")).one().status = "DRAINING"
+    cluster = rec._load()
+    resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "TASK"))  # type: ignore[arg-type]
+    with cp.store.session() as s:
+        task = s.scalars(select(NodeGroup).where(NodeGroup.cluster_id == cid, NodeGroup.name == "TASK")).one()
+        assert task.target_count == 2 and (task.status_reason or "").startswith("resize failed: TASK needs 1 more")
+        failed = s.scalars(select(Event).where(Event.code == "RESIZE_FAILED")).one()
+        assert "h3 (DRAINING)" in failed.message and "none match" in failed.message
+
+
+def test_a_task_group_added_on_the_ssh_provider_takes_hosts_or_is_refused_whole(cp: ControlPlane) -> None:
+    from tests.unit.hosts.pool import add_host
+
+    cid = _up_cluster(cp)
+    with pytest.raises(ValidationFailed) as refused:
+        groups.add_group(cp, cid, groups.NewGroup(role="TASK", instance_type="host", count=1, name="spot",
+                                                  host_labels={"pool": "spot"}))
+    assert sorted(e.loc for e in refused.value.errors) == [("host_labels",), ("instance_type",)]  # local: neither
+    with cp.store.session() as s:
+        row = s.get(Cluster, cid)
+        assert row is not None
+        row.provider = "ssh"
+    before = _snapshot(cp, cid)
+    with pytest.raises(ValidationFailed, match="TASK needs 2 more READY hosts with label pool=spot; none match"):
+        groups.add_group(cp, cid, groups.NewGroup(role="TASK", instance_type="host", count=2, name="spot",
+                                                  host_labels={"pool": "spot"}))
+    assert _snapshot(cp, cid) == before  # no group left behind
+    add_host(cp.store, "s1", {"pool": "spot"})
+    added = groups.add_group(cp, cid, groups.NewGroup(role="TASK", instance_type="host", count=1, name="spot",
+                                                      host_labels={"pool": "spot"}))
+    assert (added.name, added.instance_type, added.host_labels, added.target_count) == ("spot", "host", {"pool": "spot"}, 1)
+
+
+def test_a_grow_on_hosts_waits_for_a_host_whose_old_datanode_the_namenode_remembers(cp: ControlPlane) -> None:
+    from corral.reconcile import resize
+    from tests.unit.hosts.pool import add_host, host_row
+    from tests.unit.reconcile.fakerec import FakeRec
+
+    cid = _up_cluster(cp)
+    add_host(cp.store, "h9")
+    with cp.store.session() as s:
+        row = s.get(Cluster, cid)
+        assert row is not None
+        row.provider = "ssh"
+        left = next(n for n in row.nodes if n.role == "CORE")  # released from this cluster, on h9
+        left.status, left.decommission_state, left.address = "TERMINATED", "DECOMMISSIONED", host_row(cp.store, "h9").address
+        left_id = left.id
+    groups.resize_group(cp, cid, "TASK", groups.ResizeRequest(count=2))  # h9 will do: accepted
+    rec = FakeRec(cp, cid)
+
+    def converge() -> bool:
+        cluster = rec._load()
+        return resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "TASK"))  # type: ignore[arg-type]
+
+    assert converge() is False  # its old DataNode may still look live to the NameNode: wait
+    with cp.store.session() as s:
+        assert s.scalars(select(Node).where(Node.cluster_id == cid, Node.status == "REQUESTED")).all() == []
+        row = s.get(Node, left_id)
+        assert row is not None
+        row.provider_data = {"forgotten_at": 1.0}
+    assert converge() is True
+    assert host_row(cp.store, "h9").status == "ALLOCATED"

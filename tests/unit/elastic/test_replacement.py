@@ -39,3 +39,22 @@ def test_a_report_shared_by_half_the_nodes_replaces_none_of_them() -> None:
     assert verdicts[0].reason.startswith("held: 2 of 4 nodes are unhealthy with the same report")
     alone = decide([shared[0], *healthy, NodeHealth("n-7", "CORE")], RULES, now=1000, in_flight=0, started_last_hour=0)
     assert [(v.node_id, v.replace) for v in alone] == [("n-0", True)]
+
+
+def test_one_full_disk_under_every_node_is_one_cause_whatever_each_nodes_paths() -> None:
+    from corral.elastic.replacement import cause
+
+    def report(node: str) -> str:
+        return (f"1/1 local-dirs usable space is below configured utilization percentage/no more usable space "
+                f"[ /var/corral/nodes/c-1/{node}/data/yarn/local : used space above threshold of 90.0% ] ; "
+                f"1/1 log-dirs usable space is below configured utilization percentage/no more usable space "
+                f"[ /var/corral/nodes/c-1/{node}/logs/userlogs : used space above threshold of 90.0% ]")
+
+    assert cause(report("n-1")) == cause(report("n-2")) == (
+        "local-dirs usable space is below configured utilization percentage/no more usable space ; "
+        "log-dirs usable space is below configured utilization percentage/no more usable space")
+    nodes = [NodeHealth(f"n-{i}", "CORE", unhealthy_since=0, health_report=report(f"n-{i}")) for i in range(3)]
+    verdicts = decide(nodes, RULES, now=1000, in_flight=0, started_last_hour=0)
+    assert [v.replace for v in verdicts] == [False] * 3 and "a cause they share" in verdicts[0].reason
+    bad_dir = "1/1 local-dirs have errors: [ /var/corral/nodes/c-1/n-9/data/yarn/local : Not a directory ]"
+    assert cause(bad_dir) == "local-dirs have errors:"

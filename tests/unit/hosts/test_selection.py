@@ -202,3 +202,34 @@ def test_overrides_win_over_what_the_check_found(columns: dict[str, Any], size: 
     host = _host(**columns)
     assert effective_resources(host.facts, host.cores_override, host.memory_mb_override) == size
     assert (HostInfo.of(_host(**columns)).cores, HostInfo.of(_host(**columns)).memory_mib) == size
+
+
+def test_a_grow_takes_the_first_free_matching_hosts_by_name() -> None:
+    from corral.hosts.selection import hosts_for_growth
+
+    pool = [info("h4", {"rack": "r1"}), info("h2", {"rack": "r1"}, node_id="n-1", status="ALLOCATED"),
+            info("h3", {"rack": "r2"}), info("h1", {"rack": "r1"}), info("h5", {"rack": "r1"}, cores=1)]
+    picks = hosts_for_growth(pool, "TASK", "local.medium", {"rack": "r1"}, [], 2)
+    assert [(p.host.name, p.size.name) for p in picks] == [("h1", "local.medium"), ("h4", "local.medium")]
+    sized = hosts_for_growth(pool, "TASK", "host", {"rack": "r2"}, [], 1)  # host-sized: the host's own
+    assert [(p.host.name, p.size.vcpus, p.size.memory_mib) for p in sized] == [("h3", 4, 8192)]
+    assert hosts_for_growth(pool, "CORE", "host", {}, ["h3", "h4"], 2)[1].host.name == "h4"  # named: only those
+    assert hosts_for_growth(pool, "CORE", "host", {}, [], 0) == []
+
+
+def test_a_grow_short_of_hosts_is_refused_at_count_saying_what_matched() -> None:
+    from corral.hosts.selection import hosts_for_growth
+
+    pool = [info("h1", {"rack": "r1"}), info("h2", {"rack": "r1"}, node_id="n-1", status="ALLOCATED", cluster_id="c-9"),
+            info("h3", {"rack": "r1"}, cores=1)]
+    with pytest.raises(ValidationFailed) as refused:
+        hosts_for_growth(pool, "TASK", "local.medium", {"rack": "r1"}, [], 3)
+    (error,) = refused.value.errors
+    assert error.loc == ("count",)
+    assert error.msg == ("TASK needs 3 more READY hosts with label rack=r1, at least 2 vcpus and 4096 MiB "
+                             "(local.medium); 1 matches: h1; not READY: h2 (ALLOCATED, cluster c-9); "
+                             "too small: h3 (1 vcpus, 8192 MiB)")
+    with pytest.raises(ValidationFailed, match="among those it names"):
+        hosts_for_growth(pool, "CORE", "host", {}, ["h1"], 2)
+    with pytest.raises(ValidationFailed, match="no host is registered"):
+        hosts_for_growth([], "CORE", "host", {}, [], 1)

@@ -3,39 +3,32 @@ it marks leaving, recommissions or cancels, and that a settled cluster costs not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
 
 from corral.control import clusters, groups
 from corral.control.context import ControlPlane
 from corral.reconcile import resize
-from corral.store.models import Cluster
+from corral.services.base import Drain
+from corral.store.models import Event
 from tests.unit.control.test_groups import _up_cluster
+from tests.unit.reconcile.fakerec import FakeRec
 
 
-@dataclass
-class _Rec:
-    cp: ControlPlane
-    cluster_id: str
-    now: float = 1000.0
-
-    def _load(self) -> Cluster:
-        with self.cp.store.session() as s:
-            return clusters.load_cluster(s, self.cluster_id)
-
-
-def _core(rec: _Rec) -> list[tuple[str, str, str | None]]:
+def _core(rec: FakeRec) -> list[tuple[str, str, str | None]]:
     cluster = rec._load()
     core = next(g for g in cluster.groups if g.name == "CORE")
     return sorted((n.status, n.target, n.decommission_state) for n in cluster.nodes if n.group_id == core.id)
 
 
 def test_a_settled_cluster_is_left_alone(cp: ControlPlane) -> None:
-    rec = _Rec(cp, _up_cluster(cp))
+    rec = FakeRec(cp, _up_cluster(cp))
     assert resize._settled(rec._load())
 
 
 def test_grow_adds_rows_and_a_shrink_cancels_them_before_touching_running_nodes(cp: ControlPlane) -> None:
-    rec = _Rec(cp, _up_cluster(cp))
+    rec = FakeRec(cp, _up_cluster(cp))
     groups.resize_group(cp, rec.cluster_id, "CORE", groups.ResizeRequest(count=4))
     cluster = rec._load()
     assert not resize._settled(cluster)
@@ -50,7 +43,7 @@ def test_grow_adds_rows_and_a_shrink_cancels_them_before_touching_running_nodes(
 
 
 def test_a_shrink_marks_leavers_with_a_deadline_and_a_grow_recommissions_them(cp: ControlPlane) -> None:
-    rec = _Rec(cp, _up_cluster(cp))
+    rec = FakeRec(cp, _up_cluster(cp))
     cluster = rec._load()
     task = next(g for g in cluster.groups if g.name == "TASK")
     groups.resize_group(cp, rec.cluster_id, "TASK", groups.ResizeRequest(count=0, decommission_timeout=90))
@@ -69,7 +62,7 @@ def test_a_shrink_marks_leavers_with_a_deadline_and_a_grow_recommissions_them(cp
 def test_a_gone_core_node_is_replaced_once_its_grace_has_passed_and_a_master_never(cp: ControlPlane) -> None:
     from corral.reconcile import replace
 
-    rec = _Rec(cp, _up_cluster(cp), now=10_000.0)
+    rec = FakeRec(cp, _up_cluster(cp), now=10_000.0)
     with cp.store.session() as s:
         cluster = clusters.load_cluster(s, rec.cluster_id)
         core = next(n for n in cluster.nodes if n.role == "CORE")
@@ -88,3 +81,68 @@ def test_a_gone_core_node_is_replaced_once_its_grace_has_passed_and_a_master_nev
     assert not resize._settled(cluster)  # its group grows back to its target
     assert resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "CORE"))  # type: ignore[arg-type]
     assert sum(1 for n in rec._load().nodes if n.role == "CORE" and n.status == "REQUESTED") == 1
+
+
+class _OnlyTheEndpointHoldsIt:
+    def node_load(self, cluster: object, timeout: float) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def drain_status(self, cluster: object, timeout: float) -> dict[str, Drain]:
+        leaving = [n for n in cluster.nodes if n.leaving]  # type: ignore[attr-defined]
+        return {n.node_id: Drain(False, "only the SQL endpoint's application, which has nothing left on it",
+                                 release_now=True) for n in leaving}
+
+
+def test_a_wait_that_only_a_timeout_would_end_is_ended_at_once(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resize, "get_service", lambda name: _OnlyTheEndpointHoldsIt())
+    rec = FakeRec(cp, _up_cluster(cp))
+    groups.resize_group(cp, rec.cluster_id, "TASK", groups.ResizeRequest(count=0, decommission_timeout=3600))
+    cluster = rec._load()
+    resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "TASK"))  # type: ignore[arg-type]
+    version = rec._load().plan_version
+    rec.now += 10
+    resize._drain(rec, rec._load())  # type: ignore[arg-type]
+    (leaver,) = [n for n in rec._load().nodes if n.role == "TASK"]
+    assert leaver.decommission_deadline_at == rec.now  # the exclude file now says 0 s left
+    assert leaver.decommission_state == "DECOMMISSIONING"  # still until YARN lists it DECOMMISSIONED
+    assert rec._load().plan_version > version
+    rec.now += resize.DRAIN_CHECK_SECONDS + 1
+    resize._drain(rec, rec._load())  # type: ignore[arg-type]
+    with cp.store.session() as s:
+        released = list(s.scalars(select(Event).where(Event.code == "DECOMMISSION_RELEASED")))
+        timeouts = list(s.scalars(select(Event).where(Event.code == "DECOMMISSION_TIMEOUT")))
+    assert len(released) == 1 and "only the SQL endpoint's application" in released[0].message and not timeouts
+
+
+class _Remembers:
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def remembered(self, cluster: object, timeout: float) -> set[str]:
+        return set(self.ids)
+
+
+def test_a_released_leaver_is_forgotten_only_once_no_daemon_remembers_it(cp: ControlPlane,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from corral.control.views import cluster_view
+    from corral.store.models import Node
+
+    fake = _Remembers()
+    monkeypatch.setattr(resize, "get_service", lambda name: fake)
+    rec = FakeRec(cp, _up_cluster(cp))
+    with cp.store.session() as s:
+        core = s.scalars(select(Node).where(Node.cluster_id == rec.cluster_id, Node.role == "CORE")).first()
+        assert core is not None
+        core.status, core.decommission_state, gone = "TERMINATED", "DECOMMISSIONED", core.id
+    fake.ids = {gone}
+    assert not resize._settled(rec._load())  # still to be forgotten
+    resize._forget(rec, rec._load())  # type: ignore[arg-type]
+    assert [n.node_id for n in cluster_view(rec._load()).departed] == [gone]
+    fake.ids = set()
+    rec.now += 1  # within DRAIN_CHECK_SECONDS: not asked again yet
+    resize._forget(rec, rec._load())  # type: ignore[arg-type]
+    assert [n.node_id for n in cluster_view(rec._load()).departed] == [gone]
+    rec.now += resize.DRAIN_CHECK_SECONDS
+    version = rec._load().plan_version
+    resize._forget(rec, rec._load())  # type: ignore[arg-type]
+    assert cluster_view(rec._load()).departed == () and rec._load().plan_version > version

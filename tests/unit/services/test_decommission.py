@@ -95,6 +95,60 @@ def test_yarn_drain_waits_for_containers_and_applications(monkeypatch: pytest.Mo
         "n5": Drain(True)}
 
 
+def test_a_released_datanode_stays_excluded_until_the_namenode_forgets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropped from dfs.exclude while the NameNode still counts it live, a decommissioned
+    DataNode goes back in service there and its blocks' other replicas are deleted as excess."""
+    import dataclasses
+
+    view = _view()
+    gone = NodeView("n6", NodeRole.CORE, "127.1.0.6", "/n/n6", "local.medium", decommission="DECOMMISSIONED")
+    reused = NodeView("n7", NodeRole.CORE, "127.1.0.2", "/n/n7", "local.medium", decommission="DECOMMISSIONED")
+    departed = dataclasses.replace(view, departed=(gone, reused))
+    assert _files(departed, "m")["/n/m/conf/hadoop/dfs.exclude"].content == "127.1.0.6\n"  # 127.1.0.2 serves again
+    live = {"127.1.0.2:9866": {}, "127.1.0.6:9866": {"adminState": "Decommissioned"}}
+    bean = {"beans": [{"LiveNodes": json.dumps(live)}]}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": bean}))
+    assert get_service("hdfs").remembered(departed, 1.0) == {"n6"}
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": "{}"}]}}))
+    assert get_service("hdfs").remembered(departed, 1.0) == set()  # declared dead: forgotten
+    monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({}))
+    assert get_service("hdfs").remembered(departed, 1.0) == {"n6"}  # no answer: kept
+
+
+def test_yarn_lets_a_node_go_that_only_the_sql_endpoints_application_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RM waits for every application that ran on a decommissioning node until it ends;
+    the SQL endpoint's never does. With none of its containers left there, the wait can end."""
+    nodes = {"nodes": {"node": [{"nodeHostName": "127.1.0.3", "state": "DECOMMISSIONING", "numContainers": 0},
+                                {"nodeHostName": "127.1.0.4", "state": "DECOMMISSIONING", "numContainers": 1},
+                                {"nodeHostName": "127.1.0.5", "state": "DECOMMISSIONING", "numContainers": 0}]}}
+    endpoint = {"apps": {"app": [{"id": "application_1_0001"}]}}
+    both = {"apps": {"app": [{"id": "application_1_0001"}, {"id": "application_1_0002"}]}}
+    fake = _FakeHttp({"/ws/v1/cluster/nodes?": nodes, "127.1.0.3:8042/ws/v1/node/apps": endpoint,
+                      "127.1.0.4:8042/ws/v1/node/apps": endpoint, "127.1.0.5:8042/ws/v1/node/apps": both,
+                      "/apps/application_1_0001": {"app": {"id": "application_1_0001",
+                                                           "name": "Corral SQL endpoint (Spark Thrift Server)"}},
+                      "/apps/application_1_0002": {"app": {"id": "application_1_0002", "name": "wordcount"}}})
+    monkeypatch.setattr("corral.services.yarn.HTTP", fake)
+    answer = get_service("yarn").drain_status(_view({"n3": 0.0, "n4": 0.0, "n5": 0.0}), 1.0)
+    assert answer["n3"] == Drain(False, "only the SQL endpoint's application, which has nothing left on it",
+                                 release_now=True)
+    assert answer["n4"] == Drain(False, "1 container, 1 application")  # its container may be the endpoint's AM
+    assert answer["n5"] == Drain(False, "0 containers, 2 applications")  # a user's job may still read its shuffle output
+
+
+def test_yarn_names_its_unhealthy_nodemanagers_with_their_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = "1/1 local-dirs have errors: [ /n/n4/data/yarn/local : Cannot create directory: /n/n4/data/yarn/local ]"
+    nodes = {"nodes": {"node": [{"nodeHostName": "127.1.0.4", "state": "UNHEALTHY", "healthReport": report}]}}
+    fake = _FakeHttp({"/ws/v1/cluster/nodes?states=UNHEALTHY": nodes})
+    monkeypatch.setattr("corral.services.yarn.HTTP", fake)
+    assert get_service("yarn").unhealthy_nodes(_view(), 1.0) == {"n4": report}
+    monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp({"/ws/v1/cluster/nodes?states=UNHEALTHY": {"nodes": None}}))
+    assert get_service("yarn").unhealthy_nodes(_view(), 1.0) == {}
+    monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp({}))
+    with pytest.raises(base.NotObserved, match="ResourceManager not answering"):
+        get_service("yarn").unhealthy_nodes(_view(), 1.0)
+
+
 def test_a_core_shrink_is_refused_below_replication_or_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
     gib = 1 << 30
     live = {f"127.1.0.{i}:9866": {"capacity": 10 * gib, "usedSpace": 6 * gib} for i in (2, 3, 4)}
