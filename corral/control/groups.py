@@ -22,7 +22,7 @@ from corral.control.context import ControlPlane
 from corral.control.views import effective_properties, in_service_view
 from corral.domain.catalog import HOST_SIZED, INSTANCE_TYPES
 from corral.domain.spec import GROUP_NAME
-from corral.domain.states import ClusterState, GroupState, NodeRole, NodeState
+from corral.domain.states import ClusterState, DecommissionState, GroupState, NodeRole, NodeState
 from corral.elastic.policy import load_policy
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.hosts import selection
@@ -143,7 +143,7 @@ def resize_group(cp: ControlPlane, cluster_id: str, group_name: str, request: Re
 def new_hosts_needed(cluster: Cluster, group: NodeGroup, count: int) -> int:
     """How many new nodes a grow of ``group`` to ``count`` creates: leavers still
     DECOMMISSIONING come back first (those being replaced do not)."""
-    draining = [n for n in members(cluster, group) if n.decommission_state == "DECOMMISSIONING"
+    draining = [n for n in members(cluster, group) if n.decommission_state == DecommissionState.DECOMMISSIONING.value
                 and not (n.provider_data or {}).get("replacing")]
     return max(0, count - len(in_service(cluster, group)) - len(draining))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from corral.domain.catalog import HOST_SIZED, InstanceType, host_instance_type
-from corral.domain.states import NodeRole, NodeState
+from corral.domain.states import DecommissionState, NodeRole, NodeState
 from corral.services.base import ClusterView, NodeView
 from corral.services import registry
 from corral.store.models import Cluster, Node, NodeGroup
@@ -49,7 +49,7 @@ def cluster_view(cluster: Cluster) -> ClusterView:
 def departed_unforgotten(node: Node) -> bool:
     """A node released after a graceful decommission that some daemon may still count as
     live (``ClusterView.departed``); ``forgotten_at`` is set once none does."""
-    return (node.status == NodeState.TERMINATED.value and node.decommission_state == "DECOMMISSIONED"
+    return (node.status == NodeState.TERMINATED.value and node.decommission_state == DecommissionState.DECOMMISSIONED.value
             and bool(node.address) and not (node.provider_data or {}).get("forgotten_at"))
 
 

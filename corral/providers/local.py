@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from corral import pidfile
-from corral.domain.states import ClusterState, NodeState
+from corral.domain.states import ClusterState, DecommissionState, NodeState
 from corral.providers.base import Liveness, NodeHandle, NodeRequest
 from corral.settings import Settings
 from corral.store.db import Store
@@ -57,7 +57,7 @@ def _remembered_addresses(s: Session) -> set[str]:
     not handed out again until forgotten, as a cloud does not reuse a released address at once
     (a new DataNode there would end the old one's exclusion while the NameNode still sees it)."""
     rows = s.execute(select(Node.address, Node.provider_data).join(Cluster, Cluster.id == Node.cluster_id).where(
-        Node.status == NodeState.TERMINATED.value, Node.decommission_state == "DECOMMISSIONED",
+        Node.status == NodeState.TERMINATED.value, Node.decommission_state == DecommissionState.DECOMMISSIONED.value,
         Node.address.is_not(None), Cluster.status.not_in(ENDED_STATES)))
     return {address for address, data in rows if not (data or {}).get("forgotten_at")}
 

@@ -87,6 +87,13 @@ class HdfsService(ServiceBase):
             # A DataNode is dead after 2 x 30 s + 10 heartbeats (90 s) instead of 10.5 min, so
             # the NameNode re-replicates its blocks (and Corral reports it) sooner.
             "dfs.namenode.heartbeat.recheck-interval": "30000",
+            # Meanwhile a DataNode silent for 30 s (dfs.namenode.stale.datanode.interval) is
+            # neither read from nor written to, re-replication targets included; a transfer
+            # that failed anyway is retried after 60 s, not the default 5 minutes (a node
+            # replaced or decommissioned right after another was lost would wait that long).
+            "dfs.namenode.avoid.read.stale.datanode": "true",
+            "dfs.namenode.avoid.write.stale.datanode": "true",
+            "dfs.namenode.reconstruction.pending.timeout-sec": "60",
             # Graceful decommission on scale-in: the NameNode re-reads this file on
             # `dfsadmin -refreshNodes` (corral.services.exclude_files).
             "dfs.hosts.exclude": exclude_path(cluster),
