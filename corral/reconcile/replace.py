@@ -23,13 +23,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.context import ControlPlane
-from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT
+from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT, uses_hosts
 from corral.control.views import in_service_view
 from corral.domain.states import DecommissionState, NodeState, NodeTarget
 from corral.elastic.replacement import HOUR, NodeHealth, ReplacementRules, decide
+from corral.errors import ValidationFailed
+from corral.hosts import selection
 from corral.reconcile import deadlines, health
 from corral.services.base import NotObserved
 from corral.services.registry import get_service
@@ -97,8 +101,9 @@ def observe_health(rec: "ClusterReconciler", cluster: Cluster) -> bool:
             if report and report not in said[node_id]:
                 said[node_id].append(report)
     reports = {node_id: "; ".join(texts) or "unhealthy" for node_id, texts in said.items()}
-    changed = [n.id for n in _workers(cluster)
-               if (n.id in reports) != bool(_data(n).get("unhealthy_since"))
+    asked = {n.node_id for n in view.nodes}  # a node not RUNNING now was not asked about: unchanged
+    changed = [n.id for n in _workers(cluster) if n.id in asked
+               and (n.id in reports) != bool(_data(n).get("unhealthy_since"))
                or (n.id in reports and _data(n).get("health_report") != reports[n.id])]
     if not changed:
         return False
@@ -132,26 +137,34 @@ def watch(rec: "ClusterReconciler", cluster: Cluster) -> None:
         return
     replaced = [float(_data(n).get("replaced_at") or 0) for n in cluster.nodes]
     recent = sum(1 for at in replaced if rec.now - at < HOUR)
+    # In flight: a replacement joining, or a replaced node still draining its blocks away.
     in_flight = sum(1 for n in cluster.nodes if n.ready_at is None and n.target == NodeTarget.RUNNING.value
                     and n.role != "MASTER" and n.status != NodeState.TERMINATED.value) if recent else 0
+    in_flight += sum(1 for n in cluster.nodes if replacing(n) and n.status != NodeState.TERMINATED.value)
     healths = {n.id: _health(n, rec.now) for n in workers}
     verdicts = decide(list(healths.values()), RULES, rec.now, in_flight, recent)
     if not verdicts:
         return
+    wrote = False
     with rec.cp.store.session() as s:
         c = load_cluster(s, cluster.id)
         for verdict in verdicts:
             node = next(n for n in c.nodes if n.id == verdict.node_id)
             data = _data(node)
-            if not verdict.replace:
-                if data.get("replacement_held") != verdict.reason:
-                    node.provider_data = {**data, "replacement_held": verdict.reason}
-                    events.record(s, c.id, "NODE_REPLACEMENT_HELD", f"{node.role} node {node.id}: {verdict.reason}",
+            mine = healths[node.id]
+            lost = mine.lost_since is not None and mine.processes_gone
+            reason = verdict.reason if not verdict.replace else None
+            if verdict.replace and not lost and not _spare_host(s, c, node):
+                reason = f"held: no READY host for a new node in its group; due because {verdict.reason}"
+            if reason is not None:  # said once per cause, not again as its duration grows
+                if (data.get("replacement_held") or "").split("; due because")[0] != reason.split("; due because")[0]:
+                    node.provider_data = {**data, "replacement_held": reason}
+                    events.record(s, c.id, "NODE_REPLACEMENT_HELD", f"{node.role} node {node.id}: {reason}",
                                   level="WARN", node_id=node.id)
                 continue
+            wrote = True
             node.status_reason = f"replaced: {verdict.reason}"
-            mine = healths[node.id]
-            if mine.lost_since is not None and mine.processes_gone:
+            if lost:
                 node.target = NodeTarget.TERMINATED.value  # nothing left to drain
                 how = "released"
             else:  # its agent answers: it leaves as a scale-in leaver does, holding nothing back
@@ -166,8 +179,25 @@ def watch(rec: "ClusterReconciler", cluster: Cluster) -> None:
             node.provider_data = {**data, "replaced_at": rec.now}
             events.record(s, c.id, "NODE_REPLACED", f"{node.role} node {node.id} is replaced, {how}: {verdict.reason}",
                           level="WARN", node_id=node.id)
-        bump_plan_version(s, c)
-    rec.cp.notifier.bump(cluster.id)
+        if wrote:
+            bump_plan_version(s, c)
+    if wrote:
+        rec.cp.notifier.bump(cluster.id)
+
+
+def _spare_host(s: Session, cluster: Cluster, node: Node) -> bool:
+    """Whether a new node can join ``node``'s group before it leaves: always off the ssh
+    provider; on it, a READY host matching the group (else draining the sick node would
+    only shrink the group, past what a user's shrink may do)."""
+    if not uses_hosts(cluster):
+        return True
+    group = next(g for g in cluster.groups if g.id == node.group_id)
+    try:
+        selection.hosts_for_growth(selection.load_pool(s), group.role, group.instance_type, group.host_labels or {},
+                                   group.host_names or [], 1)
+    except ValidationFailed:
+        return False
+    return True
 
 
 def replacing(node: Node) -> bool:

@@ -127,22 +127,27 @@ def _converge(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
             events.start_operation(s, ids.operation_id(), c.id, kind, steps)
             s.flush()
         if len(serving) < wanted:
-            short = wanted - len(serving)
             draining = [n for n in members(c, g) if n.decommission_state == DecommissionState.DECOMMISSIONING.value
                         and not replace.replacing(n)]
-            for node in draining[:short]:
+            back = draining[:wanted - len(serving)]
+            short = wanted - len(serving) - len(back)
+            # Hosts first (ssh): a grow given up recommissions nobody; one that waits for a
+            # host still takes its leavers back now.
+            picks = _hosts_for(s, c, g, short) if short else []
+            if picks is None:
+                bump_plan_version(s, c)
+                return True  # refused: the group is back at its size, with the reason
+            for node in back:
                 node.decommission_state = node.decommission_started_at = node.decommission_deadline_at = None
                 node.decommission_detail = None
+                node.provider_data = {k: v for k, v in (node.provider_data or {}).items() if k != "released_early"}
                 _forced.discard(node.id)
                 events.record(s, c.id, "NODE_RECOMMISSIONED", f"{node.role} node {node.id} back in service: "
                               f"{g.name}'s target is now {wanted}", node_id=node.id)
-                short -= 1
+            if picks is _NOT_YET:  # a host it needs is still remembered by the NameNode: next pass
+                bump_plan_version(s, c)
+                return bool(back)
             now = rec.now
-            picks = _hosts_for(s, c, g, short)
-            if picks is None:
-                return True  # refused: the group is back at its size, with the reason
-            if picks is _NOT_YET:
-                return False  # a host it needs is still remembered by the NameNode: next pass
             reservations = []
             for i in range(short):
                 node = Node(id=ids.node_id(), cluster_id=c.id, group_id=g.id, role=g.role, instance_type=g.instance_type,
@@ -253,9 +258,10 @@ def _drain(rec: "ClusterReconciler", cluster: Cluster) -> None:
     view = cluster_view(cluster)
     answers = [get_service(name).drain_status(view, timeout=3.0) for name in cluster.services]
     overdue = [n.id for n in leaving if n.decommission_deadline_at is not None and rec.now > n.decommission_deadline_at
-               and n.id not in _forced]
+               and n.id not in _forced and not (n.provider_data or {}).get("released_early")]
     # Waits that would only end at the timeout, with nothing of theirs left on the node.
     early = [n.id for n in leaving if n.id not in _forced and n.id not in overdue
+             and not (n.provider_data or {}).get("released_early")
              and any(a[n.id].release_now for a in answers if n.id in a)]
     with rec.cp.store.session() as s:
         c = load_cluster(s, cluster.id)
@@ -266,6 +272,7 @@ def _drain(rec: "ClusterReconciler", cluster: Cluster) -> None:
             waiting = [d.waiting for d in mine if not d.done]
             if node.id in early:  # its deadline is now: the exclude file says 0 s left
                 node.decommission_deadline_at = rec.now
+                node.provider_data = {**(node.provider_data or {}), "released_early": True}
                 events.record(s, c.id, "DECOMMISSION_RELEASED", f"{node.role} node {node.id}: "
                               f"{'; '.join(d.waiting for d in mine if d.release_now)}: YARN's wait ends now",
                               node_id=node.id)

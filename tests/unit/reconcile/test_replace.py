@@ -124,3 +124,57 @@ def test_without_replacement_an_unhealthy_node_is_only_reported(cp: ControlPlane
     _pass(rec, T0)
     _pass(rec, T0 + 10 * deadlines.NODE_UNHEALTHY_SECONDS)
     assert _nodes(rec, "TASK")[0].decommission_state is None and _codes(cp) == ["NODE_UNHEALTHY"]
+
+
+def test_a_node_that_was_not_asked_about_keeps_its_unhealthy_clock(cp: ControlPlane, service: _Health) -> None:
+    rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
+    sick = _nodes(rec, "TASK")[0]
+    service.reports = {sick.id: DISK}
+    _pass(rec, T0)
+    with cp.store.session() as s:
+        row = s.get(Node, sick.id)
+        assert row is not None
+        row.status = "STARTING"  # its NodeManager restarting: not in the in-service view, not asked
+    service.reports = {}
+    _pass(rec, T0 + replace.HEALTH_CHECK_SECONDS)
+    assert _nodes(rec, "TASK")[0].provider_data["unhealthy_since"] == T0 and _codes(cp) == ["NODE_UNHEALTHY"]
+
+
+def test_a_replaced_node_still_draining_holds_the_next_replacement(cp: ControlPlane, service: _Health) -> None:
+    rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
+    first, second = _nodes(rec, "CORE")
+    service.reports = {first.id: DISK}
+    _pass(rec, T0)
+    _pass(rec, T0 + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
+    with cp.store.session() as s:  # its replacement has joined; the old node still drains
+        s.add(Node(id="n-newcore1", cluster_id=rec.cluster_id, group_id=first.group_id, role="CORE",
+                   instance_type="local.medium", status="RUNNING", target="RUNNING", provider_data={},
+                   components={}, created_at=T0 + 400, ready_at=T0 + 420, address="127.99.0.77"))
+    service.reports = {first.id: DISK, second.id: "health script: ERROR bad disk"}
+    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
+    _pass(rec, rec.now + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
+    row = next(n for n in _nodes(rec, "CORE") if n.id == second.id)
+    assert row.decommission_state is None and "already under way" in row.provider_data["replacement_held"]
+
+
+def test_on_hosts_a_live_unhealthy_node_waits_for_a_spare_host(cp: ControlPlane, service: _Health) -> None:
+    from corral.store.models import Cluster
+    from tests.unit.hosts.pool import add_host
+
+    rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
+    with cp.store.session() as s:
+        cluster = s.get(Cluster, rec.cluster_id)
+        assert cluster is not None
+        cluster.provider = "ssh"
+    sick = _nodes(rec, "CORE")[0]
+    service.reports = {sick.id: DISK}
+    _pass(rec, T0)
+    _pass(rec, T0 + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
+    row = next(n for n in _nodes(rec, "CORE") if n.id == sick.id)
+    assert row.decommission_state is None and row.provider_data["replacement_held"].startswith("held: no READY host")
+    version = rec._load().plan_version
+    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)  # held again, said once, nothing rewritten
+    assert rec._load().plan_version == version and _codes(cp).count("NODE_REPLACEMENT_HELD") == 1
+    add_host(cp.store, "spare")
+    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
+    assert next(n for n in _nodes(rec, "CORE") if n.id == sick.id).decommission_state == "DECOMMISSIONING"

@@ -146,3 +146,29 @@ def test_a_released_leaver_is_forgotten_only_once_no_daemon_remembers_it(cp: Con
     version = rec._load().plan_version
     resize._forget(rec, rec._load())  # type: ignore[arg-type]
     assert cluster_view(rec._load()).departed == () and rec._load().plan_version > version
+
+
+def test_a_grow_waiting_for_a_host_still_takes_its_leavers_back_now(cp: ControlPlane) -> None:
+    from corral.store.models import Cluster, Node
+    from tests.unit.hosts.pool import add_host, host_row
+
+    rec = FakeRec(cp, _up_cluster(cp))
+    add_host(cp.store, "h1")
+    with cp.store.session() as s:
+        cluster = s.get(Cluster, rec.cluster_id)
+        assert cluster is not None
+        cluster.provider = "ssh"
+        core = [n for n in cluster.nodes if n.role == "CORE"]
+        core[0].decommission_state = "DECOMMISSIONING"  # still draining
+        core[1].status, core[1].decommission_state = "TERMINATED", "DECOMMISSIONED"  # released, on h1, remembered
+        core[1].address, draining = host_row(cp.store, "h1").address, core[0].id
+        next(g for g in cluster.groups if g.name == "CORE").target_count = 0
+    groups.resize_group(cp, rec.cluster_id, "CORE", groups.ResizeRequest(count=2))
+    version = rec._load().plan_version
+    cluster = rec._load()
+    assert resize._converge(rec, cluster, next(g for g in cluster.groups if g.name == "CORE"))  # type: ignore[arg-type]
+    with cp.store.session() as s:
+        back = s.get(Node, draining)
+        assert back is not None and back.decommission_state is None  # recommissioned now ...
+        assert s.scalars(select(Node).where(Node.cluster_id == rec.cluster_id, Node.status == "REQUESTED")).all() == []
+    assert rec._load().plan_version > version  # ... and the exclude files say so
