@@ -155,11 +155,17 @@ def _host_problems(s: Session, cluster: Cluster, group: NodeGroup, count: int) -
     if not uses_hosts(cluster):
         return []
     try:
-        selection.hosts_for_growth(selection.load_pool(s), group.role, group.instance_type, group.host_labels or {},
-                                   group.host_names or [], new_hosts_needed(cluster, group, count))
+        hosts_for_group(selection.load_pool(s), group, new_hosts_needed(cluster, group, count))
     except ValidationFailed as exc:
         return list(exc.errors)
     return []
+
+
+def hosts_for_group(pool: list[selection.HostInfo], group: NodeGroup, count: int) -> list[selection.Pick]:
+    """``selection.hosts_for_growth`` for ``count`` more nodes of ``group`` (its labels, named
+    hosts and instance type floor); raises ValidationFailed at ``count`` when too few match."""
+    return selection.hosts_for_growth(pool, group.role, group.instance_type, group.host_labels or {},
+                                      group.host_names or [], count)
 
 
 def uses_hosts(cluster: Cluster) -> bool:

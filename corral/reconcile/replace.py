@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.context import ControlPlane
-from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT, uses_hosts
+from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT, hosts_for_group, uses_hosts
 from corral.control.views import in_service_view
 from corral.domain.states import DecommissionState, NodeState, NodeTarget
 from corral.elastic.replacement import HOUR, NodeHealth, ReplacementRules, decide
@@ -193,8 +193,7 @@ def _spare_host(s: Session, cluster: Cluster, node: Node) -> bool:
         return True
     group = next(g for g in cluster.groups if g.id == node.group_id)
     try:
-        selection.hosts_for_growth(selection.load_pool(s), group.role, group.instance_type, group.host_labels or {},
-                                   group.host_names or [], 1)
+        hosts_for_group(selection.load_pool(s), group, 1)
     except ValidationFailed:
         return False
     return True

@@ -38,7 +38,7 @@ from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.steps import add_steps
 from corral.control.groups import (DEFAULT_DECOMMISSION_TIMEOUT, GROW_STEPS, SHRINK_STEPS, in_service, members,
-                                   operation_kind, uses_hosts)
+                                   hosts_for_group, operation_kind, uses_hosts)
 from corral.control.views import cluster_view, departed_unforgotten, in_service_view
 from corral.domain.spec import StepRequest
 from corral.domain.states import DecommissionState, GroupState, NodeRole, NodeState, NodeTarget, StepType
@@ -215,13 +215,12 @@ def _hosts_for(s: Session, cluster: Cluster, group: NodeGroup, count: int) -> li
         return []
     pool = selection.load_pool(s)
     remembered = {n.address for n in cluster.nodes if departed_unforgotten(n)}
-    wanted = (group.role, group.instance_type, group.host_labels or {}, group.host_names or [], count)
     try:
-        return selection.hosts_for_growth([h for h in pool if h.address not in remembered], *wanted)
+        return hosts_for_group([h for h in pool if h.address not in remembered], group, count)
     except ValidationFailed as exc:
         if remembered:
             try:
-                selection.hosts_for_growth(pool, *wanted)
+                hosts_for_group(pool, group, count)
                 return _NOT_YET
             except ValidationFailed:
                 pass
