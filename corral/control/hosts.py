@@ -258,6 +258,18 @@ def drain_host(cp: ControlPlane, name: str) -> Host:
     return _retrying(cp, name, change)
 
 
+def drain_after_replacement(session: Session, node: Node, reason: str, now: float) -> bool:
+    """Take the host of ``node``, replaced because its daemons said the host is unhealthy
+    (a full or failed disk), out of selection: DRAINING, DRAINED once the node is released,
+    so the next grow or replacement does not land on it again. Whether it was drained
+    (False off the ssh provider or when the host is no longer the node's)."""
+    if not node.host_id:
+        return False
+    return transition(session, node.host_id, HostState.ALLOCATED, HostState.DRAINING, now, target=HostState.DRAINED.value,
+                      status_reason=f"its node {node.id} was replaced: {reason}; once fixed, remove the host "
+                                    "and add it again")
+
+
 def holder_live(node: Node | None, cluster: Cluster | None) -> bool:
     """Whether the node holding a host may still run there: its cluster has not ended and
     it is not TERMINATED. A missing row (nothing in Corral will ever clean that

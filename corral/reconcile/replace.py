@@ -29,6 +29,7 @@ from corral.control import events
 from corral.control.clusters import load_cluster
 from corral.control.context import ControlPlane
 from corral.control.groups import DEFAULT_DECOMMISSION_TIMEOUT, hosts_for_group, uses_hosts
+from corral.control.hosts import drain_after_replacement
 from corral.control.views import in_service_view
 from corral.domain.states import DecommissionState, NodeState, NodeTarget
 from corral.elastic.replacement import HOUR, NodeHealth, ReplacementRules, decide
@@ -176,6 +177,8 @@ def watch(rec: "ClusterReconciler", cluster: Cluster) -> None:
                 node.decommission_detail = "replaced: waiting for the ResourceManager and NameNode to start"
                 data["replacing"] = True
                 how = f"decommissioned first (timeout {timeout} s)"
+                if mine.unhealthy_since is not None and drain_after_replacement(s, node, verdict.reason, rec.now):
+                    how += "; its host is drained"
             node.provider_data = {**data, "replaced_at": rec.now}
             events.record(s, c.id, "NODE_REPLACED", f"{node.role} node {node.id} is replaced, {how}: {verdict.reason}",
                           level="WARN", node_id=node.id)

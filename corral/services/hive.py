@@ -26,11 +26,12 @@ from corral.services.base import HTTP, ClusterView, NodeView, NotObserved, Ready
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS
 from corral.services.spark import CDS_OPTS, SPARK_JARS
+from corral.services.yarn import ALWAYS_ON_ATTEMPT_WINDOW_SECONDS, ALWAYS_ON_TAG
 
 METASTORE_PORT = 9083
 METASTORE_MAIN = "io.corral.hive.NodeBoundMetaStore"  # in HADOOP_CLASSES (corral/runtime/java)
 THRIFT_PORT = 10000
-SQL_ENDPOINT_NAME = "Corral SQL endpoint (Spark Thrift Server)"  # yarn.ALWAYS_ON_APPLICATIONS
+SQL_ENDPOINT_NAME = "Corral SQL endpoint (Spark Thrift Server)"  # yarn.is_always_on
 THRIFT_UI_PORT = 4041  # the Thrift server's Spark UI (4040 is left to step drivers)
 WAREHOUSE = "/user/hive/warehouse"
 
@@ -145,7 +146,7 @@ class HiveService(ServiceBase):
         thrift = ComponentSpec(
             name="spark-thriftserver", service=self.name,
             argv=["${SPARK_HOME}/bin/spark-submit", "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
-                  "--name", SQL_ENDPOINT_NAME,
+                  "--name", SQL_ENDPOINT_NAME, "--conf", f"spark.yarn.tags={ALWAYS_ON_TAG}",
                   # Idle, the endpoint keeps only its driver (and, on YARN, an AM).
                   "--conf", "spark.dynamicAllocation.enabled=true",
                   "--conf", "spark.dynamicAllocation.shuffleTracking.enabled=true",
@@ -157,6 +158,10 @@ class HiveService(ServiceBase):
                   "--conf", "spark.dynamicAllocation.shuffleTracking.timeout=30s",
                   "--conf", "spark.dynamicAllocation.cachedExecutorIdleTimeout=60s",
                   "--conf", "spark.executor.instances=0",
+                  # A leaving node may take its idle AM with it (YarnService.drain_status):
+                  # failed attempts count for an hour only, so a long-lived endpoint
+                  # never runs out of them.
+                  "--conf", f"spark.yarn.am.attemptFailuresValidityInterval={ALWAYS_ON_ATTEMPT_WINDOW_SECONDS}s",
                   "--conf", f"spark.ui.port={THRIFT_UI_PORT}",
                   "--conf", "spark.driver.memory=512m",
                   "spark-internal"],

@@ -81,17 +81,41 @@ def _nodemanager_name(address: str, timeout: float) -> str | None:
     (``/ws/v1/node/info``), or None when it does not answer. A NodeManager names itself by
     the canonical name of its address (ContainerManagerImpl.buildNodeId: a reverse lookup,
     whatever yarn.nodemanager.hostname or bind-host say), so on a host whose address has a
-    name (DNS, /etc/hosts) the ResourceManager lists that name, not the address."""
+    name (DNS, /etc/hosts) the ResourceManager lists that name, not the address. An answer
+    is kept (``_NODEMANAGER_NAMES``): the health check asks about every node every 15 s
+    while one is unhealthy, and an address's canonical name does not change under it."""
+    if address in _NODEMANAGER_NAMES:
+        return _NODEMANAGER_NAMES[address]
     try:
         info = HTTP.get(f"http://{address}:{NM_WEB_PORT}/ws/v1/node/info", timeout=timeout).json()
-        return str(info["nodeInfo"]["nodeHostName"])
+        name = str(info["nodeInfo"]["nodeHostName"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
+    _NODEMANAGER_NAMES[address] = name
+    return name
 
 
-# Applications Corral itself keeps running, which never make a cluster busy.
+_NODEMANAGER_NAMES: dict[str, str] = {}  # node address -> the name its NodeManager registered by
+
+
+# Applications Corral itself keeps running, which never make a cluster busy: by name and
+# by the YARN application tag Corral submits them with (spark.yarn.tags), so a user's job
+# that happens to take the name is not mistaken for one.
 ALWAYS_ON_APPLICATIONS = frozenset({"Corral SQL endpoint (Spark Thrift Server)"})
+ALWAYS_ON_TAG = "corral-always-on"
+# How long a failed ApplicationMaster attempt of an always-on application counts towards
+# YARN's yarn.resourcemanager.am.max-attempts (2): the SQL endpoint's
+# spark.yarn.am.attemptFailuresValidityInterval. A leaver holding its idle AM is let go at
+# most once in this window (should YARN count the AM's end, a second would end the
+# application).
+ALWAYS_ON_ATTEMPT_WINDOW_SECONDS = 3600
 _ALL_NODE_STATES = ("NEW", "RUNNING", "UNHEALTHY", "DECOMMISSIONING", "DECOMMISSIONED", "LOST", "REBOOTED", "SHUTDOWN")
+
+
+def is_always_on(app: dict[str, Any]) -> bool:
+    """Whether the RM's document ``app`` is one of Corral's always-on applications."""
+    tags = str(app.get("applicationTags") or "").split(",")
+    return app.get("name") in ALWAYS_ON_APPLICATIONS and ALWAYS_ON_TAG in tags
 
 
 def exclude_path(cluster: ClusterView) -> str:
@@ -302,14 +326,14 @@ class YarnService(ServiceBase):
 
     def busy_reason(self, cluster: ClusterView, timeout: float) -> str | None:
         """The first application NEW..RUNNING that is not one of Corral's always-on ones
-        (``ALWAYS_ON_APPLICATIONS``, by name: the SQL endpoint's)."""
+        (``is_always_on``: the SQL endpoint's)."""
         url = f"{self._rm(cluster)}/apps?states=NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING"
         try:
             apps = (HTTP.get(url, timeout=timeout).json().get("apps") or {}).get("app", [])
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise NotObserved(f"ResourceManager not answering: {exc!r}") from exc
         for app in apps:
-            if app.get("name") not in ALWAYS_ON_APPLICATIONS:
+            if not is_always_on(app):
                 return f"YARN application {app.get('id')} is {app.get('state')}"
         return None
 
@@ -375,20 +399,57 @@ class YarnService(ServiceBase):
                 apps = _running_applications(node.address, timeout)
                 waiting = ", ".join(filter(None, (_count(containers, "container"),
                                                   _count(len(apps), "application") if apps is not None else None)))
-                if not containers and apps and self._always_on(cluster, apps, timeout):
+                always_on = self._always_on(cluster, apps, timeout) if apps and containers <= 1 else None
+                if always_on is not None and not containers:
                     # The RM waits for every application that ran on the node while it
                     # decommissions until it finishes; the SQL endpoint never does, though
                     # its executors (dynamic allocation, 30 s idle) have left the node.
                     answer[node.node_id] = Drain(False, "only the SQL endpoint's application, which has nothing "
                                                         "left on it", release_now=True)
+                elif always_on is not None and self._idle_master(cluster, node, always_on, timeout):
+                    # Its AM alone: ended now, the RM kills the container (ABORTED, not
+                    # counted as the attempt's failure) and starts the application's next
+                    # attempt on a node in service. The RM ignores a container signal to a
+                    # DECOMMISSIONING node (RMNodeImpl handles SIGNAL_CONTAINER only RUNNING
+                    # or UNHEALTHY), so moving it first is not an option.
+                    answer[node.node_id] = Drain(False, "only the SQL endpoint's idle ApplicationMaster, which YARN "
+                                                        "restarts on a node in service", release_now=True)
                 else:
                     answer[node.node_id] = Drain(False, waiting or "the ResourceManager")
         return answer
 
-    def _always_on(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> bool:
-        """Whether every one of ``application_ids`` is one of Corral's always-on applications."""
+    def _always_on(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> list[dict[str, Any]] | None:
+        """The RM's documents of ``application_ids`` when every one is one of Corral's
+        always-on applications, else None."""
         found = self.applications(cluster, application_ids, timeout=timeout)
-        return len(found) == len(application_ids) and all(a.get("name") in ALWAYS_ON_APPLICATIONS for a in found)
+        if len(found) == len(application_ids) and all(is_always_on(a) for a in found):
+            return found
+        return None
+
+    def _idle_master(self, cluster: ClusterView, node: NodeView, apps: list[dict[str, Any]], timeout: float) -> bool:
+        """Whether the one container on ``node`` is the ApplicationMaster of an always-on
+        application that runs nothing else (``runningContainers`` 1: no executor, so no
+        task of a query; its driver, holding the SQL sessions, is on MASTER and keeps them
+        while a new attempt registers) and no earlier attempt of which ended within
+        ``ALWAYS_ON_ATTEMPT_WINDOW_SECONDS`` (in case YARN counts this one's end)."""
+        for app in apps:
+            if int(app.get("runningContainers") or 0) != 1:
+                continue
+            host = str(app.get("amHostHttpAddress") or "").rsplit(":", 1)[0]
+            if host != node.address and host != _nodemanager_name(node.address, timeout):
+                continue
+            try:
+                attempts = (HTTP.get(f"{self._rm(cluster)}/apps/{app.get('id')}/appattempts", timeout=timeout).json()
+                            .get("appAttempts") or {}).get("appAttempt", [])
+            except (httpx.HTTPError, ValueError, AttributeError):
+                continue
+            if not attempts:
+                continue
+            current = max(attempts, key=lambda a: int(a.get("id") or 0))
+            since = (time.time() - ALWAYS_ON_ATTEMPT_WINDOW_SECONDS) * 1000
+            if not any(int(a.get("finishedTime") or 0) > since for a in attempts if a is not current):
+                return True
+        return False
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         return {"resourcemanager": f"http://{cluster.master.address}:{RM_WEB_PORT}"}

@@ -267,47 +267,60 @@ def test_exit_status_is_the_same_with_every_output_format(shared_cp: ControlPlan
     assert codes == [0] and [r["id"] for r in rows] == list(range(1001))
 
 
-def test_a_task_node_the_sql_endpoint_used_leaves_without_waiting_for_the_timeout(shared_cp: ControlPlaneProcess,
-                                                                                 hive_cluster: HiveCluster) -> None:
+def test_a_node_holding_the_sql_endpoints_master_leaves_without_waiting_for_the_timeout(
+        shared_cp: ControlPlaneProcess, hive_cluster: HiveCluster) -> None:
     """The ResourceManager keeps a decommissioning node until every application that ran
-    there ends; the SQL endpoint's never does. Once its executors have left the node
-    (dynamic allocation, 30 s idle), Corral ends the wait: the TASK group is gone in about
-    a minute, not at its one-hour decommission timeout, and the endpoint keeps serving."""
+    there ends, and the SQL endpoint's never does; its ApplicationMaster, if on the node,
+    would stay there until the one-hour timeout. Scaling in exactly that node right after a
+    query: its executors leave (dynamic allocation, 30 s idle), then Corral ends YARN's
+    wait, and the RM starts the same application's next attempt on a node in service. The
+    node is gone in a couple of minutes, with HDFS's blocks re-replicated, and the endpoint
+    keeps its application, its tables and its answers."""
     cid = hive_cluster.id
-    added = shared_cp.http.post(f"/clusters/{cid}/node-groups", json={"role": "TASK", "instance_type": "local.medium",
-                                                                       "count": 1, "name": "sql-burst"})
-    assert added.status_code == 202, added.text
-    shared_cp.wait_for(lambda: shared_cp.http.get(f"/clusters/{cid}/node-groups/sql-burst").json()["status"] == "RUNNING",
-                       180, "the TASK node")
-    (task,) = [n for n in shared_cp.cluster(cid)["nodes"] if n["group"] == "sql-burst" and n["status"] == "RUNNING"]
-    rm = f"http://{shared_cp.cluster(cid)['master_address']}:8088/ws/v1/cluster/apps?states=RUNNING"
+    grown = shared_cp.http.patch(f"/clusters/{cid}/node-groups/CORE", json={"count": 3})
+    assert grown.status_code == 202, grown.text
+    shared_cp.wait_for(lambda: shared_cp.http.get(f"/clusters/{cid}/node-groups/CORE").json()["status"] == "RUNNING"
+                       and sum(n["status"] == "RUNNING" for n in shared_cp.cluster(cid)["nodes"]
+                               if n["group"] == "CORE") == 3, 240, "the third CORE node")
+    rm = f"http://{shared_cp.cluster(cid)['master_address']}:8088/ws/v1/cluster/apps"
 
-    def endpoint() -> list[str]:
-        return [a["id"] for a in (HTTP.get(rm).json().get("apps") or {}).get("app", [])
-                if a["name"].startswith("Corral SQL endpoint")]
+    def endpoint() -> dict[str, Any]:
+        (app,) = [a for a in (HTTP.get(f"{rm}?states=RUNNING").json().get("apps") or {}).get("app", [])
+                  if a["name"].startswith("Corral SQL endpoint")]
+        return app
 
     before = endpoint()
-    assert len(before) == 1
     # 48 tasks of 0.5 s: dynamic allocation asks for executors on every node, the new one too.
     query = ("SELECT COUNT(*) AS n FROM range(0, 48, 1, 48) "  # true for every row, after a 0.5 s sleep
              "WHERE length(coalesce(reflect('java.lang.Thread', 'sleep', CAST(500 AS BIGINT)), '')) >= 0")
     done = run_cli(shared_cp.env, "sql", cid, "-e", query, "-o", "json", timeout=300)
     assert done.returncode == 0 and json.loads(done.stdout) == [{"n": 48}], done.stdout + done.stderr
-    containers = (HTTP.get(f"http://{task['address']}:8042/ws/v1/node/containers").json().get("containers")
-                  or {}).get("container", [])
-    assert containers, "the SQL endpoint ran no executor on the TASK node"
-    removed = shared_cp.http.delete(f"/clusters/{cid}/node-groups/sql-burst")  # default timeout: one hour
-    assert removed.status_code == 202 and removed.json()["decommission_timeout"] in (None, 3600), removed.text
-    shared_cp.wait_for(lambda: shared_cp.http.get(f"/clusters/{cid}/node-groups").json()
-                       and next(g for g in shared_cp.http.get(f"/clusters/{cid}/node-groups").json()
-                                if g["name"] == "sql-burst")["status"] == "TERMINATED", 240, "the TASK group removed")
-    released = [e for e in shared_cp.events(cid) if e["code"] == "DECOMMISSION_RELEASED" and e["node_id"] == task["id"]]
-    assert len(released) == 1 and "SQL endpoint" in released[0]["message"], released
+    am_host = before["amHostHttpAddress"].rsplit(":", 1)[0]
+    (leaver,) = [n for n in shared_cp.cluster(cid)["nodes"] if n["address"] == am_host and n["status"] == "RUNNING"]
+    assert leaver["group"] == "CORE", leaver
+    removed = shared_cp.http.patch(f"/clusters/{cid}/node-groups/CORE", json={"count": 2, "nodes": [leaver["id"]]})
+    assert removed.status_code == 202, removed.text  # the default timeout: one hour
+    def row() -> dict[str, Any]:
+        return next(n for n in shared_cp.cluster(cid)["nodes"] if n["id"] == leaver["id"])
+
+    try:
+        shared_cp.wait_for(lambda: row()["status"] == "TERMINATED", 300, "the node holding the endpoint's AM released")
+    except AssertionError as exc:
+        attempts = HTTP.get(f"{rm}/{before['id']}/appattempts").json()
+        raise AssertionError(f"{exc}: {row()}; events {shared_cp.events(cid)[-12:]}; endpoint {endpoint()}; "
+                             f"attempts {attempts}") from None
+    mine = [e for e in shared_cp.events(cid) if e["node_id"] == leaver["id"]]
+    released = [e for e in mine if e["code"] == "DECOMMISSION_RELEASED"]
+    assert len(released) == 1 and "idle ApplicationMaster" in released[0]["message"], mine
     assert not [e for e in shared_cp.events(cid) if e["code"] == "DECOMMISSION_TIMEOUT"]
-    # The endpoint was not disturbed: same application, still answering.
-    again = run_cli(shared_cp.env, "sql", cid, "-e", "SELECT 1 AS one", "-o", "json", timeout=120)
-    assert again.returncode == 0 and json.loads(again.stdout) == [{"one": 1}], again.stdout + again.stderr
-    assert endpoint() == before
+    # Same application, its next attempt on a node in service, still answering.
+    after = endpoint()
+    assert after["id"] == before["id"] and after["amHostHttpAddress"].rsplit(":", 1)[0] != am_host, after
+    again = run_cli(shared_cp.env, "sql", cid, "-e", "SELECT * FROM t_json ORDER BY id", "-o", "json", timeout=120)
+    assert again.returncode == 0 and [r["id"] for r in json.loads(again.stdout)] == [1, 2, 3], again.stdout + again.stderr
+    fsck = shared_cp.add_step(cid, "SHELL", ["hdfs fsck / | tail -3"])
+    assert shared_cp.wait_step(cid, fsck["id"])["status"] == "COMPLETED"
+    assert "is HEALTHY" in shared_cp.log(cid, fsck["id"], "stdout")
 
 
 def test_terminate_ends_every_process_and_leaves_nothing_in_tmp(shared_cp: ControlPlaneProcess,

@@ -44,6 +44,14 @@ def _no_health_questions(monkeypatch: pytest.MonkeyPatch) -> None:
     replace._last_health_check.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_remembered_nodemanager_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's fake NodeManagers name themselves afresh (corral.services.yarn keeps answers)."""
+    from corral.services import yarn
+
+    monkeypatch.setattr(yarn, "_NODEMANAGER_NAMES", {})
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'corral.db'}"

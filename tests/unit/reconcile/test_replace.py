@@ -59,6 +59,15 @@ def _codes(cp: ControlPlane) -> list[str]:
 DISK = "1/1 local-dirs usable space is below configured utilization percentage/no more usable space"
 
 
+def _held_while_one_is_under_way(rec: FakeRec, service: _Health, replaced: str, other: str) -> None:
+    """A second CORE node, ``other``, unhealthy past its grace waits for ``replaced``'s replacement."""
+    service.reports = {replaced: DISK, other: "health script: ERROR bad disk"}
+    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
+    _pass(rec, rec.now + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
+    row = next(n for n in _nodes(rec, "CORE") if n.id == other)
+    assert row.decommission_state is None and "a replacement is already under way" in row.provider_data["replacement_held"]
+
+
 def test_an_unhealthy_node_is_replaced_after_its_grace_and_leaves_gracefully(cp: ControlPlane, service: _Health) -> None:
     rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
     sick = _nodes(rec, "CORE")[0]
@@ -82,11 +91,7 @@ def test_an_unhealthy_node_is_replaced_after_its_grace_and_leaves_gracefully(cp:
         ("REQUESTED", "-"), ("RUNNING", "-"), ("RUNNING", "DECOMMISSIONING")]
     # One replacement at a time: a second unhealthy node waits for the first to finish.
     other = next(n for n in core if n.status == "RUNNING" and n.decommission_state is None)
-    service.reports = {sick.id: DISK, other.id: "health script: ERROR bad disk"}
-    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
-    _pass(rec, rec.now + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
-    row = next(n for n in _nodes(rec, "CORE") if n.id == other.id)
-    assert row.decommission_state is None and "a replacement is already under way" in row.provider_data["replacement_held"]
+    _held_while_one_is_under_way(rec, service, sick.id, other.id)
 
 
 def test_a_cause_every_node_shares_holds_the_replacements(cp: ControlPlane, service: _Health) -> None:
@@ -150,23 +155,21 @@ def test_a_replaced_node_still_draining_holds_the_next_replacement(cp: ControlPl
         s.add(Node(id="n-newcore1", cluster_id=rec.cluster_id, group_id=first.group_id, role="CORE",
                    instance_type="local.medium", status="RUNNING", target="RUNNING", provider_data={},
                    components={}, created_at=T0 + 400, ready_at=T0 + 420, address="127.99.0.77"))
-    service.reports = {first.id: DISK, second.id: "health script: ERROR bad disk"}
-    _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
-    _pass(rec, rec.now + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
-    row = next(n for n in _nodes(rec, "CORE") if n.id == second.id)
-    assert row.decommission_state is None and "already under way" in row.provider_data["replacement_held"]
+    _held_while_one_is_under_way(rec, service, first.id, second.id)
 
 
 def test_on_hosts_a_live_unhealthy_node_waits_for_a_spare_host(cp: ControlPlane, service: _Health) -> None:
     from corral.store.models import Cluster
-    from tests.unit.hosts.pool import add_host
+    from tests.unit.hosts.pool import add_host, host_row
 
     rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
+    sick = _nodes(rec, "CORE")[0]
+    add_host(cp.store, "sickly", status="ALLOCATED", node_id=sick.id, cluster_id=rec.cluster_id)
     with cp.store.session() as s:
         cluster = s.get(Cluster, rec.cluster_id)
         assert cluster is not None
         cluster.provider = "ssh"
-    sick = _nodes(rec, "CORE")[0]
+        next(n for n in cluster.nodes if n.id == sick.id).host_id = "hst-sickly"
     service.reports = {sick.id: DISK}
     _pass(rec, T0)
     _pass(rec, T0 + deadlines.NODE_UNHEALTHY_SECONDS + replace.HEALTH_CHECK_SECONDS)
@@ -175,6 +178,11 @@ def test_on_hosts_a_live_unhealthy_node_waits_for_a_spare_host(cp: ControlPlane,
     version = rec._load().plan_version
     _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)  # held again, said once, nothing rewritten
     assert rec._load().plan_version == version and _codes(cp).count("NODE_REPLACEMENT_HELD") == 1
+    assert host_row(cp.store, "sickly").status == "ALLOCATED"  # held: its host stays as it was
     add_host(cp.store, "spare")
     _pass(rec, rec.now + replace.HEALTH_CHECK_SECONDS)
     assert next(n for n in _nodes(rec, "CORE") if n.id == sick.id).decommission_state == "DECOMMISSIONING"
+    # Its host is out of selection (DRAINED once the node is released): no new node lands there again.
+    sickly = host_row(cp.store, "sickly")
+    assert (sickly.status, sickly.target) == ("DRAINING", "DRAINED") and DISK in (sickly.status_reason or "")
+    assert host_row(cp.store, "spare").status == "READY"

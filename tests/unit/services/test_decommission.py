@@ -126,7 +126,8 @@ def test_yarn_lets_a_node_go_that_only_the_sql_endpoints_application_holds(monke
     fake = _FakeHttp({"/ws/v1/cluster/nodes?": nodes, "127.1.0.3:8042/ws/v1/node/apps": endpoint,
                       "127.1.0.4:8042/ws/v1/node/apps": endpoint, "127.1.0.5:8042/ws/v1/node/apps": both,
                       "/apps/application_1_0001": {"app": {"id": "application_1_0001",
-                                                           "name": "Corral SQL endpoint (Spark Thrift Server)"}},
+                                                           "name": "Corral SQL endpoint (Spark Thrift Server)",
+                                                           "applicationTags": "corral-always-on"}},
                       "/apps/application_1_0002": {"app": {"id": "application_1_0002", "name": "wordcount"}}})
     monkeypatch.setattr("corral.services.yarn.HTTP", fake)
     answer = get_service("yarn").drain_status(_view({"n3": 0.0, "n4": 0.0, "n5": 0.0}), 1.0)
@@ -134,6 +135,42 @@ def test_yarn_lets_a_node_go_that_only_the_sql_endpoints_application_holds(monke
                                  release_now=True)
     assert answer["n4"] == Drain(False, "1 container, 1 application")  # its container may be the endpoint's AM
     assert answer["n5"] == Drain(False, "0 containers, 2 applications")  # a user's job may still read its shuffle output
+
+
+def _endpoint_on(host: str, running: int) -> dict[str, Any]:
+    return {"app": {"id": "application_1_0001", "name": "Corral SQL endpoint (Spark Thrift Server)",
+                    "applicationTags": "corral-always-on",
+                    "runningContainers": running, "amHostHttpAddress": f"{host}:8042"}}
+
+
+def test_yarn_lets_a_node_go_that_holds_only_the_sql_endpoints_idle_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its AM is the one container left: the RM would hold the node until the timeout.
+    With nothing else of the endpoint running (no executor, so no query's task) and no
+    attempt ended in the last hour, the wait ends now (the RM restarts the AM elsewhere);
+    else the node waits."""
+    monkeypatch.setattr("corral.services.yarn.time.time", lambda: 10_000.0)
+    nodes = {"nodes": {"node": [{"nodeHostName": "127.1.0.3", "state": "DECOMMISSIONING", "numContainers": 1}]}}
+    endpoint = {"apps": {"app": [{"id": "application_1_0001"}]}}
+    first = {"appAttempts": {"appAttempt": [{"id": 1, "containerId": "container_1_0001_01_000001", "finishedTime": 0}]}}
+    answers = {"/ws/v1/cluster/nodes?": nodes, "127.1.0.3:8042/ws/v1/node/apps": endpoint,
+               "/appattempts": first, "/apps/application_1_0001": _endpoint_on("127.1.0.3", 1)}
+    monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp(answers))
+    view = _view({"n3": 0.0})
+    assert get_service("yarn").drain_status(view, 1.0)["n3"] == Drain(
+        False, "only the SQL endpoint's idle ApplicationMaster, which YARN restarts on a node in service",
+        release_now=True)
+    waits = Drain(False, "1 container, 1 application")
+    for changed in ({"/apps/application_1_0001": _endpoint_on("127.1.0.3", 2)},  # an executor too: a query may run
+                    {"/apps/application_1_0001": _endpoint_on("127.1.0.4", 1)},  # its container is an executor
+                    # attempt 1 ended 10 minutes ago: should YARN count this one, the endpoint would end
+                    {"/appattempts": {"appAttempts": {"appAttempt": [
+                        {"id": 1, "containerId": "container_1_0001_01_000001", "finishedTime": 9_400_000},
+                        {"id": 2, "containerId": "container_1_0001_02_000001", "finishedTime": 0}]}}}):
+        monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp({**answers, **changed}))
+        assert get_service("yarn").drain_status(view, 1.0)["n3"] == waits, changed
+    old = {"appAttempts": {"appAttempt": [{"id": 1, "finishedTime": 6_000_000}, {"id": 2, "finishedTime": 0}]}}
+    monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp({**answers, "/appattempts": old}))
+    assert get_service("yarn").drain_status(view, 1.0)["n3"].release_now  # that one ended over an hour ago
 
 
 def test_yarn_names_its_unhealthy_nodemanagers_with_their_reports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,3 +214,33 @@ def test_a_local_nodes_capacity_is_its_instance_types_disk(monkeypatch: pytest.M
     live = {k: {**v, "usedSpace": 13 * gib} for k, v in live.items()}
     monkeypatch.setattr("corral.services.hdfs.HTTP", _FakeHttp({"NameNodeInfo": {"beans": [{"LiveNodes": json.dumps(live)}]}}))
     assert hdfs.scale_in_problem(_view(), props, NodeRole.CORE, ["n4"], 1.0) is None  # 39 GiB in 64 GiB
+
+
+def test_only_an_application_with_the_endpoints_name_and_tag_is_always_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's job that took the endpoint's name still makes the cluster busy and holds a leaver."""
+    from corral.services.yarn import is_always_on
+
+    name = "Corral SQL endpoint (Spark Thrift Server)"
+    assert is_always_on({"name": name, "applicationTags": "corral-always-on"})
+    assert is_always_on({"name": name, "applicationTags": "team-a,corral-always-on"})
+    assert not is_always_on({"name": name, "applicationTags": ""})
+    assert not is_always_on({"name": "etl", "applicationTags": "corral-always-on"})
+    impostor = {"apps": {"app": [{"id": "application_1_0002", "name": name, "state": "RUNNING"}]}}
+    monkeypatch.setattr("corral.services.yarn.HTTP", _FakeHttp({"/ws/v1/cluster/apps?states=": impostor}))
+    assert get_service("yarn").busy_reason(_view(), 1.0) == "YARN application application_1_0002 is RUNNING"
+
+
+def test_a_nodemanagers_registered_name_is_asked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On hosts with names the RM lists NodeManagers by name: each node is asked its name
+    once, not on every 15 s health check while one node stays unhealthy."""
+    report = "1/1 local-dirs usable space is below configured utilization percentage"
+    nodes = {"nodes": {"node": [{"nodeHostName": "worker-4.lab", "state": "UNHEALTHY", "healthReport": report}]}}
+    infos = {f"127.1.0.{i}:8042/ws/v1/node/info": {"nodeInfo": {"nodeHostName": f"worker-{i}.lab"}} for i in (2, 3, 4, 5)}
+    fake = _FakeHttp({"/ws/v1/cluster/nodes?states=UNHEALTHY": nodes, **infos})
+    asked: list[str] = []
+    real_get = fake.get
+    monkeypatch.setattr(fake, "get", lambda url, timeout: (asked.append(url), real_get(url, timeout))[1])
+    monkeypatch.setattr("corral.services.yarn.HTTP", fake)
+    for _ in range(3):
+        assert get_service("yarn").unhealthy_nodes(_view(), 1.0) == {"n4": report}
+    assert sorted(u for u in asked if u.endswith("/node/info")) == sorted(f"http://{k}" for k in infos)
