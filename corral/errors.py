@@ -40,8 +40,9 @@ class ValidationFailed(CorralError):
 
     status_code = 422
 
-    def __init__(self, errors: Sequence[FieldError]):
+    def __init__(self, errors: Sequence[FieldError], where: str = "body"):
         self.errors = list(errors)
+        self.where = where  # the request part at fault, as FastAPI names it: body, query, path
         super().__init__("; ".join(str(e) for e in self.errors))
 
 

@@ -5,9 +5,11 @@
 # plus cron there (an agent's restart after a host reboot), the tools that build those
 # hosts (iproute2's ip and ss; nsenter, unshare and setpriv are util-linux, always there;
 # the OpenSSH client and ssh-keygen; ps) and what a host offers its nodes: Debian's
-# python3.11 with venv/ensurepip and Debian's Java 17 at /usr/bin/java. This makes sure
-# they are there, from Debian's packages. Debian's own services are not
-# started: a policy-rc.d denies that for the length of the install.
+# python3.11 with venv/ensurepip and Debian's Java 17 at /usr/bin/java; and a Prometheus
+# server (the monitoring tests scrape a cluster with it), without the node exporter its
+# package recommends, which would listen on every address. This makes sure they are
+# there, from Debian's packages. Debian's own services are not started: a policy-rc.d
+# denies that for the length of the install.
 set -euo pipefail
 missing=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
@@ -35,9 +37,11 @@ fi
 if [ ! -x /usr/bin/java ]; then
   missing+=(openjdk-17-jre-headless)
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+bare=()  # installed without their recommended packages
+command -v prometheus >/dev/null 2>&1 || bare+=(prometheus)
+[ ${#missing[@]} -eq 0 ] && [ ${#bare[@]} -eq 0 ] && exit 0
 
-echo "ensure-test-servers: installing ${missing[*]} from Debian's packages (servers not started)"
+echo "ensure-test-servers: installing ${missing[*]} ${bare[*]} from Debian's packages (servers not started)"
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 policy=/usr/sbin/policy-rc.d
 added_policy=
@@ -46,4 +50,9 @@ if [ ! -e "$policy" ]; then
 fi
 trap 'if [ -n "$added_policy" ]; then $SUDO rm -f "$policy"; fi' EXIT
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ ${#bare[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${bare[@]}" >/dev/null
+fi

@@ -1,8 +1,10 @@
 """The node agent: pulls its node's plan from the control plane and makes it true.
 
-Three threads: the plan poller (long-polls the plan), the reporter (sends a report on
-every change and a heartbeat every couple of seconds) and the main loop (deploys the
-runtime, writes config files, runs bootstrap actions, supervises daemons, runs steps).
+Four threads: the plan poller (long-polls the plan), the reporter (sends a report on
+every change and a heartbeat every couple of seconds), the meter (measures the node every
+``MetricsSpec.interval_seconds`` when the plan asks for it, ``corral.agent.nodemetrics``)
+and the main loop (deploys the runtime, writes config files, runs bootstrap actions,
+supervises daemons, runs steps).
 The control plane may be down at any time: the agent keeps its node running, retries,
 and re-attaches when it is back.
 """
@@ -23,8 +25,9 @@ from corral.agent.bootstrap import BootstrapFailed, run_bootstrap_actions
 from corral.agent.client import ControlPlaneClient
 from corral.agent.hooks import HookRunner
 from corral.agent.logarchive import LogArchiver
+from corral.agent.nodemetrics import NodeMeter
 from corral.agent import selfclean
-from corral.agent.protocol import AgentEvent, NodePlan, NodeReport
+from corral.agent.protocol import AgentEvent, NodeMetrics, NodePlan, NodeReport
 from corral.agent.runtime import DeployError, deploy, substitute, substitute_all
 from corral.agent.steps import StepRunner
 from corral.agent.supervisor import EventSink, Supervisor
@@ -35,6 +38,8 @@ HEARTBEAT_SECONDS = 2.0
 PLAN_WAIT_SECONDS = 20.0
 LOG_ARCHIVE_SECONDS = 45.0  # at shutdown, for the last copies to the LogUri
 GONE_GRACE = 3  # consecutive "this node does not exist" answers before the agent stops
+METER_IDLE_SECONDS = 1.0  # how soon the meter looks again while the plan asks for no metrics
+MIN_METER_SECONDS = 1.0  # a plan's interval is never shorter: measuring costs CPU on every node
 
 
 def warn_if_root(emit: EventSink, euid: int | None = None) -> bool:
@@ -85,6 +90,11 @@ class Agent:
         self._snapshot: NodeReport | None = None
         self._snapshot_dump: dict[str, object] | None = None
         self._gone = 0
+        # The newest measurement of the node, attached to every report as it is sent (never
+        # part of the snapshot: a new measurement alone does not make a report urgent).
+        self._meter: NodeMeter | None = None
+        self._metrics: NodeMetrics | None = None
+        self._meter_error: str | None = None
 
     # -- events and reports -------------------------------------------------------------------
 
@@ -113,7 +123,9 @@ class Agent:
             return False
         with self._events_lock:
             events = list(self._events)
-        report = self._snapshot.model_copy(update={"events": events})
+        plan = self.plan
+        metrics = self._metrics if plan is not None and plan.metrics is not None else None
+        report = self._snapshot.model_copy(update={"events": events, "metrics": metrics})
         try:
             ack = self.client.report(report)
         except httpx.HTTPStatusError as exc:
@@ -144,6 +156,38 @@ class Agent:
             self._report_now.clear()
             if not self._send_report():
                 time.sleep(0.5)
+
+    # -- node metrics ---------------------------------------------------------------------------
+
+    def _meter_roots(self) -> list[int]:
+        """The pids whose process trees are the node: the agent, its daemons (an adopted
+        one is no child of this agent) and its running steps."""
+        return [os.getpid(), *self.supervisor.pids(), *self.steps.pids()]
+
+    def measure(self) -> float:
+        """Take a measurement if the plan asks for them; the seconds until the next one.
+        A failure is logged (once per distinct error) and leaves no measurement: it never
+        stops the reports."""
+        plan = self.plan
+        spec = plan.metrics if plan is not None else None
+        if spec is None:
+            self._meter, self._metrics = None, None
+            return METER_IDLE_SECONDS
+        try:
+            if self._meter is None or self._meter.spec != spec:  # a new spec starts without rates
+                self._meter = NodeMeter(spec, self.dir, self._meter_roots)
+            self._metrics = self._meter.measure()
+            self._meter_error = None
+        except Exception as exc:  # noqa: BLE001 - metrics are never worth a report
+            self._metrics = None
+            if repr(exc) != self._meter_error:
+                log.exception("measuring the node failed")
+            self._meter_error = repr(exc)
+        return max(MIN_METER_SECONDS, spec.interval_seconds)
+
+    def _meter_loop(self) -> None:
+        while not self.stopped.is_set():
+            self.stopped.wait(self.measure())
 
     def _plan_poller(self) -> None:
         backoff = 0.2
@@ -284,6 +328,7 @@ class Agent:
         threading.Thread(target=self._plan_poller, daemon=True, name="plan-poller").start()
         self._reporter_thread = threading.Thread(target=self._reporter, daemon=True, name="reporter")
         self._reporter_thread.start()
+        threading.Thread(target=self._meter_loop, daemon=True, name="meter").start()
         while not self.stop_requested.is_set():
             try:
                 self.tick()

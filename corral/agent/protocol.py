@@ -126,6 +126,24 @@ class RuntimeSpec(BaseModel):
     bundle: str | None = None
 
 
+class MetricsSpec(BaseModel):
+    """What the agent measures of its node for the control plane (``NodeMetrics``).
+
+    ``scope`` "host": the node is the whole machine (the ssh provider): the host's CPU,
+    memory, load and network, and each data directory's filesystem. "node": the node
+    shares its machine with others (the local provider): only the node's own processes
+    (the process trees of the agent, its daemons and its steps) and the bytes under its own
+    directory, against ``vcpus``/``memory_bytes``/``disk_bytes`` of its instance type;
+    load and network are the machine's, so they are not reported."""
+
+    scope: Literal["host", "node"]
+    interval_seconds: float = 10.0  # how often a measurement is taken and attached to a report
+    data_dirs: list[str] = Field(default_factory=list)  # absolute; for "host", each one's filesystem
+    vcpus: int | None = None  # "node": the node's size (its instance type)
+    memory_bytes: int | None = None
+    disk_bytes: int | None = None
+
+
 class NodePlan(BaseModel):
     version: int
     cluster_id: str
@@ -140,6 +158,7 @@ class NodePlan(BaseModel):
     steps: list[StepCommand] = Field(default_factory=list)
     base_env: dict[str, str] = Field(default_factory=dict)  # for bootstrap actions and steps
     log_archive_uri: str | None = None  # <LogUri>/<cluster>: where this node copies its logs
+    metrics: MetricsSpec | None = None  # None: monitoring is off, the agent measures nothing
 
 
 AgentPhase = Literal["DEPLOYING", "CONFIGURING", "BOOTSTRAPPING", "STARTING", "RUNNING", "FAILED", "STOPPING", "STOPPED"]
@@ -173,6 +192,31 @@ class AgentEvent(BaseModel):
     component: str | None = None
 
 
+class DiskUsage(BaseModel):
+    path: str  # a data directory ("host"), or the node's own directory ("node")
+    used_bytes: int
+    free_bytes: int
+    total_bytes: int
+
+
+class NodeMetrics(BaseModel):
+    """One measurement of the node (``MetricsSpec``), taken at ``at`` (the agent's clock,
+    epoch seconds). Rates are over the interval since the previous measurement; the first
+    measurement after an agent start has none (None). None is "not measured", never 0."""
+
+    at: float
+    scope: Literal["host", "node"]
+    cpu_cores_used: float | None = None  # CPU seconds per second: 1.5 = one and a half cores busy
+    vcpus: int  # the cores the node has (the host's, or its instance type's)
+    memory_used_bytes: int  # resident memory (the host's used, or the node's processes' RSS)
+    memory_total_bytes: int
+    processes: int | None = None  # "node": the processes counted
+    load1: float | None = None  # "host": the 1-minute load average
+    net_rx_bytes_per_second: float | None = None  # "host": all interfaces but loopback
+    net_tx_bytes_per_second: float | None = None
+    disks: list[DiskUsage] = Field(default_factory=list)
+
+
 class NodeReport(BaseModel):
     node_id: str
     agent_pid: int
@@ -184,6 +228,7 @@ class NodeReport(BaseModel):
     components: dict[str, ComponentReport] = Field(default_factory=dict)
     steps: dict[str, StepReport] = Field(default_factory=dict)
     events: list[AgentEvent] = Field(default_factory=list)
+    metrics: NodeMetrics | None = None  # the newest measurement, when the plan asks for them
 
 
 class ReportAck(BaseModel):

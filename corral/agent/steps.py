@@ -159,6 +159,11 @@ class StepRunner:
                 step.message = f"{how}; last lines of stderr:\n{last}" if last.strip() else f"{how}; nothing on stderr"
             self._save(step)
 
+    def pids(self) -> list[int]:
+        """The pid of each running step's process (its wrapper shell). Read by the agent's
+        meter thread: the dict is copied first (one step under the GIL)."""
+        return [proc.pid for proc in list(self.procs.values())]
+
     def stop_all(self) -> None:
         for step_id, proc in list(self.procs.items()):
             proc.stop(CANCEL_GRACE)

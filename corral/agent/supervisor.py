@@ -161,6 +161,12 @@ class Supervisor:
     def failed(self) -> list[str]:
         return [n for n, c in self.components.items() if c.status == "FAILED"]
 
+    def pids(self) -> list[int]:
+        """The pid of each daemon that runs, started or adopted. Read by the agent's meter
+        thread: the dict is copied first (one step under the GIL) as ``sync`` may change it."""
+        processes = [c.process for c in list(self.components.values())]
+        return [p.pid for p in processes if p is not None]
+
     def report(self) -> dict[str, ComponentReport]:
         return {
             name: ComponentReport(status=c.status, pid=c.process.pid if c.process else None,  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
-"""Who may call ``/api/v1``, and the audit record of every mutating call.
+"""Who may call ``/api/v1`` and ``/metrics``, and the audit record of every mutating call.
 
-``AccessMiddleware`` guards every path under ``/api/v1`` except ``/api/v1/health`` (the
-agent API, ``/agent/v1``, keeps the per-cluster agent token). It runs before routing, so
+``AccessMiddleware`` guards every path under ``/api/v1`` except ``/api/v1/health``, and
+``/metrics`` (a viewer's: what it shows is what the API's reads show; the agent API,
+``/agent/v1``, keeps the per-cluster agent token). It runs before routing, so
 the rule is by path prefix and covers routes added later (the hosts routes) without a
 line of theirs, and a request without a valid token gets 401 before its body is read (a
 route dependency would run after FastAPI parses the JSON body: a malformed body got 422
@@ -39,6 +40,7 @@ from corral.store.db import Store
 log = logging.getLogger(__name__)
 API_PREFIX = actions.API_PREFIX
 OPEN_PATHS = frozenset({f"{API_PREFIX}/health"})
+METRICS_PATH = "/metrics"  # the control plane's Prometheus endpoint, outside API_PREFIX but guarded
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PRINCIPAL_KEY = "corral.principal"  # in the ASGI scope, for handlers (``current_principal``)
 HOW_TO_PASS = ("send 'Authorization: Bearer <token>'; the CLI sends CORRAL_TOKEN or the token saved by `corral login`")
@@ -50,13 +52,13 @@ def _under(rel: str, prefix: str) -> bool:
 
 def required_role(method: str, path: str) -> Role:
     """The least role that may make the call (issue 11 §3): tokens and the audit log are
-    admin's; hosts are admin's to change and anyone's to read; every other read is a
+    admin's; hosts and alert webhooks are admin's to change and anyone's to read; every other read is a
     viewer's and every other change (clusters, steps, data, artifacts, ...) an operator's."""
     rel = path.removeprefix(API_PREFIX)
     mutating = method.upper() in MUTATING
     if _under(rel, "/tokens") or _under(rel, "/audit"):
         return Role.admin
-    if _under(rel, "/hosts"):
+    if _under(rel, "/hosts") or _under(rel, "/alerts/webhooks"):  # webhooks send cluster data off the machine
         return Role.admin if mutating else Role.viewer
     return Role.operator if mutating else Role.viewer
 
@@ -114,7 +116,7 @@ class AccessMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not _under(path, API_PREFIX) or path in OPEN_PATHS:
+        if not (_under(path, API_PREFIX) or path == METRICS_PATH) or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         cp: ControlPlane = scope["app"].state.cp

@@ -11,8 +11,10 @@ that was allowed, refused (401/403, before any route ran) or matched no route:
 - otherwise the method says it: POST on a collection ``create``, PUT/PATCH/POST on an item
   ``update``, DELETE ``delete``, with the names people use where they differ
   (``OVERRIDES``: ``step.add``, ``host.add``, ``host.remove``, ``token.revoke``,
-  ``artifact.upload``, ``group.resize|add|remove``, and DELETE of a cluster is its
-  ``cluster.terminate``);
+  ``artifact.upload``, ``group.resize|add|remove``, ``alert_rule.add|remove``,
+  ``webhook.add|remove``, and DELETE of a cluster is its ``cluster.terminate``);
+- ``/alerts/rules`` and ``/alerts/webhooks`` are the ``alert_rule`` and ``webhook``
+  collections (``alert_rule.update`` enables or disables a rule);
 - ``/clusters/{id}/data/imports|exports`` is ``data.import`` / ``data.export``;
 - a ``force`` query flag that is true makes ``host.remove`` ``host.force_remove``
   (``FORCED``): the log tells a forced removal apart, whether it was allowed or not.
@@ -31,7 +33,8 @@ API_PREFIX = "/api/v1"
 TARGET_KEY = "corral.audit_target"  # in the ASGI scope: a target the path does not carry
 COLLECTIONS = {"clusters": "cluster", "steps": "step", "tokens": "token", "hosts": "host", "artifacts": "artifact",
                "audit": "audit", "nodes": "node", "groups": "group", "node-groups": "group", "data": "data",
-               "autoscaling-policy": "autoscaling_policy"}
+               "autoscaling-policy": "autoscaling_policy", "rules": "alert_rule", "webhooks": "webhook"}
+ALERT_PARTS = ("rules", "webhooks")  # /alerts/rules, /alerts/webhooks: the collection is the second segment
 DEFAULT_VERBS = {("collection", "POST"): "create", ("collection", "PUT"): "update",
                  ("collection", "PATCH"): "update", ("collection", "DELETE"): "delete",
                  ("item", "POST"): "update", ("item", "PUT"): "update", ("item", "PATCH"): "update",
@@ -40,7 +43,9 @@ OVERRIDES = {("step", "collection", "POST"): "add", ("host", "collection", "POST
              ("host", "item", "DELETE"): "remove", ("token", "item", "DELETE"): "revoke",
              ("cluster", "item", "DELETE"): "terminate", ("artifact", "item", "PUT"): "upload",
              ("group", "item", "PATCH"): "resize", ("group", "collection", "POST"): "add",
-             ("group", "item", "DELETE"): "remove"}
+             ("group", "item", "DELETE"): "remove", ("alert_rule", "collection", "POST"): "add",
+             ("alert_rule", "item", "DELETE"): "remove", ("webhook", "collection", "POST"): "add",
+             ("webhook", "item", "DELETE"): "remove"}
 
 FORCED = {"host.remove": "host.force_remove"}
 TRUE = frozenset({"1", "true", "yes", "on"})  # what FastAPI reads as a true bool
@@ -57,6 +62,8 @@ def describe(method: str, path: str, query: str = "") -> tuple[str, str | None]:
 
 def _describe(method: str, path: str) -> tuple[str, str | None]:
     parts = [p for p in path.removeprefix(API_PREFIX).split("/") if p]
+    if parts[:1] == ["alerts"] and parts[1:2] and parts[1] in ALERT_PARTS:
+        parts = parts[1:]
     method = method.upper()
     resource, target, shape, verb = "api", None, "collection", None
     i = 0

@@ -8,12 +8,15 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from corral import __version__
+from corral.api import routes_alerts
 from corral.api import (routes_agent, routes_artifacts, routes_audit, routes_clusters, routes_data, routes_hosts,
-                        routes_groups, routes_repository, routes_steps, routes_tokens)
-from corral.api.access import AccessMiddleware, startup_refusal
+                        routes_groups, routes_metrics, routes_monitoring, routes_repository, routes_steps, routes_tokens)
+from corral.api.access import METRICS_PATH, AccessMiddleware, startup_refusal
+from corral.api.request_metrics import RequestMetricsMiddleware
 from corral.control.context import ControlPlane
 from corral.errors import CorralError, ValidationFailed
 from corral.reconcile.loop import Reconciler
@@ -52,7 +55,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
 
     @app.exception_handler(ValidationFailed)
     async def _invalid(_: Request, exc: ValidationFailed) -> JSONResponse:
-        detail = [{"loc": ["body", *e.loc], "msg": e.msg, "type": "value_error"} for e in exc.errors]
+        detail = [{"loc": [exc.where, *e.loc], "msg": e.msg, "type": "value_error"} for e in exc.errors]
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(CorralError)
@@ -63,8 +66,18 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.get(METRICS_PATH, tags=["meta"], response_class=Response)
+    def metrics(request: Request) -> Response:
+        """The control plane's own metrics and the nodes' newest measurements, in the
+        Prometheus text format (``corral.control.telemetry``); a viewer's when auth is on."""
+        plane: ControlPlane = request.app.state.cp
+        return Response(plane.telemetry.render(plane), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(routes_clusters.router, prefix="/api/v1")
     app.include_router(routes_groups.router, prefix="/api/v1")
+    app.include_router(routes_metrics.router, prefix="/api/v1")
+    app.include_router(routes_monitoring.router, prefix="/api/v1")
+    app.include_router(routes_alerts.router, prefix="/api/v1")
     app.include_router(routes_steps.router, prefix="/api/v1")
     app.include_router(routes_data.router, prefix="/api/v1")
     app.include_router(routes_artifacts.router, prefix="/api/v1")
@@ -73,7 +86,9 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_hosts.router, prefix="/api/v1")
     app.include_router(routes_agent.router, prefix="/agent/v1")
     app.include_router(routes_repository.router, prefix="/agent/v1")
-    # Every /api/v1 route but health, by prefix: also routers included after this line.
+    # Every /api/v1 route but health, and /metrics, by prefix: also routers included after this line.
     app.add_middleware(AccessMiddleware)
+    # Added last, so outermost: every request is timed, those AccessMiddleware refuses too.
+    app.add_middleware(RequestMetricsMiddleware)
     logging.getLogger("corral").setLevel(logging.INFO)
     return app

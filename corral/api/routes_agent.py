@@ -29,9 +29,13 @@ async def node_plan(node_id: str, after: int = 0, wait: float = Query(default=0,
     """Long poll: answers as soon as the node's plan is newer than ``after``."""
     deadline = time.monotonic() + wait
     while True:
-        cluster_id, plan = await run_in_threadpool(agents.current_plan, cp, node_id, token)
-        if plan is not None and plan.version > after:
-            return Response(content=plan.model_dump_json(), media_type="application/json")
+        # The version first: a plan is built only when it is newer (every node's poll wakes
+        # on its cluster's bumps, and on a 5 s cap).
+        cluster_id, version = await run_in_threadpool(agents.plan_version, cp, node_id, token)
+        if version > after:
+            cluster_id, plan = await run_in_threadpool(agents.current_plan, cp, node_id, token)
+            if plan is not None and plan.version > after:
+                return Response(content=plan.model_dump_json(), media_type="application/json")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=204)

@@ -123,6 +123,7 @@ class ClusterDetail(ClusterSummary):
     auto_termination: dict[str, int] | None = None  # {idle_timeout: seconds}, EMR's AutoTerminationPolicy
     idle_since: datetime | None = None  # since when it is idle, while auto-termination is on
     unhealthy_node_replacement: bool = True  # a gone or lost CORE/TASK node is replaced
+    monitoring: bool = True  # metric history, node metrics, Prometheus endpoints, alerts
 
     @classmethod
     def of(cls, c: Cluster) -> "ClusterDetail":
@@ -156,7 +157,8 @@ class ClusterDetail(ClusterSummary):
                                       for b in c.bootstrap_actions],
                    web_uis=uis, endpoints=endpoints, ready_check=c.ready_check,
                    auto_termination={"idle_timeout": c.idle_timeout} if c.idle_timeout is not None else None,
-                   idle_since=ts(c.idle_since), unhealthy_node_replacement=c.unhealthy_node_replacement is not False)
+                   idle_since=ts(c.idle_since), unhealthy_node_replacement=c.unhealthy_node_replacement is not False,
+                   monitoring=c.monitoring is not False)
 
 
 def _size(node: Node) -> tuple[int | None, int | None]:
@@ -194,6 +196,10 @@ class StepOut(BaseModel):
     yarn_application_ids: list[str] = []
     spark_application_ids: list[str] = []  # a standalone Spark Master's app-... ids
     files: dict[str, str] = {}  # each local file shipped with the step (client path) -> its sha256
+    # What its YARN applications used, recorded once it ended (corral.metrics.cost): per
+    # application and in total, containers, memory_seconds (MiB x s), vcore_seconds,
+    # elapsed_seconds. None until recorded, or for a step without applications.
+    cost: dict[str, Any] | None = None
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -205,7 +211,7 @@ class StepOut(BaseModel):
                    failure_code=s.failure_code, timeout=s.timeout_seconds,
                    exit_code=s.exit_code, yarn_application_ids=list(s.yarn_application_ids or []),
                    spark_application_ids=list(s.spark_application_ids or []),
-                   files={a["path"]: a["sha256"] for a in s.artifacts or []},
+                   files={a["path"]: a["sha256"] for a in s.artifacts or []}, cost=s.cost,
                    created_at=ts(s.created_at), started_at=ts(s.started_at),  # type: ignore[arg-type]
                    ended_at=ts(s.ended_at))
 

@@ -10,8 +10,9 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer vendors Click (pinned)
 from typer.exceptions import Abort
 
-from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, group_cmd, host_cmd, login_cmd, server_cmd, sql_cmd, step_cmd,
+from corral.cli import (audit_cmd, cluster_cmd, data_cmd, fs_cmd, group_cmd, host_cmd, login_cmd, metrics_cmd, monitoring_cmd, server_cmd, sql_cmd, step_cmd,
                         token_cmd)
+from corral.cli import alert_cmd
 from corral.cli.client import ApiError, auth_problem
 from corral.cli.outcome import EXIT_STATUS_HELP, ExitCode
 from corral.cli.quickstart import quickstart
@@ -25,6 +26,7 @@ app = typer.Typer(help="Corral: self-hosted elastic MapReduce. Clusters of Spark
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(cluster_cmd.app, name="cluster")
 cluster_cmd.app.command("resize")(group_cmd.resize)
+cluster_cmd.app.command("metrics")(metrics_cmd.metrics)
 cluster_cmd.app.add_typer(group_cmd.autoscaling_app, name="autoscaling")
 app.add_typer(group_cmd.app, name="group")
 app.add_typer(step_cmd.app, name="step")
@@ -35,6 +37,8 @@ app.add_typer(audit_cmd.app, name="audit")
 app.command()(login_cmd.login)
 app.command()(login_cmd.logout)
 app.add_typer(host_cmd.app, name="host")
+app.add_typer(monitoring_cmd.app, name="monitoring")
+app.add_typer(alert_cmd.app, name="alert")
 app.command()(quickstart)
 app.command(name="sql")(sql_cmd.sql)
 

@@ -103,8 +103,18 @@ def describe(cluster_id: str, step_id: str, output: Output = OutputOpt) -> None:
         console.print("  YARN applications: " + ", ".join(s["yarn_application_ids"]), markup=False)
     if s.get("spark_application_ids"):
         console.print("  Spark applications: " + ", ".join(s["spark_application_ids"]), markup=False)
+    if s.get("cost"):
+        console.print("  cost: " + cost_line(s["cost"]["total"]), markup=False)
     if s.get("state_message"):
         console.print(s["state_message"], markup=False, highlight=False)
+
+
+def cost_line(total: dict[str, Any]) -> str:
+    """``3 containers, 1,234 MiB-s (1.2 GiB-h), 456 vcore-s, 12.3 s`` from a step's cost total."""
+    memory = total.get("memory_seconds") or 0
+    return (f"{total.get('containers', 0)} containers, {memory:,} MiB-s ({memory / 1024 / 3600:.2f} GiB-h), "
+            f"{total.get('vcore_seconds', 0):,} vcore-s, {total.get('elapsed_seconds', 0)} s in "
+            f"{total.get('applications', 0)} application(s)")
 
 
 @app.command()

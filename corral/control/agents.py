@@ -115,9 +115,27 @@ def _timed_out(step: Step, final: StepState, message: str | None) -> tuple[StepS
 
 def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport) -> ReportAck:
     now = time.time()
+    try:
+        ack, cluster_id = _apply_report(cp, node_id, token, report, now)
+    except Gone:
+        cp.node_metrics.forget(node_id)  # its node is terminated: no current reading
+        raise
+    # The board is memory only (the sampler keeps the history): no database write per report.
+    # An agent that stopped (its last report, as its node stops or goes) measures nothing
+    # more, so its reading goes.
+    if report.phase == "STOPPED":
+        cp.node_metrics.forget(node_id)
+    elif report.metrics is not None:
+        cp.node_metrics.put(cluster_id, node_id, report.metrics, received_at=now)
+    return ack
+
+
+def _apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport, now: float) -> tuple[ReportAck, str]:
+    """The report into the store; (the answer, the node's cluster id)."""
     bump = False
     with cp.store.session() as s:
         node, cluster = authorize(s, node_id, token)
+        cluster_id = cluster.id
         previous_phase = node.phase
         node.last_heartbeat, node.agent_pid = now, report.agent_pid
         node.phase, node.error, node.error_code = report.phase, report.error, report.error_code
@@ -141,10 +159,18 @@ def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport)
         ack = ReportAck(plan_version=cluster.plan_version, last_event_seq=node.last_event_seq)
         phase_changed = previous_phase != report.phase
     if bump:
-        cp.notifier.bump(node.cluster_id)
+        cp.notifier.bump(cluster_id)
     elif phase_changed or report.events or recovered:
-        cp.notifier.poke_reconciler()
-    return ack
+        cp.notifier.poke_reconciler(cluster_id)
+    return ack, cluster_id
+
+
+def plan_version(cp: ControlPlane, node_id: str, token: str) -> tuple[str, int]:
+    """(cluster id, the cluster's plan version): what a long poll checks before it builds
+    the plan, which costs a whole cluster's load and rendering."""
+    with cp.store.session() as s:
+        _, cluster = authorize(s, node_id, token)
+        return cluster.id, cluster.plan_version
 
 
 def current_plan(cp: ControlPlane, node_id: str, token: str) -> tuple[str, NodePlan | None]:

@@ -43,6 +43,8 @@ def spec_hash(spec: ClusterSpec) -> str:
         body.pop("auto_termination", None)
     if body.get("unhealthy_node_replacement") is True:
         body.pop("unhealthy_node_replacement", None)
+    if body.get("monitoring") is True:
+        body.pop("monitoring", None)
     for group in body["node_groups"]:
         for key in ("host_labels", "hosts", "name"):
             if group.get(key) is None:
@@ -160,6 +162,7 @@ def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         deadline_at=now + deadlines.STARTING_SECONDS,
         idle_timeout=spec.auto_termination.idle_timeout if spec.auto_termination else None,
         unhealthy_node_replacement=spec.unhealthy_node_replacement,
+        monitoring=spec.monitoring,
         derived_properties=count_derived_properties(view),
     )
     try:
@@ -204,7 +207,7 @@ def _create_once(cp: ControlPlane, spec: ClusterSpec) -> tuple[Cluster, bool]:
         if again is None:
             raise
         return again, False
-    cp.notifier.poke_reconciler()
+    cp.notifier.poke_reconciler(cluster.id)
     return cluster, True
 
 
@@ -272,7 +275,7 @@ def update_cluster(cp: ControlPlane, cluster_id: str, idle_timeout: int | None) 
             cluster.idle_timeout = idle_timeout
             events.record(s, cluster.id, "CLUSTER_UPDATED", "idle auto-termination off" if idle_timeout is None
                           else f"idle timeout {idle_timeout} s")
-    cp.notifier.poke_reconciler()
+    cp.notifier.poke_reconciler(cluster_id)
     return get_cluster(cp, cluster_id)
 
 

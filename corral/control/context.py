@@ -6,8 +6,11 @@ from dataclasses import dataclass, field
 
 from corral import secretbox
 from corral.control.files import ArtifactStore, LogStore
+from corral.control.node_metrics import NodeMetricsBoard
 from corral.control.notifier import Notifier
 from corral.control.repository import Repository
+from corral.control.telemetry import Telemetry
+from corral.metrics.history import HistoryStore, Retention
 from corral.providers.base import NodeProvider
 from corral.providers.local import LocalProvider
 from corral.providers.ssh import SshProvider
@@ -26,6 +29,11 @@ class ControlPlane:
     # One pool of SSH connections per process (host checks, the ssh provider); its
     # connections are reused per host and closed at shutdown.
     ssh: SshPool = field(default_factory=SshPool)
+    # The newest measurement each agent reported (in memory; the sampler keeps history).
+    node_metrics: NodeMetricsBoard = field(default_factory=NodeMetricsBoard)
+    # The control plane's own Prometheus metrics (``GET /metrics``): a registry of its own,
+    # not the client's process-wide default, as one process may run many control planes.
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def __post_init__(self) -> None:
         # The store's secret columns are encrypted with this control plane's key
@@ -34,6 +42,8 @@ class ControlPlane:
         self.logs = LogStore(self.settings.logs_dir)
         self.artifacts = ArtifactStore(self.settings.artifacts_dir)
         self.repository = Repository(self.settings)
+        # Every cluster's stored metric history (``corral.reconcile.sampler`` appends).
+        self.history = HistoryStore(self.store, Retention.from_env())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ControlPlane":

@@ -326,7 +326,7 @@ def put_policy(cp: ControlPlane, cluster_id: str, group_name: str, document: obj
                       f"{policy.max_count}, {len(policy.rules)} load rules, {len(policy.time_rules)} time rules"
                       + (", managed" if policy.managed else ""))
         group_id = group.id
-    cp.notifier.poke_reconciler()
+    cp.notifier.poke_reconciler(cluster_id)
     with cp.store.session() as s:
         row = s.get(NodeGroup, group_id)
         assert row is not None

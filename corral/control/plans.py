@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, NodePlan, RuntimeSpec, StepCommand,
-                                   protect_runtime_placeholders)
+from corral.agent.protocol import (ArtifactRef, BootstrapSpec, FileSpec, MetricsSpec, NodePlan, RuntimeSpec,
+                                   StepCommand, protect_runtime_placeholders)
 from corral.control.repository import RUNTIME_PREFIX
 from corral.control.views import cluster_view, effective_properties, has_master
 from corral.domain import secrets
@@ -18,7 +18,7 @@ from corral.domain.states import ClusterTarget, NodeTarget, StepState, StepType
 from corral.formats import LITERAL
 from corral.jobs import files
 from corral.jobs.registry import STEP_KINDS
-from corral.services.base import ClusterView
+from corral.services.base import ClusterView, NodeView
 from corral.services.hadoop_common import uses_hadoop_runtime
 from corral.services.registry import get_service
 from corral.store.models import Cluster, Node, Step
@@ -82,6 +82,21 @@ def base_env(cluster: Cluster, view: ClusterView) -> dict[str, str]:
     return env
 
 
+def metrics_spec(provider: str, node: NodeView) -> MetricsSpec:
+    """What the node's agent measures of it (``MetricsSpec``). Local nodes share one
+    machine: the agent counts the node's own processes and the bytes under its own
+    directory (everything a node writes is in it: data, logs, temporary files), against
+    its instance type's size. Elsewhere the node is its host: the machine's own figures,
+    and the filesystem of ``<node>/data``, where every service keeps its data (HDFS
+    blocks, YARN's and Spark's local directories, event logs, the metastore)."""
+    if provider == "local":
+        size = node.itype
+        return MetricsSpec(scope="node", data_dirs=[node.directory], vcpus=size.vcpus,
+                           memory_bytes=size.memory_mib << 20,
+                           disk_bytes=size.disk_gib << 30 if size.disk_gib is not None else None)
+    return MetricsSpec(scope="host", data_dirs=[node.path("data")])
+
+
 def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | None:
     """The node's plan, or None while the master has no address yet (nothing to render)."""
     view = cluster_view(cluster)
@@ -111,6 +126,8 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
         component.env.setdefault("TMPDIR", me.tmp_dir)
     plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role, "TMPDIR": me.tmp_dir}
     plan.log_archive_uri = f"{cluster.log_uri}/{cluster.id}" if cluster.log_uri else None
+    # None in rows from before the switch: on. A terminating node (returned above) measures nothing.
+    plan.metrics = metrics_spec(cluster.provider, me) if cluster.monitoring is not False else None
     plan.bootstrap = [
         BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))
         for b in cluster.bootstrap_actions

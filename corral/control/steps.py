@@ -147,7 +147,7 @@ def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], 
             if attempt == 4:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    cp.notifier.poke_reconciler()
+    cp.notifier.poke_reconciler(cluster_id)
     return steps
 
 

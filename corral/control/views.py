@@ -43,7 +43,8 @@ def cluster_view(cluster: Cluster) -> ClusterView:
     return ClusterView(cluster_id=cluster.id, release=cluster.release, services=tuple(cluster.services),
                        nodes=nodes, user_configurations=user, object_storage=cluster.object_storage,
                        metastore=cluster.metastore, log_uri=cluster.log_uri,
-                       derived_configurations=dict(cluster.derived_properties or {}), departed=departed)
+                       derived_configurations=dict(cluster.derived_properties or {}), departed=departed,
+                       monitoring=cluster.monitoring is not False)
 
 
 def departed_unforgotten(node: Node) -> bool:
@@ -76,7 +77,7 @@ def shape_view(cluster: Cluster) -> ClusterView:
     return ClusterView(cluster_id=view.cluster_id, release=view.release, services=view.services, nodes=nodes,
                        user_configurations=view.user_configurations, object_storage=view.object_storage,
                        metastore=view.metastore, log_uri=view.log_uri,
-                       derived_configurations=view.derived_configurations)
+                       derived_configurations=view.derived_configurations, monitoring=view.monitoring)
 
 
 def effective_properties(view: ClusterView) -> tuple[Properties, Properties]:

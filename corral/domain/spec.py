@@ -248,6 +248,9 @@ class ClusterSpec(_Model):
     auto_termination: AutoTermination | None = None
     # Replace a CORE or TASK node that is gone or lost with a new one (EMR's default: on).
     unhealthy_node_replacement: bool = True
+    # Metric history, node measurements, the daemons' Prometheus endpoints and alerts (on,
+    # as on EMR and Dataproc; off only to save what monitoring costs: corral.reconcile.sampler).
+    monitoring: bool = True
 
     @field_validator("release")
     @classmethod

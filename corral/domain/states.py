@@ -258,6 +258,34 @@ class OperationState(_State):
         return {"RUNNING": frozenset({"SUCCEEDED", "FAILED"}), "SUCCEEDED": frozenset(), "FAILED": frozenset()}
 
 
+class AlertState(_State):
+    """An alert's lifecycle (``corral.alerts``; Prometheus' alerting-rule states, with
+    RESOLVED kept as a row rather than dropped).
+
+    PENDING: a metric rule's condition holds but not yet for its ``for`` duration.
+    FIRING: it held that long (at once for ``for`` 0, and for an event rule's match),
+    receivers are notified. RESOLVED: the condition no longer holds (receivers of a FIRING
+    alert are notified; a PENDING one that clears was never announced, so nothing is sent),
+    the rule was disabled, or its cluster ended. An event rule's alert stays FIRING: it
+    reports something that happened, which cannot stop holding. A new breach after
+    RESOLVED is a new alert."""
+
+    PENDING = "PENDING"
+    FIRING = "FIRING"
+    RESOLVED = "RESOLVED"
+
+    @classmethod
+    def _transitions(cls) -> dict[str, frozenset[str]]:
+        return _ALERT_TRANSITIONS
+
+
+_ALERT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "PENDING": frozenset({"FIRING", "RESOLVED"}),
+    "FIRING": frozenset({"RESOLVED"}),
+    "RESOLVED": frozenset(),
+}
+
+
 class StateChangeCode(str, Enum):
     """Reason codes carried with a cluster state change (EMR's StateChangeReason)."""
 

@@ -1,16 +1,16 @@
-"""Autoscaling applied: the one metrics sampler and each group's policy evaluation.
+"""Autoscaling applied: each group's policy evaluated on the one metrics sampler's samples.
 
-Every EVALUATION_SECONDS (10 s, EMR's and Dataproc's order) per up cluster: the services'
-``metric_values`` make one ``Sample`` (EMR's CloudWatch names) appended to the cluster's
-``History`` (``corral.metrics.samples``, the samples monitoring reads too), then each group
-with a policy is evaluated (``corral.elastic.autoscale.evaluate``). A change only sets the
-group's target, as a user's resize does (``corral.control.groups``); a CORE shrink HDFS
-cannot take is clamped to the largest safe one, with the reason (EMR's partial shrink).
-Every evaluation is kept (the last KEEP_EVALUATIONS, for ``autoscaling get --explain``),
-every change is an AUTOSCALING_DECISION event with the values that caused it. The state
-an evaluation hands the next (cooldown, the last evaluation time that time rules fire
-after) is in the group's row, so a control-plane restart loses nothing; the samples are
-in memory: after a restart, load rules wait for new ones (no data is no breach).
+The sampler (``corral.reconcile.sampler``) appends one ``Sample`` (EMR's CloudWatch names)
+per up cluster every 10 s to the cluster's ``History``; each reconcile pass after a new
+sample evaluates every group with a policy (``corral.elastic.autoscale.evaluate``), once
+per sample. A change only sets the group's target, as a user's resize does
+(``corral.control.groups``); a CORE shrink HDFS cannot take is clamped to the largest safe
+one, with the reason (EMR's partial shrink). Every evaluation is kept (the last
+KEEP_EVALUATIONS, for ``autoscaling get --explain``), every change is an
+AUTOSCALING_DECISION event with the values that caused it. The state an evaluation hands
+the next (cooldown, the last evaluation time that time rules fire after) is in the group's
+row, and the samples of a monitored cluster are in the stored history, which a restarted
+control plane's in-memory history starts from: a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from corral.control.views import effective_properties, in_service_view
 from corral.domain.states import GroupState, NodeRole, NodeState
 from corral.elastic.autoscale import Evaluation, ScalingState, evaluate
 from corral.elastic.policy import load_policy
-from corral.metrics.samples import History, Sample
+from corral.reconcile.sampler import history
 from corral.services.registry import get_service
 from corral.services.sizing import nodemanager_mib
 from corral.store.models import Cluster, NodeGroup
@@ -35,35 +35,19 @@ if TYPE_CHECKING:
     from corral.reconcile.clusters import ClusterReconciler
 
 log = logging.getLogger("corral.reconcile")
-EVALUATION_SECONDS = 10.0
 KEEP_EVALUATIONS = 20
-HISTORIES: dict[str, History] = {}  # cluster id -> its recent samples (the one sampler's)
-_last_sample: dict[str, float] = {}
-
-
-def history(cluster_id: str) -> History:
-    return HISTORIES.setdefault(cluster_id, History())
-
-
-def sample(cluster: Cluster, now: float) -> Sample:
-    """One reading of every service's metrics, appended to the cluster's history."""
-    view = in_service_view(cluster)
-    values: dict = {}
-    for name in cluster.services:
-        values.update(get_service(name).metric_values(view, now, timeout=3.0))
-    taken = Sample(now, values)
-    history(cluster.id).add(taken)
-    return taken
+_evaluated: dict[str, float] = {}  # cluster id -> the time of the last sample evaluated
 
 
 def tick(rec: "ClusterReconciler", cluster: Cluster) -> None:
-    """Sample and evaluate, at most every EVALUATION_SECONDS, only while some group has a
-    policy (monitoring will sample every cluster)."""
+    """Evaluate every group with a policy once per new sample of the cluster."""
     policed = [g for g in cluster.groups if g.autoscaling_policy and g.status != GroupState.TERMINATED.value]
-    if not policed or rec.now - _last_sample.get(cluster.id, 0.0) < EVALUATION_SECONDS:
+    if not policed:
         return
-    _last_sample[cluster.id] = rec.now
-    sample(cluster, rec.now)
+    latest = history(cluster.id, rec.cp, rec.now).latest()
+    if latest is None or latest.at <= _evaluated.get(cluster.id, float("-inf")):
+        return
+    _evaluated[cluster.id] = latest.at
     changed = False
     for group in policed:
         try:
@@ -72,6 +56,10 @@ def tick(rec: "ClusterReconciler", cluster: Cluster) -> None:
             log.exception("autoscaling of %s/%s failed", cluster.id, group.name)
     if changed:
         rec.cp.notifier.bump(cluster.id)
+
+
+def forget(cluster_id: str) -> None:
+    _evaluated.pop(cluster_id, None)
 
 
 def _node_memory(cluster: Cluster, group: NodeGroup) -> float:
@@ -126,6 +114,7 @@ def _evaluate(rec: "ClusterReconciler", cluster: Cluster, group: NodeGroup) -> b
         events.record(s, c.id, "AUTOSCALING_DECISION",
                       f"{g.name}: {evaluation.current} -> {desired}: {record['cause']}"
                       + (f" [{', '.join(f'{k}={v:g}' for k, v in record['metrics'].items())}]" if record["metrics"] else ""))
+        rec.cp.telemetry.autoscaling_decision(c.id, g.name, evaluation.current, desired)  # corral_autoscaling_decisions_total
         _set_target(s, c, g, ResizeRequest(count=desired, decommission_timeout=evaluation.decommission_timeout),
                     "AUTOSCALING")
     return True

@@ -25,7 +25,7 @@ from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
-from corral.reconcile import autoscaling, deadlines, health, idle_watch, replace, resize, step_watch
+from corral.reconcile import autoscaling, deadlines, health, idle_watch, replace, resize, sampler, step_cost, step_watch
 from corral.reconcile import steps as step_queue
 from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
@@ -251,7 +251,7 @@ class ClusterReconciler:
                 events.finish_operation(s, c.id, "CREATE_CLUSTER", ok=True, message=detail)
                 transition(s, c, ClusterState.WAITING, "Cluster ready after "
                            f"{self.now - c.created_at:.1f}s: {detail}")
-        self.cp.notifier.poke_reconciler()
+        self.cp.notifier.poke_reconciler(cluster.id)
 
     # -- WAITING / RUNNING ---------------------------------------------------------------------------
 
@@ -360,6 +360,7 @@ class ClusterReconciler:
         view = cluster_view(cluster)
         step_watch.watch_waits(self.cp, cluster, view, self.now)
         step_watch.diagnose_failures(self.cp, cluster, view, self.now)
+        step_cost.record_costs(self.cp, cluster, view, self.now)
         bumped = False
         with self.cp.store.session() as s:
             c = load_cluster(s, cluster.id)
@@ -436,6 +437,7 @@ class ClusterReconciler:
         self.cp.notifier.bump(cluster.id)
 
     def _node_terminated(self, node: Node, reason: str | None, error: str | None) -> None:
+        self.cp.node_metrics.forget(node.id)  # a released node has no present measurement
         with self.cp.store.session() as s:
             row = s.get(Node, node.id)
             assert row is not None
@@ -498,3 +500,5 @@ class ClusterReconciler:
         step_watch.forget(cluster.id)
         replace.forget(cluster.id)
         idle_watch.forget(cluster.id)
+        autoscaling.forget(cluster.id)
+        sampler.forget(self.cp, cluster.id)

@@ -12,24 +12,51 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
+from corral.alerts.engine import AlertEngine
 from corral.control import events
 from corral.control.context import ControlPlane
-from corral.domain.states import ClusterState
+from corral.domain.states import ClusterState, ClusterTarget, GroupState, NodeState, NodeTarget
 from corral.providers.base import NodeUnreachable, pending_cleanups
 from corral.reconcile import deadlines
 from corral.reconcile.clusters import ClusterReconciler
 from corral.reconcile.health import PROBE_WORKERS
 from corral.reconcile.hosts import HostReconciler
+from corral.reconcile.sampler import MetricsSampler
 from corral.reconcile.workers import KeyedPool
-from corral.store.models import Cluster, Node
+from corral.store.models import Cluster, Node, NodeGroup
 
 log = logging.getLogger("corral.reconcile")
 TERMINAL = [s.value for s in ClusterState if s.is_terminal()]
 INTERVAL = 0.5
+# A cluster at rest (WAITING or RUNNING, no node or group on its way anywhere) gets a pass
+# every STEADY_PASS_SECONDS unless something pokes it (a report that changes a node, a
+# request, a new sample): its watches' periods (idle 10 s, waits 5 s, timeouts) are longer,
+# and a pass over every node of every such cluster twice a second is what a control plane
+# with hundreds of nodes would spend its time on.
+STEADY_PASS_SECONDS = 2.0
+_STEADY_STATES = (ClusterState.WAITING.value, ClusterState.RUNNING.value)
 CLEANUP_SECONDS = 30.0  # how often hosts left to clean are tried again
 _SWEEP = "__cleanup__"  # the sweep's slot among the busy passes
+
+
+def at_rest(session: Session, cluster: Cluster) -> bool:
+    """WAITING or RUNNING with every node RUNNING (or gone) and staying, and every group at
+    its size: nothing a pass has to move along soon."""
+    if cluster.status not in _STEADY_STATES or cluster.target != ClusterTarget.ACTIVE.value:
+        return False
+    moving_node = session.scalar(select(Node.id).where(
+        Node.cluster_id == cluster.id, Node.status != NodeState.TERMINATED.value,
+        or_(Node.status != NodeState.RUNNING.value, Node.target != NodeTarget.RUNNING.value,
+            Node.decommission_state.is_not(None))).limit(1))
+    if moving_node is not None:
+        return False
+    moving_group = session.scalar(select(NodeGroup.id).where(
+        NodeGroup.cluster_id == cluster.id,
+        NodeGroup.status.not_in((GroupState.RUNNING.value, GroupState.TERMINATED.value))).limit(1))
+    return moving_group is None
 
 
 class Reconciler:
@@ -44,6 +71,13 @@ class Reconciler:
         self._last_sweep = 0.0
         self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
         self.probes = KeyedPool(PROBE_WORKERS, "node-probe")  # silent nodes' agent checks (reconcile.health)
+        self.sampler = MetricsSampler(cp, clock=clock)  # the one metrics sampler, on its own pool
+        self._at_rest: set[str] = set()  # clusters whose last pass found them at rest (STEADY_PASS_SECONDS)
+        self._last_pass: dict[str, float] = {}
+        self._poked_while_busy: set[str] = set()
+        # Alert rules on samples and events, and their webhook deliveries (on a pool of their own).
+        self.alerts = AlertEngine(cp.store, cp.settings.agent_url, clock=clock)
+        self.sampler.listeners.append(self.alerts.on_sample)
 
     def start(self) -> None:
         self._thread.start()
@@ -55,6 +89,8 @@ class Reconciler:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.hosts.stop()
         self.probes.stop()
+        self.sampler.stop()
+        self.alerts.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -70,14 +106,31 @@ class Reconciler:
             self.hosts.tick()
         except Exception:  # noqa: BLE001 - the clusters' pass goes on
             log.exception("host pass failed")
+        try:
+            self.sampler.tick()
+        except Exception:  # noqa: BLE001 - the clusters' pass goes on
+            log.exception("metrics sampler tick failed")
+        try:
+            self.alerts.tick()
+        except Exception:  # noqa: BLE001 - the clusters' pass goes on
+            log.exception("alerts tick failed")
         now = self.clock()
+        every, poked = self.cp.notifier.take_pokes()
+        poked |= self._poked_while_busy
+        self._poked_while_busy = set()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))
         for cluster_id in ids:
+            wanted = every or cluster_id in poked
+            if not wanted and cluster_id in self._at_rest and now - self._last_pass.get(cluster_id, 0.0) < STEADY_PASS_SECONDS:
+                continue
             with self._lock:
                 if cluster_id in self._busy:
+                    if wanted:  # taken now, so it is not lost: the pass after this one
+                        self._poked_while_busy.add(cluster_id)
                     continue
                 self._busy.add(cluster_id)
+            self._last_pass[cluster_id] = now
             self._pool.submit(self._pass, cluster_id)
         if now - self._last_sweep >= CLEANUP_SECONDS:
             with self._lock:
@@ -123,13 +176,17 @@ class Reconciler:
                 self._busy.discard(_SWEEP)
 
     def _pass(self, cluster_id: str) -> None:
+        started, ok = time.perf_counter(), True  # a duration: the monotonic clock, not self.clock
         try:
             ClusterReconciler(self.cp, cluster_id, self.clock, probes=self.probes).run()
             with self.cp.store.session() as s:
                 cluster = s.get(Cluster, cluster_id)
                 if cluster is not None and cluster.attempts:
                     cluster.attempts = 0
+                resting = cluster is not None and at_rest(s, cluster)
+            (self._at_rest.add if resting else self._at_rest.discard)(cluster_id)
         except Exception as exc:  # noqa: BLE001 - retried with backoff, recorded as an event
+            ok = False
             log.exception("reconcile pass for %s failed", cluster_id)
             try:
                 with self.cp.store.session() as s:
@@ -141,5 +198,6 @@ class Reconciler:
             except Exception:  # noqa: BLE001
                 log.exception("could not record the failure of %s", cluster_id)
         finally:
+            self.cp.telemetry.reconcile_pass(time.perf_counter() - started, ok)
             with self._lock:
                 self._busy.discard(cluster_id)

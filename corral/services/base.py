@@ -63,6 +63,19 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class MetricsEndpoint:
+    """One daemon's Prometheus endpoint: ``http://{address}{path}``, for scraping
+    (``corral.control.monitoring``'s service discovery)."""
+
+    node_id: str
+    role: NodeRole
+    component: str  # the daemon, as the plan names it (namenode, nodemanager, ...), or spark-driver
+    address: str  # host:port
+    path: str  # /prom, /metrics/prometheus, ...
+    labels: tuple[tuple[str, str], ...] = ()  # more labels, e.g. (("application_id", "application_..."),)
+
+
+@dataclass(frozen=True)
 class ClusterView:
     """What a service sees of a cluster: its nodes (those with an address) and settings."""
 
@@ -85,6 +98,8 @@ class ClusterView:
     # its blocks over-replicated and delete good replicas elsewhere
     # (DatanodeAdminManager.stopDecommission -> processExtraRedundancyBlocksOnInService).
     departed: tuple[NodeView, ...] = ()
+    # Monitoring on (``clusters.monitoring``): the daemons' Prometheus endpoints are enabled.
+    monitoring: bool = True
 
     @property
     def master(self) -> NodeView:
@@ -212,6 +227,22 @@ class Service(Protocol):
     def endpoints(self, cluster: ClusterView) -> dict[str, str]:
         """Name -> URI clients connect to (``hdfs://``, ``thrift://``, ``jdbc:hive2://`` ...)."""
 
+    def application_usage(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """What each of a finished step's applications this service knows used, by key
+        (``corral.metrics.cost``): YARN's ``memory_seconds`` (MiB x s), ``vcore_seconds``,
+        ``elapsed_seconds``, ``attempts`` (ApplicationMaster containers), ``type``,
+        ``final_status``, from the RM's application report; MapReduce's and Spark's
+        ``task_containers`` (a job's task attempts launched, from the JobHistory Server;
+        an application's executors, from the Spark History Server). Later services in the
+        release's order add keys to earlier ones'. Raises NotYet while an application is
+        not finished or its history not written yet; leaves out what no daemon knows."""
+
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        """The Prometheus endpoints of this service's daemons on ``cluster``'s nodes (the
+        daemons' own: Hadoop's /prom, Spark's PrometheusServlet); [] with monitoring off.
+        Best effort: what needs a daemon's answer (running Spark drivers) is left out
+        when it does not answer."""
+
     def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:
         """Stop work a cancelled step submitted to this service (e.g. YARN applications);
         idempotent, best effort. Services that run no applications do nothing."""
@@ -290,6 +321,12 @@ class ServiceBase:
         return {}
 
     def endpoints(self, cluster: ClusterView) -> dict[str, str]:
+        return {}
+
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        return []
+
+    def application_usage(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
         return {}
 
     def cancel_applications(self, cluster: ClusterView, application_ids: list[str]) -> None:

@@ -17,7 +17,8 @@ from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.services.s3a import s3a_properties
-from corral.services.base import HTTP, ClusterView, Drain, NodeView, ReadyCheck, ServiceBase, require_core_nodes
+from corral.services.base import (HTTP, ClusterView, Drain, MetricsEndpoint, NodeView, ReadyCheck, ServiceBase,
+                                   require_core_nodes)
 from corral.elastic import scalein
 from corral.metrics import samples
 from corral.services.exclude_files import hdfs_exclude
@@ -64,6 +65,9 @@ class HdfsService(ServiceBase):
             f"hadoop.proxyuser.{hc.HADOOP_USER}.hosts": "*",
             f"hadoop.proxyuser.{hc.HADOOP_USER}.groups": "*",
             **s3a_properties(cluster),
+            # Every Hadoop daemon's metrics in Prometheus' text format at /prom on its HTTP
+            # port (HADOOP-16398): what Prometheus scrapes (``Service.metrics_endpoints``).
+            "hadoop.prometheus.endpoint.enabled": "true" if cluster.monitoring else "false",
         }
         hdfs = {
             "dfs.replication": str(min(3, max(1, len(self._datanodes(cluster))))),
@@ -171,14 +175,25 @@ class HdfsService(ServiceBase):
             return ReadyCheck(False, f"{len(expected & live_hosts)}/{len(expected)} DataNodes live in the NameNode")
         return ReadyCheck(True, f"NameNode out of safe mode with {len(expected)} live DataNodes")
 
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        """The NameNode's and each DataNode's /prom (``hadoop.prometheus.endpoint.enabled``)."""
+        if not cluster.monitoring:
+            return []
+        master = cluster.master
+        return [MetricsEndpoint(master.node_id, master.role, "namenode", f"{master.address}:{NAMENODE_HTTP_PORT}", "/prom"),
+                *(MetricsEndpoint(n.node_id, n.role, "datanode", f"{n.address}:{DATANODE_HTTP_PORT}", "/prom")
+                  for n in self._datanodes(cluster))]
+
     def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
-        """HDFSUtilization from the NameNode's ``FSNamesystem`` JMX bean."""
-        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystem"
+        """HDFS's EMR metrics (``corral.metrics.samples.from_namenode``) from the NameNode's
+        ``FSNamesystem`` and ``FSNamesystemState`` JMX beans, in one request."""
+        url = f"http://{cluster.master.address}:{NAMENODE_HTTP_PORT}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystem*"
         try:
-            bean = HTTP.get(url, timeout=timeout).json()["beans"][0]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            beans = HTTP.get(url, timeout=timeout).json()["beans"]
+            merged = {k: v for bean in beans for k, v in bean.items()}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return {}
-        return dict(samples.from_yarn_metrics(now, {}, bean).values)
+        return dict(samples.from_namenode(merged, core_nodes=len(self._datanodes(cluster))))
 
     def scale_in_problem(self, cluster: ClusterView, props: dict[str, dict[str, str]], role: NodeRole,
                          leaving: list[str], timeout: float) -> str | None:

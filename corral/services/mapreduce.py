@@ -15,8 +15,9 @@ from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
+from corral.services import app_usage
 from corral.services import hadoop_common as hc
-from corral.services.base import HTTP, ClusterView, NodeView, NotYet, ReadyCheck, ServiceBase
+from corral.services.base import HTTP, ClusterView, MetricsEndpoint, NodeView, NotYet, ReadyCheck, ServiceBase
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.sizing import MR_MIN_TASK_MIB, derive
 from corral.services.yarn import APP_PREFIX, RM_WEB_PORT, application_classpath
@@ -173,6 +174,27 @@ class MapReduceService(ServiceBase):
             if line:
                 details[app] = line
         return details
+
+    def application_usage(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """Each MapReduce job's task containers, from the JobHistory Server."""
+        history = f"http://{cluster.master.address}:{HISTORY_WEB_PORT}"
+        usage: dict[str, dict[str, Any]] = {}
+        for app in application_ids:
+            if not app.startswith(APP_PREFIX) or app_usage.application_type(self._rm(cluster), app, timeout) != "MAPREDUCE":
+                continue
+            try:
+                usage[app] = {"task_containers": app_usage.mapreduce_task_containers(history, app, timeout)}
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+        return usage
+
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        """The JobHistory Server's /prom."""
+        if not cluster.monitoring:
+            return []
+        master = cluster.master
+        return [MetricsEndpoint(master.node_id, master.role, "jobhistoryserver", f"{master.address}:{HISTORY_WEB_PORT}",
+                                "/prom")]
 
     def _rm(self, cluster: ClusterView) -> str:
         return f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster"

@@ -20,8 +20,9 @@ from corral.agent.protocol import ComponentSpec, FileSpec, Probe
 from corral.domain.spec import ClusterSpec
 from corral.domain.states import NodeRole
 from corral.errors import FieldError
+from corral.services import app_usage
 from corral.services import hadoop_common as hc
-from corral.services.base import (HTTP, ClusterView, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo,
+from corral.services.base import (HTTP, ClusterView, MetricsEndpoint, NodeView, ReadyCheck, ServiceBase, StepWork, WaitMemo,
                                    require_core_nodes)
 from corral.services.hdfs import NAMENODE_RPC_PORT
 from corral.services.s3a import JDBC_JARS, S3_JARS, s3a_properties
@@ -48,6 +49,19 @@ STARVED = "Initial job has not accepted any resources"
 STARVED_FOR_SECONDS = 20.0  # the warning's period and some slack: longer silence means it got executors
 WAIT_GRACE_SECONDS = 15.0
 STANDALONE_APP_PREFIX = "app-"
+# Spark's own Prometheus endpoints (its metrics.properties.template's PrometheusServlet
+# lines): a driver's /metrics/prometheus and /metrics/executors/prometheus (the latter
+# also needs spark.ui.prometheus.enabled, on by default since Spark 4.0: set for clarity),
+# a standalone Master's /metrics/master/prometheus and /metrics/applications/prometheus,
+# a Worker's /metrics/prometheus. The History Server starts no metrics system (Spark
+# 4.3.0's HistoryServer registers no sink), so it has no such endpoint.
+PROMETHEUS_SERVLETS = {
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+    "spark.metrics.conf.master.sink.prometheusServlet.path": "/metrics/master/prometheus",
+    "spark.metrics.conf.applications.sink.prometheusServlet.path": "/metrics/applications/prometheus",
+    "spark.ui.prometheus.enabled": "true",
+}
 
 
 def starved_reason(work: StepWork, memo: WaitMemo, now: float) -> str | None:
@@ -234,6 +248,7 @@ class SparkService(ServiceBase):
             # still takes applications from anyone who reaches it, hence a trusted network.
             "spark.master.rest.enabled": "false",
             "spark.ui.killEnabled": "false",
+            **(PROMETHEUS_SERVLETS if cluster.monitoring else {"spark.ui.prometheus.enabled": "false"}),
         }
         # spark-env has no derived defaults: daemon heaps are set per daemon below, and a
         # user's SPARK_DAEMON_MEMORY (or any other variable) applies to every daemon and step.
@@ -401,6 +416,61 @@ class SparkService(ServiceBase):
 
     def endpoints(self, cluster: ClusterView) -> dict[str, str]:
         return {} if on_yarn(cluster) else {"spark-master": self.master_url(cluster)}
+
+    def application_usage(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """Each Spark application's executors (on YARN, one container each), from the
+        History Server; a standalone Master's applications (``app-...``) too."""
+        from corral.services.yarn import RM_WEB_PORT  # noqa: PLC0415 - spark on yarn
+
+        history = f"http://{cluster.master.address}:{HISTORY_UI_PORT}"
+        rm = f"http://{cluster.master.address}:{RM_WEB_PORT}/ws/v1/cluster"
+        usage: dict[str, dict[str, Any]] = {}
+        for app in application_ids:
+            spark = app.startswith(STANDALONE_APP_PREFIX) or (
+                on_yarn(cluster) and app_usage.application_type(rm, app, timeout) == "SPARK")
+            if not spark:
+                continue
+            try:
+                usage[app] = {"task_containers": app_usage.spark_executors(history, app, timeout)}
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return usage
+
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        """Standalone: the Master's /metrics/master/prometheus and
+        /metrics/applications/prometheus, each Worker's /metrics/prometheus. On YARN: each
+        running Spark application's driver (/metrics/prometheus and, with executors,
+        /metrics/executors/prometheus) through YARN's web proxy, which a driver's AmIpFilter
+        lets through (it redirects any other client to the proxy), labelled with its
+        application id; the SQL endpoint's as component ``sql-endpoint``. The History
+        Server has no metrics system (``PROMETHEUS_SERVLETS``)."""
+        if not cluster.monitoring:
+            return []
+        master = cluster.master
+        if not on_yarn(cluster):
+            ui = f"{master.address}:{MASTER_UI_PORT}"
+            return [MetricsEndpoint(master.node_id, master.role, "spark-master", ui, "/metrics/master/prometheus"),
+                    MetricsEndpoint(master.node_id, master.role, "spark-master", ui, "/metrics/applications/prometheus"),
+                    *(MetricsEndpoint(n.node_id, n.role, "spark-worker", f"{n.address}:{WORKER_UI_PORT}", "/metrics/prometheus")
+                      for n in cluster.with_roles(NodeRole.CORE, NodeRole.TASK))]
+        from corral.services.yarn import RM_WEB_PORT, WEB_PROXY_PORT, is_always_on  # noqa: PLC0415 - spark on yarn
+
+        url = f"http://{master.address}:{RM_WEB_PORT}/ws/v1/cluster/apps?states=RUNNING&applicationTypes=SPARK"
+        try:
+            apps = (HTTP.get(url, timeout=timeout).json().get("apps") or {}).get("app") or []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return []
+        proxy = f"{master.address}:{WEB_PROXY_PORT}"
+        out = []
+        for app in apps:
+            app_id = str(app.get("id") or "")
+            if not app_id.startswith("application_"):
+                continue
+            component = "sql-endpoint" if is_always_on(app) else "spark-driver"
+            labels = (("application_id", app_id),)
+            out += [MetricsEndpoint(master.node_id, master.role, component, proxy, f"/proxy/{app_id}{path}", labels)
+                    for path in ("/metrics/prometheus", "/metrics/executors/prometheus")]
+        return out
 
     def web_uis(self, cluster: ClusterView) -> dict[str, str]:
         master = cluster.master.address

@@ -18,8 +18,8 @@ from corral.domain.states import NodeRole
 from corral.errors import FieldError
 from corral.services import hadoop_common as hc
 from corral.metrics import samples
-from corral.services import yarn_diagnostics
-from corral.services.base import (HTTP, ClusterView, Drain, NodeView, NotObserved, ReadyCheck, ServiceBase, StepWork,
+from corral.services import app_usage, yarn_diagnostics
+from corral.services.base import (HTTP, ClusterView, Drain, MetricsEndpoint, NodeView, NotObserved, ReadyCheck, ServiceBase, StepWork,
                                   WaitMemo)
 from corral.services.exclude_files import yarn_exclude_xml
 from corral.services.sizing import MIN_ALLOCATION_MIB, derive, nodemanager_mib, nodemanagers
@@ -315,6 +315,22 @@ class YarnService(ServiceBase):
         if registered != expected:
             return ReadyCheck(False, f"{len(registered)}/{len(expected)} NodeManagers RUNNING in the ResourceManager")
         return ReadyCheck(True, f"ResourceManager with {len(expected)} RUNNING NodeManagers")
+
+    def application_usage(self, cluster: ClusterView, application_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """The RM's figures of each finished YARN application (``app_usage.rm_usage``)."""
+        return app_usage.rm_usage(self._rm(cluster), [a for a in application_ids if a.startswith(APP_PREFIX)], timeout)
+
+    def metrics_endpoints(self, cluster: ClusterView, timeout: float) -> list[MetricsEndpoint]:
+        """The ResourceManager's, the web proxy's and each NodeManager's /prom. (The
+        NodeManager's /prom lacks the per-container ``ContainerResource_*`` beans its /jmx
+        has; Corral's own sampler takes YARN's figures from the RM's REST metrics.)"""
+        if not cluster.monitoring:
+            return []
+        master = cluster.master
+        return [MetricsEndpoint(master.node_id, master.role, "resourcemanager", f"{master.address}:{RM_WEB_PORT}", "/prom"),
+                MetricsEndpoint(master.node_id, master.role, "web-proxy", f"{master.address}:{WEB_PROXY_PORT}", "/prom"),
+                *(MetricsEndpoint(n.node_id, n.role, "nodemanager", f"{n.address}:{NM_WEB_PORT}", "/prom")
+                  for n in cluster.with_roles(NodeRole.CORE, NodeRole.TASK))]
 
     def metric_values(self, cluster: ClusterView, now: float, timeout: float) -> dict[Any, float]:
         """EMR's YARN metrics from the RM's ``/ws/v1/cluster/metrics`` (``corral.metrics.samples``)."""

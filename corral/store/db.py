@@ -57,7 +57,32 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            self._incremental_vacuum_mode()
         migrate(self.engine)
+
+    def _incremental_vacuum_mode(self) -> None:
+        """SQLite's auto_vacuum=INCREMENTAL, so the pages of deleted rows can be handed back
+        (``reclaim_space``) and aged-out metric history shrinks the file: set before the
+        first table of a new file, or applied by one VACUUM to a file made before Corral
+        set it."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2:  # 2: INCREMENTAL
+                return
+            conn.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
+            if conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+                conn.exec_driver_sql("VACUUM")
+
+    def reclaim_space(self) -> None:
+        """Give the pages of deleted rows back to the file system (SQLite; PostgreSQL's
+        autovacuum makes them reusable by itself)."""
+        if self.engine.dialect.name == "sqlite":
+            raw = self.engine.raw_connection()
+            try:
+                # executescript steps the pragma to its end; one execute() frees one page.
+                raw.driver_connection.executescript("PRAGMA incremental_vacuum;")  # type: ignore[union-attr]
+            finally:
+                raw.close()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -64,6 +64,9 @@ class Cluster(Base):
     # Replace a CORE/TASK node that is gone or lost (EMR's UnhealthyNodeReplacement, on by
     # default; None in rows from before it: on). ``corral.reconcile.replace``.
     unhealthy_node_replacement: Mapped[bool | None] = mapped_column(Boolean, default=True)
+    # Metric history, node measurements and the daemons' Prometheus endpoints (on by
+    # default; None in rows from before it: on). ``corral.reconcile.sampler``.
+    monitoring: Mapped[bool | None] = mapped_column(Boolean, default=True)
 
     created_at: Mapped[float] = mapped_column(Float)
     status_changed_at: Mapped[float] = mapped_column(Float)
@@ -205,6 +208,9 @@ class Step(Base):
     # Optional limit on its run time in seconds, from started_at (Dataproc's job time
     # limit): a step over it is cancelled and ends FAILED with failure_code TIMEOUT.
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # What its YARN applications used, from the RM's application reports when it ended
+    # (``corral.metrics.cost``): containers, memory-seconds, vcore-seconds, duration.
+    cost: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     failure_code: Mapped[str | None] = mapped_column(String(32))  # StepFailureCode, e.g. TIMEOUT
     # Whether the services were asked, once, why the step's applications failed.
     diagnosed: Mapped[bool | None] = mapped_column(Boolean, default=False)
@@ -342,3 +348,5 @@ class AuditRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     result: Mapped[str] = mapped_column(String(16))  # ok, denied, failed
     remote: Mapped[str | None] = mapped_column(String(64))
+
+import corral.store.monitoring  # noqa: E402,F401 - its tables are in Base.metadata too

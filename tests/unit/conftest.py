@@ -44,6 +44,28 @@ def _no_health_questions(monkeypatch: pytest.MonkeyPatch) -> None:
     replace._last_health_check.clear()
 
 
+class _NoMetrics:
+    def metric_values(self, cluster: object, now: float, timeout: float) -> dict:
+        return {}
+
+    def application_usage(self, cluster: object, application_ids: list[str], timeout: float) -> dict:
+        return {}
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metrics sampler asks an up cluster's services for metrics (corral.reconcile.sampler),
+    and a pass asks them what a finished step's applications used (step_cost): in unit
+    tests nobody is asked; tests of sampling patch in a service of their own. Each
+    test starts with no in-memory history."""
+    from corral.reconcile import autoscaling, sampler, step_cost
+
+    monkeypatch.setattr(sampler, "get_service", lambda name: _NoMetrics())
+    monkeypatch.setattr(step_cost, "get_service", lambda name: _NoMetrics())
+    monkeypatch.setattr(sampler, "HISTORIES", {})
+    autoscaling._evaluated.clear()
+
+
 @pytest.fixture(autouse=True)
 def _no_remembered_nodemanager_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's fake NodeManagers name themselves afresh (corral.services.yarn keeps answers)."""

@@ -51,6 +51,8 @@ def audit_rows(cp: ControlPlane) -> list[AuditRecord]:
     ("POST", "/api/v1/hosts", Role.admin), ("POST", "/api/v1/hosts/h1/check", Role.admin),
     ("DELETE", "/api/v1/hosts/h1", Role.admin), ("GET", "/api/v1/whoami", Role.viewer),
     ("GET", "/api/v1/tokensmith", Role.viewer),  # a prefix of a path segment is not the segment
+    ("POST", "/api/v1/alerts/rules", Role.operator), ("POST", "/api/v1/alerts/webhooks", Role.admin),
+    ("DELETE", "/api/v1/alerts/webhooks/wh-1", Role.admin), ("GET", "/api/v1/alerts/webhooks", Role.viewer),
 ])
 def test_required_role_is_by_method_and_path_prefix(method: str, path: str, role: Role) -> None:
     assert required_role(method, path) is role
@@ -79,6 +81,11 @@ def test_every_mutating_route_has_a_stable_action_name(cp: ControlPlane) -> None
         ("POST", "/hosts/{name}/check"): ("host.check", "ID"),
         ("POST", "/hosts/{name}/drain"): ("host.drain", "ID"),
         ("DELETE", "/hosts/{name}"): ("host.remove", "ID"),
+        ("POST", "/alerts/rules"): ("alert_rule.add", None),
+        ("PATCH", "/alerts/rules/{rule_id}"): ("alert_rule.update", "ID"),
+        ("DELETE", "/alerts/rules/{rule_id}"): ("alert_rule.remove", "ID"),
+        ("POST", "/alerts/webhooks"): ("webhook.add", None),
+        ("DELETE", "/alerts/webhooks/{webhook_id}"): ("webhook.remove", "ID"),
     }
     found = {}
     for path, operations in create_app(cp, run_reconciler=False).openapi()["paths"].items():

@@ -1,5 +1,5 @@
-"""Autoscaling applied on the store, with fake services and an injected clock: one sample
-every 10 s feeds each group's policy; a breach sets the target as a resize would, with an
+"""Autoscaling applied on the store, with fake services and an injected clock: the sampler's
+one sample every 10 s feeds each group's policy, evaluated once per sample; a breach sets the target as a resize would, with an
 event carrying the values; a CORE shrink HDFS cannot take is clamped with the reason; a
 policy changed meanwhile is left for the next evaluation."""
 
@@ -14,8 +14,8 @@ from sqlalchemy import select
 from corral.control import groups
 from corral.control.context import ControlPlane
 from corral.metrics.samples import Metric
-from corral.reconcile import autoscaling
-from corral.store.models import Event, NodeGroup
+from corral.reconcile import autoscaling, sampler
+from corral.store.models import Cluster, Event, NodeGroup
 from tests.unit.control.test_groups import _up_cluster
 from tests.unit.reconcile.fakerec import FakeRec
 
@@ -47,9 +47,10 @@ class _Metrics:
 def metrics(monkeypatch: pytest.MonkeyPatch) -> _Metrics:
     fake = _Metrics()
     monkeypatch.setattr(autoscaling, "get_service", lambda name: fake)
+    monkeypatch.setattr(sampler, "get_service", lambda name: fake)
     monkeypatch.setattr(autoscaling, "_node_memory", lambda cluster, group: 4096.0)
-    autoscaling.HISTORIES.clear()
-    autoscaling._last_sample.clear()
+    sampler.HISTORIES.clear()
+    autoscaling._evaluated.clear()
     return fake
 
 
@@ -63,8 +64,15 @@ def _decisions(cp: ControlPlane) -> list[str]:
         return [e.message for e in s.scalars(select(Event).where(Event.code == "AUTOSCALING_DECISION").order_by(Event.id))]
 
 
+_samplers: dict[int, sampler.MetricsSampler] = {}
+
+
 def _tick(rec: FakeRec, at: float) -> None:
+    """The sampler's tick (a sample when 10 s have passed), then the reconcile pass's."""
     rec.now = at
+    taker = _samplers.setdefault(id(rec), sampler.MetricsSampler(rec.cp, clock=lambda: rec.now))
+    taker.tick()
+    taker.pool.wait_idle()
     autoscaling.tick(rec, rec._load())  # type: ignore[arg-type]
 
 
@@ -77,7 +85,7 @@ def test_a_breach_grows_the_group_once_then_the_cooldown_holds(cp: ControlPlane,
     (decision,) = _decisions(cp)
     assert decision.startswith("TASK: 1 -> 2: ") and "grow-on-pending" in decision and "ContainerPending=5" in decision
     _tick(rec, T0 + 5)  # within the 10 s interval: not even sampled
-    assert len(autoscaling.history(rec.cluster_id).between(0, T0 + 5)) == 1
+    assert len(sampler.history(rec.cluster_id).between(0, T0 + 5)) == 1
     _tick(rec, T0 + 20)  # breaching still, but cooling down until T0 + 60
     task = _group(cp, rec.cluster_id, "TASK")
     assert task.target_count == 2 and len(_decisions(cp)) == 1
@@ -105,9 +113,28 @@ def test_a_core_shrink_is_clamped_to_what_hdfs_can_take(cp: ControlPlane, metric
     assert "clamped to 1: 0 CORE nodes would be fewer than dfs.replication 1" in _decisions(cp)[0]
 
 
-def test_a_group_without_a_policy_costs_no_sample(cp: ControlPlane, metrics: _Metrics) -> None:
+def test_an_unmonitored_cluster_without_a_policy_costs_no_sample(cp: ControlPlane, metrics: _Metrics) -> None:
+    rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
+    with cp.store.session() as s:
+        s.get(Cluster, rec.cluster_id).monitoring = False
+    metrics.values = {Metric.CONTAINER_PENDING: 9.0}
+    _tick(rec, T0)
+    assert sampler.history(rec.cluster_id).between(0, T0 + 1) == []
+    assert _group(cp, rec.cluster_id, "TASK").target_count == 1
+    groups.put_policy(cp, rec.cluster_id, "TASK", GROW)  # autoscaled: sampled, in memory only
+    _tick(rec, T0 + 10)
+    assert len(sampler.history(rec.cluster_id).between(0, T0 + 11)) == 1
+    assert cp.history.row_count(rec.cluster_id) == 0
+
+
+def test_a_monitored_cluster_is_sampled_into_the_stored_history_without_a_policy(
+        cp: ControlPlane, metrics: _Metrics) -> None:
     rec = FakeRec(cp, now=T0, cluster_id=_up_cluster(cp))
     metrics.values = {Metric.CONTAINER_PENDING: 9.0}
     _tick(rec, T0)
-    assert autoscaling.history(rec.cluster_id).between(0, T0 + 1) == []
-    assert _group(cp, rec.cluster_id, "TASK").target_count == 1
+    _tick(rec, T0 + 10)
+    assert _group(cp, rec.cluster_id, "TASK").target_count == 1  # no policy, no evaluation
+    stored = cp.history.query(rec.cluster_id, T0 - 1, T0 + 11, keys=["ContainerPending", "CoreNodesRunning"])
+    assert stored["ContainerPending"] == [(T0, 9.0), (T0 + 10, 9.0)]
+    core = len([n for n in rec._load().nodes if n.role == "CORE"])
+    assert stored["CoreNodesRunning"][-1] == (T0 + 10, float(core))

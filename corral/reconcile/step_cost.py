@@ -1,0 +1,66 @@
+"""Recording what a finished step's YARN applications used (``corral.metrics.cost``), once,
+soon after it ends: the ResourceManager forgets finished applications (it keeps the last
+1000), and its history servers need a few seconds to have them.
+
+On the reconciler's passes of an up cluster: every step COMPLETED, FAILED or CANCELLED
+with applications and no ``cost`` yet is asked about (each service's
+``application_usage``, outside any transaction); while one says NotYet (an application
+still finishing, a history server behind), again every RETRY_SECONDS for up to
+PATIENCE_SECONDS after the step ended, then what is known is recorded (with the
+applications no daemon remembered under ``missing``). A step that ended longer ago (before
+an upgrade, or while the control plane was down) gets what the daemons still remember.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from corral.control.context import ControlPlane
+from corral.domain.states import StepState
+from corral.metrics.cost import step_cost
+from corral.reconcile.step_watch import application_ids
+from corral.services.base import ClusterView, NotYet
+from corral.services.registry import get_service
+from corral.store.models import Cluster, Step
+
+log = logging.getLogger("corral.reconcile")
+RETRY_SECONDS = 3.0
+PATIENCE_SECONDS = 60.0
+TIMEOUT = 5.0
+_ENDED = (StepState.COMPLETED.value, StepState.FAILED.value, StepState.CANCELLED.value)
+_asked: dict[str, float] = {}  # step id -> when a service last said NotYet
+
+
+def record_costs(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: float) -> None:
+    with cp.store.session() as s:
+        pending = [st for st in s.scalars(select(Step).where(Step.cluster_id == cluster.id, Step.status.in_(_ENDED),
+                                                             Step.cost.is_(None)))
+                   if application_ids(st)]
+    for step in pending:
+        if now - _asked.get(step.id, float("-inf")) < RETRY_SECONDS:
+            continue
+        apps = application_ids(step)
+        answers, waiting = [], False
+        for name in view.services:
+            try:
+                answers.append(get_service(name).application_usage(view, apps, timeout=TIMEOUT))
+            except NotYet:
+                waiting = True
+            except Exception:  # noqa: BLE001 - best effort: the others' figures still count
+                log.exception("application_usage of %s for step %s failed", name, step.id)
+        ended = step.ended_at if step.ended_at is not None else now
+        if waiting and now - ended < PATIENCE_SECONDS:
+            _asked[step.id] = now
+            continue
+        _asked.pop(step.id, None)
+        with cp.store.session() as s:
+            row = s.get(Step, step.id)
+            if row is not None and row.cost is None:
+                row.cost = step_cost(apps, answers, now)
+
+
+def forget(step_ids: list[str]) -> None:
+    for step_id in step_ids:
+        _asked.pop(step_id, None)
