@@ -12,6 +12,9 @@ terminates the cluster."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import sqlite3
 import time
 from datetime import datetime
@@ -19,11 +22,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import HADOOP_SPEC, HTTP, ControlPlaneProcess, run_cli, with_test_jvm_options
+from tests.integration.conftest import (HADOOP_SPEC, HTTP, ControlPlaneProcess, cluster_processes, jvm_main_class,
+                                        run_cli, with_test_jvm_options)
 from tests.prometheus import PrometheusServer
+from tests.webhook_receiver import Receiver, receiving, refusing_port
 
 pytestmark = pytest.mark.integration
 
@@ -244,6 +250,80 @@ def test_a_mapreduce_steps_cost_is_the_resourcemanagers_report(plane: ControlPla
     assert costed["cost"]["total"]["memory_seconds"] == report["memorySeconds"]
     described = run_cli(plane.env, "step", "describe", cid, step["id"])
     assert described.returncode == 0 and f"{report['memorySeconds']:,} MiB-s" in described.stdout, described.stdout
+
+
+def _datanode(cluster_id: str, node_id: str) -> psutil.Process:
+    (proc,) = [p for p in cluster_processes(cluster_id) if jvm_main_class(p).endswith(".DataNode")
+               and p.environ().get("CORRAL_NODE_ID") == node_id]
+    return proc
+
+
+def _restart_datanode(plane: ControlPlaneProcess, cluster_id: str, node_id: str) -> None:
+    """kill -9 its DataNode; its agent starts it again, and it sends a full block report."""
+    old = _datanode(cluster_id, node_id)
+    old.kill()
+    old.wait(10)
+    plane.wait_for(lambda: next((p for p in cluster_processes(cluster_id) if jvm_main_class(p).endswith(".DataNode")
+                                 and p.environ().get("CORRAL_NODE_ID") == node_id and p.pid != old.pid), None),
+                   60, f"{node_id}'s DataNode to be started again")
+
+
+def _alert_bodies(receiver: Receiver, name: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(body["status"], alert) for body in receiver.bodies for alert in body["alerts"]
+            if alert["labels"].get("alertname") == name]
+
+
+def test_a_lost_block_fires_missing_blocks_once_and_resolves_once(plane: ControlPlaneProcess, cluster: dict[str, Any],
+                                                                 tmp_path: Path) -> None:
+    """Replication 1: the block's only replica moved aside and its DataNode restarted (its
+    block report lacks it) is a missing block; put back and restarted, it is found."""
+    cid = cluster["id"]
+    with receiving() as receiver, refusing_port() as dead:
+        for name, url in (("dead", dead), ("receiver", receiver.url)):  # the dead one first: it must delay nothing
+            response = plane.http.post("/alerts/webhooks", json={"name": name, "url": url, "cluster_id": cid})
+            assert response.status_code == 201, response.text
+        data = tmp_path / "one-block.bin"
+        data.write_bytes(os.urandom(1 << 20))
+        put = plane.add_step(cid, "SHELL", [f"hdfs dfs -put {data} /monitoring-block.bin && "
+                                            "hdfs fsck /monitoring-block.bin -files -blocks -locations"])
+        done = plane.wait_step(cid, put["id"])
+        assert done["status"] == "COMPLETED", plane.log(cid, put["id"], "stderr")[-2000:]
+        report = plane.log(cid, put["id"])
+        block = re.search(r"(blk_\d+)_\d+", report).group(1)  # type: ignore[union-attr]
+        address = re.search(r"DatanodeInfoWithStorage\[([\d.]+):", report).group(1)  # type: ignore[union-attr]
+        node = next(n for n in cluster["nodes"] if n["address"] == address)
+        files = [f for f in (plane.home / "nodes" / cid / node["id"]).rglob(f"{block}*") if "finalized" in str(f)]
+        assert len(files) == 2, files  # the block and its .meta
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        for f in files:
+            shutil.move(str(f), aside / f.name)
+        _restart_datanode(plane, cid, node["id"])
+        firing = plane.wait_for(lambda: [a for a in plane.http.get("/alerts", params={"firing": "true", "cluster_id": cid})
+                                         .json() if a["name"] == "MissingBlocks"], 120, "MissingBlocks FIRING")
+        assert firing[0]["value"] >= 1
+        fired_at = time.time()
+        receiver.wait_for(1, timeout=15)
+        assert time.time() - fired_at < 15  # the refusing webhook held nothing up
+        assert [s for s, _ in _alert_bodies(receiver, "MissingBlocks")] == ["firing"]
+        for f in files:
+            shutil.move(str(aside / f.name), f)
+        _restart_datanode(plane, cid, node["id"])
+        plane.wait_for(lambda: [s for s, _ in _alert_bodies(receiver, "MissingBlocks")] == ["firing", "resolved"], 120,
+                       "exactly one RESOLVED notification")
+        time.sleep(12)  # a sample later: still exactly one of each
+        ((_, fired), (_, resolved)) = _alert_bodies(receiver, "MissingBlocks")
+        assert [s for s, _ in _alert_bodies(receiver, "MissingBlocks")] == ["firing", "resolved"]
+        assert fired["labels"]["cluster_id"] == cid and fired["fingerprint"] == resolved["fingerprint"]
+        assert resolved["endsAt"] > resolved["startsAt"]
+        hooks = {w["name"]: w for w in plane.http.get("/alerts/webhooks", params={"cluster_id": cid}).json()}
+        dead_deliveries = plane.http.get(f"/alerts/webhooks/{hooks['dead']['id']}/deliveries").json()
+        assert dead_deliveries and all(d["state"] != "DELIVERED" for d in dead_deliveries)
+        assert any(d["attempts"] >= 2 and d["last_error"] for d in dead_deliveries)  # retried, with the reason
+        events = [e["code"] for e in plane.events(cid)]
+        assert "ALERT_FIRING" in events and "ALERT_RESOLVED" in events
+        fsck = plane.add_step(cid, "SHELL", ["hdfs fsck /monitoring-block.bin"])
+        assert "HEALTHY" in plane.log(cid, plane.wait_step(cid, fsck["id"])["id"])
 
 
 def test_after_terminate_nothing_is_listed(plane: ControlPlaneProcess, cluster: dict[str, Any]) -> None:

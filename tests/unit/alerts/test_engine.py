@@ -15,7 +15,7 @@ from corral.reconcile import sampler
 from corral.reconcile import loop
 from corral.reconcile.loop import Reconciler
 from tests.unit.alerts.helpers import alerts, up_cluster
-from tests.unit.alerts.receiver import receiving
+from tests.webhook_receiver import receiving
 
 
 class _HdfsLosingBlocks:

@@ -18,7 +18,7 @@ from corral.control.context import ControlPlane
 from corral.store.models import Event
 from corral.store.monitoring import AlertDelivery
 from tests.unit.alerts.helpers import EXTERNAL, alerts, cluster_row, deliveries, sample, up_cluster
-from tests.unit.alerts.receiver import receiving, refusing_port, silent_port
+from tests.webhook_receiver import receiving, refusing_port, silent_port
 
 
 class Clock:
