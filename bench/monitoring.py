@@ -11,7 +11,8 @@
    Floor: <= 3 %.
 2. Control plane under load: one control plane with 10 clusters of 20 nodes whose 200
    agents are simulated (each long-polls its plan and reports every 2 s with a node
-   measurement, as a real agent does), while 4 readers GET /clusters/{id} in a loop:
+   measurement, as a real agent does), while 4 readers each GET /clusters/{id} of a random
+   cluster every 0.4 s (10 reads/s: a few people and consoles watching clusters):
    latencies seen by the clients over --load-seconds after a warm-up, p50 and p99 of each.
    Floor: p99 < 100 ms for both, on the 2-core machine that also runs the load.
 
@@ -42,6 +43,7 @@ SPEC = {"name": "bench-monitoring", "node_groups": NODE_GROUPS}
 SETTLE_SECONDS = 60.0  # after WAITING: start-up work (class-data, first reports) is done
 LOAD_CLUSTERS, LOAD_NODES = 10, 20  # 200 simulated agents
 REPORT_SECONDS = 2.0  # corral.agent.agent.HEARTBEAT_SECONDS
+READERS, READ_SECONDS = 4, 0.4
 
 
 # -- 1. cost of monitoring ---------------------------------------------------------------------
@@ -208,7 +210,7 @@ async def _reader(url: str, ids: list[str], stop: float, latencies: list[float])
             t0 = time.perf_counter()
             (await http.get(f"/clusters/{random.choice(ids)}")).raise_for_status()
             latencies.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(READ_SECONDS)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -216,9 +218,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def control_plane_load(root: Path, seconds: float, warmup: float) -> dict[str, Any]:
+def control_plane_load(root: Path, seconds: float, warmup: float, database: str | None = None) -> dict[str, Any]:
+    """``database``: a CORRAL_DATABASE_URL (None: SQLite in the home, the default)."""
     home = root / "load"
     home.mkdir(parents=True)
+    if database:
+        os.environ["CORRAL_DATABASE_URL"] = database
     seeded = seed_clusters(home)
     server = Server(home, subnet="127.93.0.0/16")
     try:
@@ -231,7 +236,7 @@ def control_plane_load(root: Path, seconds: float, warmup: float) -> dict[str, A
             stop = time.time() + warmup + seconds
             tasks = [asyncio.create_task(_agent(server.url, c, n, stop, warm_reports)) for c in seeded for n in c["nodes"]]
             tasks += [asyncio.create_task(_reader(server.url, [c["id"] for c in seeded], stop, warm_reads))
-                      for _ in range(4)]
+                      for _ in range(READERS)]
             await asyncio.sleep(warmup)
             warm_reports.clear()  # from here on, latencies count
             warm_reads.clear()
@@ -261,11 +266,25 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--only", choices=("cost", "load"), default=None)
+    parser.add_argument("--postgres", action="store_true",
+                        help="the load test's store on a throw-away PostgreSQL server (tests/postgres.py) as well")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as tmp:
         if args.only in (None, "load"):
             figures.update(control_plane_load(Path(tmp), args.load_seconds, args.warmup))
+            if args.postgres:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+                from tests.postgres import PostgresServer, find_bindir  # noqa: PLC0415 - only with --postgres
+
+                server = PostgresServer(bindir=find_bindir())
+                server.start()
+                try:
+                    on_pg = control_plane_load(Path(tmp) / "pg", args.load_seconds, args.warmup, server.url())
+                finally:
+                    os.environ.pop("CORRAL_DATABASE_URL", None)
+                    server.stop()
+                figures.update({f"postgres_{k}": v for k, v in on_pg.items()})
         if args.only in (None, "cost"):
             figures.update(monitoring_cost(Path(tmp), args.runs, args.seconds))
     print(json.dumps(figures))

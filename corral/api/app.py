@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -39,6 +40,7 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
         finally:
             if reconciler:
                 reconciler.stop()
+            plane.heartbeats.flush(plane.store, time.time(), force=True)  # the last heartbeat times kept in memory
             plane.ssh.close_all()
             plane.repository.close()
 

@@ -115,10 +115,16 @@ def _timed_out(step: Step, final: StepState, message: str | None) -> tuple[StepS
 
 def apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport) -> ReportAck:
     now = time.time()
+    fast = cp.heartbeats.answer(cp.store, node_id, token, report, now)  # a repeat of the stored report
     try:
-        ack, cluster_id = _apply_report(cp, node_id, token, report, now)
+        if fast is not None:
+            ack, cluster_id = fast
+        else:
+            ack, cluster_id = _apply_report(cp, node_id, token, report, now)
+            cp.heartbeats.stored(node_id, cluster_id, token, report, ack.last_event_seq)
     except Gone:
         cp.node_metrics.forget(node_id)  # its node is terminated: no current reading
+        cp.heartbeats.forget(node_id)
         raise
     # The board is memory only (the sampler keeps the history): no database write per report.
     # An agent that stopped (its last report, as its node stops or goes) measures nothing
@@ -169,8 +175,15 @@ def plan_version(cp: ControlPlane, node_id: str, token: str) -> tuple[str, int]:
     """(cluster id, the cluster's plan version): what a long poll checks before it builds
     the plan, which costs a whole cluster's load and rendering."""
     with cp.store.session() as s:
-        _, cluster = authorize(s, node_id, token)
-        return cluster.id, cluster.plan_version
+        row = s.execute(select(Node.status, Cluster.id, Cluster.plan_version, Cluster.agent_token)
+                        .join(Cluster, Cluster.id == Node.cluster_id).where(Node.id == node_id)).first()
+    if row is None:
+        raise NotFound("node", node_id)
+    if not hmac.compare_digest(row.agent_token.encode(), token.encode()):
+        raise Unauthorized("bad agent token")
+    if row.status == NodeState.TERMINATED.value:
+        raise Gone(f"node {node_id} is terminated")
+    return row.id, row.plan_version
 
 
 def current_plan(cp: ControlPlane, node_id: str, token: str) -> tuple[str, NodePlan | None]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from corral import secretbox
 from corral.control.files import ArtifactStore, LogStore
+from corral.control.heartbeats import Heartbeats
 from corral.control.node_metrics import NodeMetricsBoard
 from corral.control.notifier import Notifier
 from corral.control.repository import Repository
@@ -31,6 +32,8 @@ class ControlPlane:
     ssh: SshPool = field(default_factory=SshPool)
     # The newest measurement each agent reported (in memory; the sampler keeps history).
     node_metrics: NodeMetricsBoard = field(default_factory=NodeMetricsBoard)
+    # Repeated heartbeats answered from memory, their times written in batches.
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
     # The control plane's own Prometheus metrics (``GET /metrics``): a registry of its own,
     # not the client's process-wide default, as one process may run many control planes.
     telemetry: Telemetry = field(default_factory=Telemetry)

@@ -7,6 +7,7 @@ terminated while its host was unreachable: ``corral.providers.base.CleaningProvi
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,14 +116,26 @@ class Reconciler:
         except Exception:  # noqa: BLE001 - the clusters' pass goes on
             log.exception("alerts tick failed")
         now = self.clock()
+        try:
+            self.cp.heartbeats.flush(self.cp.store, time.time())  # heartbeat times answered from memory
+        except Exception:  # noqa: BLE001 - the next tick or report writes them
+            log.exception("heartbeat flush failed")
         every, poked = self.cp.notifier.take_pokes()
         poked |= self._poked_while_busy
         self._poked_while_busy = set()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))
+        # Clusters at rest take turns: at most their share of the steady interval per tick,
+        # the longest waiting first, so their passes spread out instead of all landing on
+        # the same tick (a burst that held agent reports up for a quarter of a second).
+        resting_due = sorted((c for c in ids if c in self._at_rest and not (every or c in poked)
+                              and now - self._last_pass.get(c, 0.0) >= STEADY_PASS_SECONDS),
+                             key=lambda c: self._last_pass.get(c, 0.0))
+        share = max(1, math.ceil(len(self._at_rest) * INTERVAL / STEADY_PASS_SECONDS))
+        resting_now = set(resting_due[:share])
         for cluster_id in ids:
             wanted = every or cluster_id in poked
-            if not wanted and cluster_id in self._at_rest and now - self._last_pass.get(cluster_id, 0.0) < STEADY_PASS_SECONDS:
+            if not wanted and cluster_id in self._at_rest and cluster_id not in resting_now:
                 continue
             with self._lock:
                 if cluster_id in self._busy:
