@@ -155,10 +155,12 @@ def render(template: str | None, fields: dict[str, Any], default: str) -> str:
 
     values = _Fields({k: v for k, v in fields.items() if v is not None})
     try:
-        return string.Formatter().vformat(template, (), values)
+        return string.Formatter().vformat(template, (), values)[:2 * MAX_MESSAGE]
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return template  # checked at create time; a value of another type than the sample's (None) shows raw
 
+
+MAX_FORMAT_WIDTH = 64
 
 def _check_message(message: str) -> None:
     for _, field, spec, _ in string.Formatter().parse(message):
@@ -166,6 +168,9 @@ def _check_message(message: str) -> None:
             continue
         if field not in MESSAGE_FIELDS:
             raise ValueError(f"unknown placeholder {{{field}}} (known: {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})")
+        if any(int(n) > MAX_FORMAT_WIDTH for n in re.findall(r"\d+", spec or "")):
+            # {value:>2000000000} would build a 2 GB string now and at every transition.
+            raise ValueError(f"{{{field}:{spec}}}: a width or precision above {MAX_FORMAT_WIDTH}")
     sample = {"value": 1.5, "threshold": 1.0, "metric": "M", "comparison": ">", "for": "2m", "node_id": "n-1",
               "cluster_id": "c-1", "cluster_name": "c", "rule": "R", "event": "e"}
     string.Formatter().vformat(message, (), sample)  # a bad format spec ({value:q}) raises ValueError

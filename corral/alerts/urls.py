@@ -38,8 +38,10 @@ def check_url(url: str) -> str:
 
 
 def masked(url: str) -> str:
-    """``https://***@hooks.example.com/services/***?***`` for
-    ``https://u:p@hooks.example.com/services/T0/B0/XXXX?token=abc``."""
+    """``https://***@hooks.example.com/***?***`` for
+    ``https://u:p@hooks.example.com/services/T0/B0/XXXX?token=abc``: no part of the path
+    either, since services put their tokens anywhere in it (Slack's last segments,
+    Telegram's ``/bot<token>/``, ntfy's topic as the first)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -49,10 +51,7 @@ def masked(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = (f"{MASK}@" if "@" in parts.netloc else "") + host + (f":{port}" if port is not None else "")
-    segments = [s for s in parts.path.split("/") if s]
-    path = ("/" + segments[0] if segments else "") + ("/" + MASK if len(segments) > 1 else "")
-    if parts.path.endswith("/") and len(segments) <= 1:
-        path += "/"
+    path = "/" + MASK if parts.path.strip("/") else parts.path
     return f"{parts.scheme}://{netloc}{path}" + (f"?{MASK}" if parts.query else "")
 
 
@@ -63,7 +62,8 @@ def scrub(text: str, url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return out
-    for secret in (parts.query, parts.password or "", parts.path if parts.path.count("/") > 1 else ""):
+    secrets = [parts.query, parts.password or "", parts.path, *parts.path.split("/")]
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: a segment is in the path
         if len(secret) >= 4:
             out = out.replace(secret, MASK)
     return out

@@ -51,4 +51,7 @@ def prometheus_config(
             raise typer.BadParameter(f"{value!r} is not a Prometheus duration (15s, 1m)", param_hint=name)
     document = scrape_config(client.url, client.token, credentials_file, interval, refresh)
     print(f"# Prometheus scrape configuration for the Corral control plane at {client.url}")
+    if client.token and not credentials_file:
+        print("# It carries this CLI's token: keep the file private (chmod 600), or make a viewer token for\n"
+              "# Prometheus (corral token create --name prometheus --role viewer) and pass --credentials-file.")
     print(yaml.safe_dump(document, sort_keys=False), end="")

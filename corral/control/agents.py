@@ -192,7 +192,8 @@ def current_plan(cp: ControlPlane, node_id: str, token: str) -> tuple[str, NodeP
         node, _ = authorize(s, node_id, token)
         cluster = load_cluster(s, node.cluster_id)
         node = next(n for n in cluster.nodes if n.id == node_id)
-        return cluster.id, build_plan(cluster, node, cluster_steps(s, cluster.id))
+        shares = cp.providers[cluster.provider].shares_machine if cluster.provider in cp.providers else False
+        return cluster.id, build_plan(cluster, node, cluster_steps(s, cluster.id), shares_machine=shares)
 
 
 def store_log(cp: ControlPlane, step_id: str, token: str, stream: str, offset: int, data: bytes) -> int:

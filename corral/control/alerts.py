@@ -13,6 +13,8 @@ pending deliveries (nothing more is sent: disable it first to tell the receivers
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import re
 import time
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from corral.domain.states import AlertState
 from corral.errors import Conflict, FieldError, NotFound, ValidationFailed
 from corral.store.models import Cluster
 from corral.store.monitoring import Alert, AlertDelivery, AlertRule, Webhook
+
+_Scoped = TypeVar("_Scoped", AlertRule, Webhook)  # the rows that are global or a cluster's
 
 MAX_RULES = 1000
 MAX_WEBHOOKS = 100
@@ -92,21 +96,31 @@ def add_rule(cp: ControlPlane, given: RuleInput) -> AlertRule:
 def list_rules(cp: ControlPlane, cluster_id: str | None = None) -> list[AlertRule]:
     """Every rule, or with ``cluster_id`` the global ones and that cluster's; global first, by name."""
     ensure_builtins(cp.store)
+    return _listed(cp, AlertRule, cluster_id)
+
+
+def _listed(cp: ControlPlane, model: type[_Scoped], cluster_id: str | None) -> list[_Scoped]:
+    """Every row of ``model`` (rules, webhooks), or the global ones and ``cluster_id``'s;
+    global first, by name. NotFound for an unknown cluster."""
     with cp.store.session() as s:
-        query = select(AlertRule)
+        query = select(model)
         if cluster_id is not None:
             _check_cluster(s, cluster_id)
-            query = query.where((AlertRule.cluster_id.is_(None)) | (AlertRule.cluster_id == cluster_id))
+            query = query.where((model.cluster_id.is_(None)) | (model.cluster_id == cluster_id))
         rows = list(s.scalars(query))
     return sorted(rows, key=lambda r: (r.cluster_id is not None, r.cluster_id or "", r.name))
 
 
-def get_rule(cp: ControlPlane, rule_id: str) -> AlertRule:
+def _one(cp: ControlPlane, model: type[_Scoped], ident: str, kind: str) -> _Scoped:
     with cp.store.session() as s:
-        row = s.get(AlertRule, rule_id)
+        row = s.get(model, ident)
         if row is None:
-            raise NotFound("alert rule", rule_id)
+            raise NotFound(kind, ident)
         return row
+
+
+def get_rule(cp: ControlPlane, rule_id: str) -> AlertRule:
+    return _one(cp, AlertRule, rule_id, "alert rule")
 
 
 def set_rule_enabled(cp: ControlPlane, rule_id: str, enabled: bool) -> AlertRule:
@@ -197,21 +211,11 @@ def add_webhook(cp: ControlPlane, url: str, name: str | None = None, cluster_id:
 
 
 def list_webhooks(cp: ControlPlane, cluster_id: str | None = None) -> list[Webhook]:
-    with cp.store.session() as s:
-        query = select(Webhook)
-        if cluster_id is not None:
-            _check_cluster(s, cluster_id)
-            query = query.where((Webhook.cluster_id.is_(None)) | (Webhook.cluster_id == cluster_id))
-        rows = list(s.scalars(query))
-    return sorted(rows, key=lambda w: (w.cluster_id is not None, w.cluster_id or "", w.name))
+    return _listed(cp, Webhook, cluster_id)
 
 
 def get_webhook(cp: ControlPlane, webhook_id: str) -> Webhook:
-    with cp.store.session() as s:
-        row = s.get(Webhook, webhook_id)
-        if row is None:
-            raise NotFound("webhook", webhook_id)
-        return row
+    return _one(cp, Webhook, webhook_id, "webhook")
 
 
 def remove_webhook(cp: ControlPlane, webhook_id: str) -> Webhook:

@@ -8,8 +8,8 @@ but its measurement, which goes to the in-memory board anyway), from a RUNNING a
 no events, is answered from one small read (the node's status and its cluster's plan
 version, so a terminated node still hears 410 and the agent still learns of a new plan);
 its heartbeat time is kept in memory and written for every such node in one UPDATE every
-FLUSH_SECONDS (the reconcile loop's tick, and the server's shutdown). A report that differs
-in anything goes the full way.
+FLUSH_SECONDS by the reconcile loop's tick, before every cluster pass (which reads them),
+and at the server's shutdown. A report that differs in anything goes the full way.
 
 What a kill -9 can lose is at most FLUSH_SECONDS of heartbeat times: well inside
 ``AGENT_LOST_SECONDS`` (20 s), after which a silent agent is only checked, not failed.
@@ -89,17 +89,22 @@ class Heartbeats:
             self._pending[node_id] = (now, report.agent_pid)
         return ReportAck(plan_version=row.plan_version, last_event_seq=known.last_event_seq), known.cluster_id
 
-    def flush(self, store: Store, now: float, force: bool = False) -> int:
+    def flush(self, store: Store, now: float, force: bool = False, cluster_id: str | None = None) -> int:
         """Write the heartbeat times kept in memory, at most every FLUSH_SECONDS unless
-        ``force``; how many were written."""
+        ``force``; only ``cluster_id``'s nodes when given (what its pass is about to read);
+        how many were written."""
         if not force and now - self._flushed_at < FLUSH_SECONDS:
             return 0
-        if not self._flushing.acquire(blocking=False):
+        if cluster_id is None and not self._flushing.acquire(blocking=False):
             return 0  # another thread is writing them
         try:
             with self._lock:
-                pending, self._pending = self._pending, {}
-                self._flushed_at = now
+                if cluster_id is None:
+                    pending, self._pending = self._pending, {}
+                    self._flushed_at = now
+                else:
+                    mine = [n for n in self._pending if (s := self._stored.get(n)) is not None and s.cluster_id == cluster_id]
+                    pending = {n: self._pending.pop(n) for n in mine}
             if pending:
                 with store.session() as s:
                     s.connection().execute(
@@ -109,4 +114,5 @@ class Heartbeats:
                         [{"node_id": node, "at": at, "pid": pid} for node, (at, pid) in pending.items()])
             return len(pending)
         finally:
-            self._flushing.release()
+            if cluster_id is None:
+                self._flushing.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -37,9 +38,13 @@ def _time(text: str | None, name: str, default: float, now: float) -> float:
     if text is None or text == "":
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):
+            raise ValidationFailed([FieldError((name,), f"not a time: {text!r}")], where="query")
+        return value
     try:
         return now - parse_duration(text)
     except ValueError:

@@ -82,14 +82,14 @@ def base_env(cluster: Cluster, view: ClusterView) -> dict[str, str]:
     return env
 
 
-def metrics_spec(provider: str, node: NodeView) -> MetricsSpec:
-    """What the node's agent measures of it (``MetricsSpec``). Local nodes share one
-    machine: the agent counts the node's own processes and the bytes under its own
-    directory (everything a node writes is in it: data, logs, temporary files), against
-    its instance type's size. Elsewhere the node is its host: the machine's own figures,
+def metrics_spec(shares_machine: bool, node: NodeView) -> MetricsSpec:
+    """What the node's agent measures of it (``MetricsSpec``). Nodes that share one machine
+    (``NodeProvider.shares_machine``: the local provider's): the agent counts the node's
+    own processes and the bytes under its own directory (everything a node writes is in
+    it: data, logs, temporary files), against its instance type's size. Elsewhere the node is its host: the machine's own figures,
     and the filesystem of ``<node>/data``, where every service keeps its data (HDFS
     blocks, YARN's and Spark's local directories, event logs, the metastore)."""
-    if provider == "local":
+    if shares_machine:
         size = node.itype
         return MetricsSpec(scope="node", data_dirs=[node.directory], vcpus=size.vcpus,
                            memory_bytes=size.memory_mib << 20,
@@ -97,7 +97,7 @@ def metrics_spec(provider: str, node: NodeView) -> MetricsSpec:
     return MetricsSpec(scope="host", data_dirs=[node.path("data")])
 
 
-def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | None:
+def build_plan(cluster: Cluster, node: Node, steps: list[Step], shares_machine: bool) -> NodePlan | None:
     """The node's plan, or None while the master has no address yet (nothing to render)."""
     view = cluster_view(cluster)
     release = RELEASES[cluster.release]
@@ -127,7 +127,7 @@ def build_plan(cluster: Cluster, node: Node, steps: list[Step]) -> NodePlan | No
     plan.base_env = {**base_env(cluster, view), "CORRAL_NODE_ROLE": node.role, "TMPDIR": me.tmp_dir}
     plan.log_archive_uri = f"{cluster.log_uri}/{cluster.id}" if cluster.log_uri else None
     # None in rows from before the switch: on. A terminating node (returned above) measures nothing.
-    plan.metrics = metrics_spec(cluster.provider, me) if cluster.monitoring is not False else None
+    plan.metrics = metrics_spec(shares_machine, me) if cluster.monitoring is not False else None
     plan.bootstrap = [
         BootstrapSpec(name=b["name"], args=b["args"], artifact=ArtifactRef(sha256=b["sha256"], name=b["file_name"]))
         for b in cluster.bootstrap_actions

@@ -72,6 +72,8 @@ _ENDED = [s.value for s in ClusterState if s.is_terminal()]
 _FINISHED_STEPS = [s.value for s in StepState if s.is_terminal()]
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 class Telemetry:
     """The registry of one control plane and its process instruments. ``render(cp)`` is
     the exposition; the store collector is attached to the registry on the first one
@@ -97,7 +99,9 @@ class Telemetry:
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One answered request; ``route`` is its template (``/api/v1/clusters/{cluster_id}``)."""
-        self.api_requests.labels(method.upper(), route, f"{status // 100}xx").observe(seconds)
+        method = method.upper()
+        # HTTP's methods, else OTHER: a client must not make a new series per made-up method.
+        self.api_requests.labels(method if method in _METHODS else "OTHER", route, f"{status // 100}xx").observe(seconds)
 
     def reconcile_pass(self, seconds: float, ok: bool) -> None:
         self.reconcile_passes.labels("ok" if ok else "error").observe(seconds)

@@ -60,6 +60,8 @@ class Retention:
             raise ValueError("raw_chunk_seconds must be a multiple of rollup_step")
         if min(self.interval, self.raw_seconds, self.rollup_step, self.rollup_seconds) <= 0:
             raise ValueError("retention durations must be positive")
+        if max(1, round(self.interval)) >= self.rollup_step:
+            raise ValueError("the rollup step must be longer than the sampling interval")
 
     @classmethod
     def from_env(cls) -> "Retention":

@@ -63,6 +63,9 @@ class NodeHandle:
 
 class NodeProvider(Protocol):
     name: str
+    # Whether its nodes share one machine (the local provider): each agent then measures
+    # its node's own processes and directory, not the machine (``MetricsSpec.scope``).
+    shares_machine: bool
 
     def create_node(self, request: NodeRequest) -> NodeHandle:
         """Make the node and start its agent. Calling it again for the same node id

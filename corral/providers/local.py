@@ -64,6 +64,7 @@ def _remembered_addresses(s: Session) -> set[str]:
 
 class LocalProvider:
     name = "local"
+    shares_machine = True
 
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings

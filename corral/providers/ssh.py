@@ -102,6 +102,7 @@ def default_bundle(settings: Settings) -> Bundle:
 
 class SshProvider:
     name = "ssh"
+    shares_machine = False
 
     def __init__(self, settings: Settings, store: Store, pool: SshPool | None = None,
                  bundle: Callable[[Settings], Bundle] = default_bundle, clock: Callable[[], float] = time.time):

@@ -101,6 +101,9 @@ class ClusterReconciler:
     # -- entry -------------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # Heartbeats answered from memory are in the store before this pass reads its
+        # nodes' last_heartbeat (a leaver's stop grace, a probe's "it reported" test).
+        self.cp.heartbeats.flush(self.cp.store, self.now, force=True, cluster_id=self.cluster_id)
         cluster = self._load()
         state = ClusterState(cluster.status)
         if state.is_terminal():

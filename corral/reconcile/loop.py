@@ -125,6 +125,10 @@ class Reconciler:
         self._poked_while_busy = set()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL), Cluster.next_attempt_at <= now)))
+            live = set(s.scalars(select(Cluster.id).where(Cluster.status.not_in(TERMINAL))))
+        for ended in [c for c in self._last_pass if c not in live]:
+            self._last_pass.pop(ended, None)
+            self._at_rest.discard(ended)
         # Clusters at rest take turns: at most their share of the steady interval per tick,
         # the longest waiting first, so their passes spread out instead of all landing on
         # the same tick (a burst that held agent reports up for a quarter of a second).

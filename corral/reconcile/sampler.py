@@ -53,14 +53,22 @@ def history(cluster_id: str, cp: ControlPlane | None = None, now: float | None =
         found = HISTORIES.get(cluster_id)
         if found is not None:
             return found
-        fresh = HISTORIES[cluster_id] = History(HISTORY_SECONDS)
+    earlier = []
     if cp is not None:
         until = time.time() if now is None else now
         try:
-            for earlier in cp.history.recent(cluster_id, until - HISTORY_SECONDS, until):
-                fresh.add(earlier)
+            earlier = cp.history.recent(cluster_id, until - HISTORY_SECONDS, until)
         except Exception:  # noqa: BLE001 - no stored history is no data, not a failure
             log.exception("cannot load the stored history of %s", cluster_id)
+    # Published only once filled: a sample recorded meanwhile by another thread would
+    # otherwise come before the older ones.
+    with _histories_lock:
+        found = HISTORIES.get(cluster_id)
+        if found is not None:
+            return found
+        fresh = HISTORIES[cluster_id] = History(HISTORY_SECONDS)
+        for sample in earlier:
+            fresh.add(sample)
     return fresh
 
 
@@ -138,6 +146,10 @@ class MetricsSampler:
         now = self.clock()
         with self.cp.store.session() as s:
             ids = list(s.scalars(select(Cluster.id).where(Cluster.status.in_(UP))))
+        up = set(ids)
+        for gone in [c for c in self._last if c not in up]:  # ended (or down) since: nothing kept for it
+            del self._last[gone]
+            forget(self.cp, gone)
         for cluster_id in ids:
             if now - self._last.get(cluster_id, 0.0) >= self.interval:
                 if self.pool.submit(cluster_id, lambda c=cluster_id: self.sample_now(c)) is not None:

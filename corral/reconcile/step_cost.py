@@ -34,6 +34,8 @@ _asked: dict[str, float] = {}  # step id -> when a service last said NotYet
 
 
 def record_costs(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: float) -> None:
+    for stale in [k for k, at in _asked.items() if now - at > 2 * PATIENCE_SECONDS]:
+        del _asked[stale]  # a step whose cluster ended while it waited: never asked again
     with cp.store.session() as s:
         pending = [st for st in s.scalars(select(Step).where(Step.cluster_id == cluster.id, Step.status.in_(_ENDED),
                                                              Step.cost.is_(None)))
@@ -60,7 +62,3 @@ def record_costs(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: flo
             if row is not None and row.cost is None:
                 row.cost = step_cost(apps, answers, now)
 
-
-def forget(step_ids: list[str]) -> None:
-    for step_id in step_ids:
-        _asked.pop(step_id, None)

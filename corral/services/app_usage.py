@@ -47,7 +47,9 @@ def rm_usage(rm: str, application_ids: list[str], timeout: float) -> dict[str, d
             if report.get("state") not in FINAL_STATES:
                 raise NotYet(f"{app} is {report.get('state')}")
             attempts = (HTTP.get(f"{rm}/apps/{app}/appattempts", timeout=timeout).json().get("appAttempts") or {})
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        except httpx.HTTPError as exc:  # not answering now (a restart): asked again, within the patience
+            raise NotYet(f"the ResourceManager does not answer for {app}: {type(exc).__name__}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
         usage[app] = {"type": report.get("applicationType"), "final_status": report.get("finalStatus"),
                       "memory_seconds": int(report.get("memorySeconds") or 0),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from corral.secretbox import EncryptedText
 from corral.store.models import Base
 
 
@@ -77,6 +78,12 @@ class Alert(Base):
     resolved_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     event_id: Mapped[int | None] = mapped_column(Integer)  # an event rule's: the event it fired on
+    # Optimistic locking: the sampler's evaluation, a rule being disabled and the sweep of
+    # ended clusters may change one alert at once; the later writer's transaction fails
+    # (StaleDataError) and is evaluated again on fresh rows, instead of overwriting a
+    # RESOLVED with a FIRING (and notifying so).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Webhook(Base):
@@ -89,7 +96,7 @@ class Webhook(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     cluster_id: Mapped[str | None] = mapped_column(String(16), index=True)
     name: Mapped[str] = mapped_column(String(128))
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(EncryptedText)  # may carry a token: encrypted at rest, shown masked
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from corral.secretbox import PREFIX
 from corral.store.db import Store
 from corral.store.models import Cluster, Host, Step
+from corral.store.monitoring import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ SECRET_COLUMNS: tuple[tuple[Any, str, bool], ...] = (
     (Cluster, "secrets", True),
     (Step, "secrets", True),
     (Host, "private_key", False),
+    (Webhook, "url", False),
 )
 
 

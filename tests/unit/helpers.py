@@ -38,6 +38,7 @@ class FakeProvider:
     """Records calls; never starts anything. The control layer under test only writes rows."""
 
     name = "local"
+    shares_machine = True
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []

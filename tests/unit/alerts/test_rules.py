@@ -57,6 +57,8 @@ def test_each_comparison_holds_as_its_symbol_says(comparison: str, threshold: fl
     ({"metric": "MissingBlocks", "comparison": ">", "threshold": 1, "severity": "page"}, "severity"),
     ({"metric": "MissingBlocks", "comparison": ">", "threshold": 1, "message": "{nope}"}, "message"),
     ({"metric": "MissingBlocks", "comparison": ">", "threshold": 1, "message": "{value:q}"}, "message"),
+    ({"metric": "MissingBlocks", "comparison": ">", "threshold": 1, "message": "{value:>2000000000}"}, "message"),
+    ({"metric": "MissingBlocks", "comparison": ">", "threshold": 1, "message": "{value:.999f}"}, "message"),
     ({"event_code": "step failed"}, "event_code"),
     ({"event_code": "ALERT_FIRING"}, "event_code"),
     ({"event_code": "STEP_FAILED", "metric": "MissingBlocks"}, "metric"),
@@ -122,9 +124,15 @@ def test_only_http_urls_with_a_host_are_webhooks(url: str) -> None:
 def test_urls_are_shown_without_their_secrets() -> None:
     url = "https://bot:pa55word@hooks.example.com:8443/services/T0/B0/XXXXSECRET?token=abc123"
     shown = masked(url)
-    assert shown == "https://***@hooks.example.com:8443/services/***?***"
+    assert shown == "https://***@hooks.example.com:8443/***?***"
     for secret in ("pa55word", "XXXXSECRET", "abc123", "bot"):
         assert secret not in shown
-    assert masked("http://127.0.0.1:9093/hook") == "http://127.0.0.1:9093/hook"
+    # A token anywhere in the path: Telegram's first segment, ntfy's topic.
+    telegram = "https://api.telegram.org/bot123456:AAHsecretTOKEN/sendMessage"
+    assert masked(telegram) == "https://api.telegram.org/***"
+    assert masked("https://ntfy.sh/mysecrettopic") == "https://ntfy.sh/***"
+    assert masked("http://127.0.0.1:9093/") == "http://127.0.0.1:9093/"
     assert "abc123" not in scrub(f"ConnectError: cannot reach {url}", url)
+    said = scrub("HTTP 404 for /bot123456:AAHsecretTOKEN/sendMessage (bot123456:AAHsecretTOKEN)", telegram)
+    assert "AAHsecretTOKEN" not in said
     assert check_url("https://h.example/x?y=1") == "https://h.example/x?y=1"

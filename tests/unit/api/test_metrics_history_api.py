@@ -56,6 +56,8 @@ def test_points_series_and_units(cp: ControlPlane, api: TestClient) -> None:
 @pytest.mark.parametrize("params, field, words", [
     ({"names": "AppsRunning,Nope"}, "names", "unknown metric 'Nope'"),
     ({"start": "yesterday"}, "start", "not epoch seconds or a duration"),
+    ({"start": "nan"}, "start", "not a time"),
+    ({"end": "inf"}, "end", "not a time"),
     ({"start": "10", "end": "5"}, "start", "is after end"),
     ({"step": "0"}, "step", "must be positive"),
     ({"start": "14d", "step": "1"}, "step", "at most 11000"),

@@ -85,3 +85,14 @@ def test_the_batch_waits_its_interval(cp: ControlPlane) -> None:
     agents.apply_report(cp, node, token, report(node))
     assert cp.heartbeats.flush(cp.store, 1000.0 + FLUSH_SECONDS / 2) == 0
     assert cp.heartbeats.flush(cp.store, 1000.0 + FLUSH_SECONDS) == 1
+
+
+def test_a_pass_writes_its_own_clusters_heartbeats_only(cp: ControlPlane) -> None:
+    cid, node, token = setup_cluster(cp)
+    agents.apply_report(cp, node, token, report(node))
+    before = _heartbeat(cp, node)
+    agents.apply_report(cp, node, token, report(node))  # answered from memory
+    assert cp.heartbeats.flush(cp.store, 0.0, force=True, cluster_id="c-other") == 0
+    assert _heartbeat(cp, node) == before
+    assert cp.heartbeats.flush(cp.store, 0.0, force=True, cluster_id=cid) == 1
+    assert _heartbeat(cp, node) > before  # type: ignore[operator]

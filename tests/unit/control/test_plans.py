@@ -24,7 +24,8 @@ def plans(cp: ControlPlane, cluster_id: str) -> dict[str, object]:
         all_steps = clusters.cluster_steps(s, cluster_id)
         for node in sorted(cluster.nodes, key=lambda n: (clusters.ROLE_ORDER[n.role], n.created_at)):
             key = node.role + str(sum(1 for k in out if k.startswith(node.role)))
-            out[key] = build_plan(cluster, node, all_steps)
+            shares = cp.providers[cluster.provider].shares_machine if cluster.provider in cp.providers else False
+            out[key] = build_plan(cluster, node, all_steps, shares_machine=shares)
     return out
 
 

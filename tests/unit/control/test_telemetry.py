@@ -42,6 +42,10 @@ def test_each_control_plane_counts_only_its_own(cp: ControlPlane, tmp_path: Path
         assert values(cp, "corral_api_request_duration_seconds_count")[key] == 1
         assert values(cp, "corral_api_request_duration_seconds_count")[(*key[:2], ("status", "5xx"))] == 1
         assert values(other, "corral_api_request_duration_seconds_count") == {}
+        for made_up in ("FOO1", "FOO2", "get"):  # a made-up method is one series, never one per method
+            cp.telemetry.request(made_up, "unmatched", 405, 0.001)
+        methods = {dict(k)["method"] for k in values(cp, "corral_api_request_duration_seconds_count")}
+        assert methods == {"GET", "OTHER"}
         clusters.create_cluster(cp, make_spec())
         assert values(cp, "corral_clusters")[(("state", "STARTING"),)] == 1
         assert values(other, "corral_clusters")[(("state", "STARTING"),)] == 0  # its own store

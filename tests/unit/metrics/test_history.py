@@ -133,3 +133,5 @@ def test_durations_and_retention_from_the_environment(monkeypatch: pytest.Monkey
     assert Retention.from_env() == Retention(10, 600, 60, 3600, 60, 360)
     with pytest.raises(ValueError, match="multiple"):
         Retention(raw_chunk_seconds=90, rollup_step=60)
+    with pytest.raises(ValueError, match="longer than the sampling interval"):
+        Retention(interval=300, rollup_step=300)

@@ -5,6 +5,7 @@ STEADY_PASS_SECONDS, or at once when something pokes it, even while a pass is in
 from __future__ import annotations
 
 import threading
+import time
 from typing import Iterator
 
 import pytest
@@ -52,10 +53,10 @@ def rec(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[loo
 
 def _tick(reconciler: loop.Reconciler, clock: _Clock, seconds: float = 0.5) -> None:
     reconciler.tick()
-    deadline = clock.now + 10
-    while reconciler._busy - {loop._SWEEP} and deadline > 0:
-        threading.Event().wait(0.01)
-        deadline -= 0.01
+    deadline = time.monotonic() + 10
+    while reconciler._busy - {loop._SWEEP}:
+        assert time.monotonic() < deadline, "a pass did not end"
+        time.sleep(0.01)
     clock.now += seconds
 
 

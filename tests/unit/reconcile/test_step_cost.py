@@ -110,3 +110,15 @@ def test_a_step_without_applications_costs_nothing_to_ask(cp: ControlPlane, usag
     step = _ended_step(cp, cid, time.time(), [])
     _record(cp, cid, time.time())
     assert usage.calls == [] and _cost(cp, step) is None
+
+
+def test_a_resourcemanager_that_does_not_answer_is_asked_again_not_taken_as_forgotten() -> None:
+    import socket
+
+    from corral.services import app_usage
+
+    with socket.socket() as closed:  # bound, not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        rm = f"http://127.0.0.1:{closed.getsockname()[1]}/ws/v1/cluster"
+        with pytest.raises(NotYet, match="does not answer"):
+            app_usage.rm_usage(rm, [APP], timeout=1.0)

@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column('resolved_at', sa.Float(), nullable=True),
         sa.Column('updated_at', sa.Float(), nullable=False),
         sa.Column('event_id', sa.Integer(), nullable=True),
+        sa.Column('version', sa.Integer(), nullable=False, server_default='1'),
     )
     op.create_index('ix_alerts_cluster_id', 'alerts', ['cluster_id'])
     op.create_index('ix_alerts_state', 'alerts', ['state'])
