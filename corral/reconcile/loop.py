@@ -32,20 +32,21 @@ from corral.store.models import Cluster, Node, NodeGroup
 log = logging.getLogger("corral.reconcile")
 TERMINAL = [s.value for s in ClusterState if s.is_terminal()]
 INTERVAL = 0.5
-# A cluster at rest (WAITING or RUNNING, no node or group on its way anywhere) gets a pass
+# A cluster at rest (WAITING, no node or group on its way anywhere) gets a pass
 # every STEADY_PASS_SECONDS unless something pokes it (a report that changes a node, a
 # request, a new sample): its watches' periods (idle 10 s, waits 5 s, timeouts) are longer,
 # and a pass over every node of every such cluster twice a second is what a control plane
 # with hundreds of nodes would spend its time on.
 STEADY_PASS_SECONDS = 2.0
-_STEADY_STATES = (ClusterState.WAITING.value, ClusterState.RUNNING.value)
+# RUNNING (a step active) is not at rest: its waits, timeouts and cancels are watched every tick.
+_STEADY_STATES = (ClusterState.WAITING.value,)
 CLEANUP_SECONDS = 30.0  # how often hosts left to clean are tried again
 _SWEEP = "__cleanup__"  # the sweep's slot among the busy passes
 
 
 def at_rest(session: Session, cluster: Cluster) -> bool:
-    """WAITING or RUNNING with every node RUNNING (or gone) and staying, and every group at
-    its size: nothing a pass has to move along soon."""
+    """WAITING (no step active) with every node RUNNING (or gone) and staying, and every
+    group at its size: nothing a pass has to move along soon."""
     if cluster.status not in _STEADY_STATES or cluster.target != ClusterTarget.ACTIVE.value:
         return False
     moving_node = session.scalar(select(Node.id).where(
