@@ -13,6 +13,7 @@ from corral.agent.protocol import NodePlan, NodeReport, ReportAck
 from corral.control import events
 from corral.control.clusters import cluster_steps, load_cluster
 from corral.control.context import ControlPlane
+from corral.control.heartbeats import node_and_plan
 from corral.control.plans import build_plan
 from corral.domain import secrets
 from corral.domain.states import ClusterState, NodeState, StepFailureCode, StepState
@@ -174,9 +175,7 @@ def _apply_report(cp: ControlPlane, node_id: str, token: str, report: NodeReport
 def plan_version(cp: ControlPlane, node_id: str, token: str) -> tuple[str, int]:
     """(cluster id, the cluster's plan version): what a long poll checks before it builds
     the plan, which costs a whole cluster's load and rendering."""
-    with cp.store.session() as s:
-        row = s.execute(select(Node.status, Cluster.id, Cluster.plan_version, Cluster.agent_token)
-                        .join(Cluster, Cluster.id == Node.cluster_id).where(Node.id == node_id)).first()
+    row = node_and_plan(cp.store, node_id)
     if row is None:
         raise NotFound("node", node_id)
     if not hmac.compare_digest(row.agent_token.encode(), token.encode()):

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
@@ -39,6 +40,14 @@ class _Stored:
     token: str  # the cluster's agent token that the last stored report was authorized with
     digest: bytes
     last_event_seq: int
+
+
+def node_and_plan(store: Store, node_id: str) -> Any:
+    """The node's status with its cluster's id, plan version and agent token, in one small
+    read (no row objects, nothing else of the cluster); None for an unknown node."""
+    with store.session() as s:
+        return s.execute(select(Node.status, Cluster.id, Cluster.plan_version, Cluster.agent_token)
+                         .join(Cluster, Cluster.id == Node.cluster_id).where(Node.id == node_id)).first()
 
 
 def digest(report: NodeReport) -> bytes:
@@ -80,9 +89,7 @@ class Heartbeats:
         if known is None or not hmac.compare_digest(known.token.encode(), token.encode()) \
                 or known.digest != digest(report):
             return None
-        with store.session() as s:
-            row = s.execute(select(Node.status, Cluster.plan_version).join(Cluster, Cluster.id == Node.cluster_id)
-                            .where(Node.id == node_id)).first()
+        row = node_and_plan(store, node_id)
         if row is None or row.status != NodeState.RUNNING.value:
             return None  # gone (the full path says 410), LOST (its recovery), or moved on: the full path's
         with self._lock:
