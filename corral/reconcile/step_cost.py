@@ -7,7 +7,10 @@ with applications and no ``cost`` yet is asked about (each service's
 ``application_usage``, outside any transaction); while one says NotYet (an application
 still finishing, a history server behind), again every RETRY_SECONDS for up to
 PATIENCE_SECONDS after the step ended, then what is known is recorded (with the
-applications no daemon remembered under ``missing``). A step that ended longer ago (before
+applications no daemon remembered under ``missing``). Figures are recorded only once two
+asks RETRY_SECONDS apart agree: the RM reports an application FINISHED before its last
+containers' release is counted (the scheduler's container-finished events are handled
+apart from the attempt's), so memorySeconds can still grow for a second or two. A step that ended longer ago (before
 an upgrade, or while the control plane was down) gets what the daemons still remember.
 """
 
@@ -30,12 +33,14 @@ RETRY_SECONDS = 3.0
 PATIENCE_SECONDS = 60.0
 TIMEOUT = 5.0
 _ENDED = (StepState.COMPLETED.value, StepState.FAILED.value, StepState.CANCELLED.value)
-_asked: dict[str, float] = {}  # step id -> when a service last said NotYet
+_asked: dict[str, float] = {}  # step id -> when a service last said NotYet or answered unsettled figures
+_last: dict[str, list[object]] = {}  # step id -> the answers of its last ask, until two agree
 
 
 def record_costs(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: float) -> None:
     for stale in [k for k, at in _asked.items() if now - at > 2 * PATIENCE_SECONDS]:
         del _asked[stale]  # a step whose cluster ended while it waited: never asked again
+        _last.pop(stale, None)
     with cp.store.session() as s:
         pending = [st for st in s.scalars(select(Step).where(Step.cluster_id == cluster.id, Step.status.in_(_ENDED),
                                                              Step.cost.is_(None)))
@@ -53,10 +58,13 @@ def record_costs(cp: ControlPlane, cluster: Cluster, view: ClusterView, now: flo
             except Exception:  # noqa: BLE001 - best effort: the others' figures still count
                 log.exception("application_usage of %s for step %s failed", name, step.id)
         ended = step.ended_at if step.ended_at is not None else now
-        if waiting and now - ended < PATIENCE_SECONDS:
+        settled = not waiting and _last.get(step.id) == answers
+        if not settled and now - ended < PATIENCE_SECONDS:
             _asked[step.id] = now
+            _last[step.id] = answers
             continue
         _asked.pop(step.id, None)
+        _last.pop(step.id, None)
         with cp.store.session() as s:
             row = s.get(Step, step.id)
             if row is not None and row.cost is None:

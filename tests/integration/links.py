@@ -80,14 +80,16 @@ class LinkCheck:
             return resp.text, None
         return "", f"more than 10 redirects: {' -> '.join(hops)}"
 
-    def visit_page_links(self, url: str, what: str, unfixable: tuple[str, ...] = ()) -> None:
+    def visit_page_links(self, url: str, what: str, unfixable: tuple[str, ...] = (), retry_for: float = 0.0) -> None:
         """``url`` and every absolute link on its page but those containing one of
-        ``unfixable`` (see HADOOP_NAMES_THE_HOST)."""
+        ``unfixable`` (see HADOOP_NAMES_THE_HOST); each link retried for ``retry_for`` s (a
+        finished application's page links the log server, which has its logs only once the
+        NodeManagers aggregated them)."""
         text = self.visit(url, what)
         for link in sorted(set(_HREF.findall(text or ""))):
             link = html.unescape(link)
             if link not in self.checked and not any(u in link for u in unfixable):
-                self.visit(link, f"a link on {what}")
+                self.visit(link, f"a link on {what}", retry_for)
 
     def close(self) -> None:
         self.client.close()

@@ -279,7 +279,8 @@ def _check_application_links(links: LinkCheck, cluster: dict[str, Any], app_id: 
     for attempt in _as_list(_app(cluster, app_id, path="/appattempts")["appAttempts"]["appAttempt"]):
         links.visit(attempt["logsLink"], f"an attempt's logsLink of {what}", retry_for)
         links.visit(f"http://{attempt['nodeHttpAddress']}", f"an attempt's nodeHttpAddress of {what}")
-    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}", HADOOP_NAMES_THE_HOST)
+    links.visit_page_links(f"{rm}/cluster/app/{app_id}", f"the ResourceManager's page of {what}", HADOOP_NAMES_THE_HOST,
+                           retry_for)
     return app
 
 

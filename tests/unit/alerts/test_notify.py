@@ -171,9 +171,13 @@ def test_a_silent_webhook_holds_one_worker_and_delays_no_other(cp: ControlPlane,
             assert sender.tick() == 2
             assert len(receiver.wait_for(1, timeout=2.0)) == 1
             assert time.monotonic() - started < 2.0  # not behind the silent one's 3 s timeout
+            hooks = {w.name: w.id for w in control.list_webhooks(cp)}
+            # The live job has posted; its row is marked SENT a moment later (its own commit).
+            while any(d.state == "PENDING" for d in deliveries(cp) if d.webhook_id == hooks["live"]):
+                assert time.monotonic() - started < 2.5, "the live delivery was never marked SENT"
+                time.sleep(0.02)
             assert sender.tick() == 0  # the silent webhook's job is still in flight: not asked twice
             sender.wait_idle(20)
-            hooks = {w.name: w.id for w in control.list_webhooks(cp)}
             silent_row = next(d for d in deliveries(cp) if d.webhook_id == hooks["silent"])
             assert (silent_row.state, silent_row.attempts) == ("PENDING", 1)
             assert "Timeout" in (silent_row.last_error or "")

@@ -37,12 +37,14 @@ def test_answers_merge_into_per_application_figures_and_totals() -> None:
 class _Usage:
     not_yet: int = 0  # answers NotYet this many times first
     calls: list[list[str]] = field(default_factory=list)
+    growing: int = 0  # then answers memory_seconds still growing this many times (the RM counting its last releases)
 
     def application_usage(self, cluster: Any, ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
         self.calls.append(list(ids))
         if len(self.calls) <= self.not_yet:
             raise NotYet("history server behind")
-        return {APP: {"memory_seconds": 42, "attempts": 1, "task_containers": 2}}
+        grown = min(len(self.calls) - self.not_yet, self.growing)
+        return {APP: {"memory_seconds": 42 + grown, "attempts": 1, "task_containers": 2}}
 
 
 @pytest.fixture
@@ -50,6 +52,7 @@ def usage(monkeypatch: pytest.MonkeyPatch) -> _Usage:
     fake = _Usage()
     monkeypatch.setattr(recorder, "get_service", lambda name: fake)
     recorder._asked.clear()
+    recorder._last.clear()
     return fake
 
 
@@ -88,11 +91,26 @@ def test_a_step_is_costed_once_after_its_history_catches_up(cp: ControlPlane, us
     _record(cp, cid, t0 + 5)
     assert _cost(cp, step) is None
     _record(cp, cid, t0 + 9)
+    assert _cost(cp, step) is None  # answered: recorded once a second ask agrees
+    _record(cp, cid, t0 + 13)
     cost = _cost(cp, step)
     assert cost is not None and cost["applications"][APP] == {"memory_seconds": 42, "attempts": 1, "containers": 3}
     asked = len(usage.calls)
     _record(cp, cid, t0 + 20)
     assert len(usage.calls) == asked  # recorded: never asked again
+
+
+def test_figures_still_growing_are_recorded_only_once_two_asks_agree(cp: ControlPlane, usage: _Usage) -> None:
+    cid = _up_cluster(cp)
+    usage.growing = 3 * 4  # four services; the figures grow over three asks, then hold
+    t0 = time.time()
+    step = _ended_step(cp, cid, t0, [APP])
+    for i in range(4):
+        _record(cp, cid, t0 + 1 + 4 * i)
+        assert _cost(cp, step) is None, i
+    _record(cp, cid, t0 + 17)
+    cost = _cost(cp, step)
+    assert cost is not None and cost["applications"][APP]["memory_seconds"] == 42 + 3 * 4
 
 
 def test_past_the_patience_what_is_known_is_recorded(cp: ControlPlane, usage: _Usage) -> None:
