@@ -94,6 +94,8 @@ class Telemetry:
             "corral_autoscaling_decisions",
             "Autoscaling changes of a node group's target (direction: out grows it, in shrinks it)",
             ("cluster_id", "group", "direction"), registry=self.registry)
+        self._decision_labels: dict[str, set[tuple[str, str, str]]] = {}  # cluster id -> its counter's label sets
+        self._labels_lock = threading.Lock()
         self._attached = False
         self._lock = threading.Lock()
 
@@ -108,7 +110,18 @@ class Telemetry:
 
     def autoscaling_decision(self, cluster_id: str, group: str, current: int, desired: int) -> None:
         """A recorded AUTOSCALING_DECISION: ``group``'s target goes from ``current`` to ``desired`` nodes."""
-        self.autoscaling_decisions.labels(cluster_id, group, "out" if desired > current else "in").inc()
+        labels = (cluster_id, group, "out" if desired > current else "in")
+        self.autoscaling_decisions.labels(*labels).inc()
+        with self._labels_lock:
+            self._decision_labels.setdefault(cluster_id, set()).add(labels)
+
+    def forget_cluster(self, cluster_id: str) -> None:
+        """An ended cluster's series go (a cluster id is never reused): the exposition stays
+        as large as the clusters that are up, however many have come and gone."""
+        with self._labels_lock:
+            gone = self._decision_labels.pop(cluster_id, set())
+        for labels in gone:
+            self.autoscaling_decisions.remove(*labels)
 
     def render(self, cp: "ControlPlane") -> bytes:
         """The Prometheus text exposition (``CONTENT_TYPE_LATEST``) of everything above."""

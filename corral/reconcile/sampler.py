@@ -123,10 +123,12 @@ def record(cp: ControlPlane, cluster: Cluster, sample: Sample) -> None:
 
 
 def forget(cp: ControlPlane, cluster_id: str) -> None:
-    """A terminated cluster's in-memory history goes; its stored history ages out."""
+    """A terminated cluster's in-memory history and its control-plane series go; its stored
+    history ages out."""
     with _histories_lock:
         HISTORIES.pop(cluster_id, None)
     cp.history.forget(cluster_id)
+    cp.telemetry.forget_cluster(cluster_id)
 
 
 class MetricsSampler:

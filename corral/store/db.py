@@ -1,7 +1,8 @@
 """Engine, sessions and schema migration.
 
 SQLite (the default, a file in the Corral home) runs in WAL mode with a busy timeout so
-the API threads and the reconciler can write concurrently. PostgreSQL is selected with
+the API threads and the reconciler can write concurrently; within a process its writers
+take turns on a lock (``corral.store.write_lock``) rather than SQLite's sleeping retries. PostgreSQL is selected with
 ``CORRAL_DATABASE_URL=postgresql+psycopg://...``.
 """
 
@@ -16,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from corral.store import write_lock
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -24,8 +27,10 @@ def make_engine(url: str) -> Engine:
         # A pool as large as the threads that use it at once (the server's request threads,
         # the reconciler's and sampler's pools): a connection opened past the pool is closed
         # again after use, and opening one costs the pragmas below each time.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": write_lock.TIMEOUT,
+                                                  "factory": write_lock.WriterConnection},
                                pool_size=20, max_overflow=40)
+        write_lock.serialize_writers(engine)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -104,3 +104,7 @@ def test_an_autoscaling_decision_is_counted_by_group_and_direction(cp: ControlPl
     assert values(cp, "corral_autoscaling_decisions_total") == {
         (("cluster_id", cid), ("direction", "out"), ("group", "TASK")): 1,
         (("cluster_id", cid), ("direction", "in"), ("group", "TASK")): 1}
+    cp.telemetry.autoscaling_decision("c-other", "TASK", 1, 2)
+    cp.telemetry.forget_cluster(cid)  # ended: its series go, the others stay
+    assert values(cp, "corral_autoscaling_decisions_total") == {
+        (("cluster_id", "c-other"), ("direction", "out"), ("group", "TASK")): 1}
