@@ -213,6 +213,36 @@ async def _reader(url: str, ids: list[str], stop: float, latencies: list[float])
             await asyncio.sleep(READ_SECONDS)
 
 
+def _request_histogram(url: str) -> dict[str, dict[float, float]]:
+    """Per route, the server's own corral_api_request_duration_seconds buckets (upper
+    bound in seconds -> requests within it, cumulative) as it stands now."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    buckets: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        if family.name == "corral_api_request_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    route = buckets.setdefault(sample.labels["route"], {})
+                    le = float(sample.labels["le"])
+                    route[le] = route.get(le, 0.0) + sample.value
+    return buckets
+
+
+def _served(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]],
+            route: str) -> dict[str, float | None]:
+    """What the server itself did for ``route`` between two histograms, apart from the
+    clients' share of a latency: the share answered within 100 ms and the bucket bound
+    its p99 falls under (seconds; None: past the largest)."""
+    now, then = after.get(route, {}), before.get(route, {})
+    counts = {le: now[le] - then.get(le, 0.0) for le in sorted(now)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {"within_100ms": None, "p99_under_s": None}
+    p99 = next((le for le, n in counts.items() if n >= 0.99 * total), None)
+    return {"within_100ms": round(counts.get(0.1, 0.0) / total, 4), "p99_under_s": p99}
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -231,6 +261,7 @@ def control_plane_load(root: Path, seconds: float, warmup: float, database: str 
         reads: list[float] = []
         warm_reports: list[float] = []
         warm_reads: list[float] = []
+        warm: list[dict[str, dict[float, float]]] = []  # the server's histogram when the warm-up ended
 
         async def run() -> None:
             stop = time.time() + warmup + seconds
@@ -238,14 +269,22 @@ def control_plane_load(root: Path, seconds: float, warmup: float, database: str 
             tasks += [asyncio.create_task(_reader(server.url, [c["id"] for c in seeded], stop, warm_reads))
                       for _ in range(READERS)]
             await asyncio.sleep(warmup)
+            warm.append(await asyncio.to_thread(_request_histogram, server.url))
             warm_reports.clear()  # from here on, latencies count
             warm_reads.clear()
             await asyncio.gather(*tasks)
             reports.extend(warm_reports)
             reads.extend(warm_reads)
 
+        # This process plays 200 agents at once, each a process of its own on a real
+        # cluster: its own collector must not stop them all together (corral.gc_tuning).
+        from corral.gc_tuning import settle_heap  # noqa: PLC0415
+        settle_heap()
         asyncio.run(run())
+        after = _request_histogram(server.url)
         figures = {"agent_reports": len(reports), "api_reads": len(reads),
+                   "server_reports": _served(warm[0], after, "/agent/v1/nodes/{node_id}/report"),
+                   "server_reads": _served(warm[0], after, "/api/v1/clusters/{cluster_id}"),
                    "report_p50_ms": round(1000 * _percentile(reports, 0.50), 1),
                    "report_p99_ms": round(1000 * _percentile(reports, 0.99), 1),
                    "read_p50_ms": round(1000 * _percentile(reads, 0.50), 1),

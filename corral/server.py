@@ -142,10 +142,13 @@ def serve(settings: Settings) -> None:
     import uvicorn  # noqa: PLC0415
 
     from corral.api.app import create_app  # noqa: PLC0415
+    from corral.gc_tuning import settle_heap  # noqa: PLC0415
 
     cp = prepare(settings)
+    app = create_app(cp)
+    settle_heap()  # start-up's objects out of the collector's way: its full passes stalled requests (corral.gc_tuning)
     # No access log; were one turned on it would hold no token: they travel in a header, never a query.
-    uvicorn.run(create_app(cp), host=settings.host, port=settings.port, log_level="warning", access_log=False,
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=5)
 
 
