@@ -10,8 +10,9 @@ PATIENCE_SECONDS after the step ended, then what is known is recorded (with the
 applications no daemon remembered under ``missing``). Figures are recorded only once two
 asks RETRY_SECONDS apart agree: the RM reports an application FINISHED before its last
 containers' release is counted (the scheduler's container-finished events are handled
-apart from the attempt's), so memorySeconds can still grow for a second or two. A step that ended longer ago (before
-an upgrade, or while the control plane was down) gets what the daemons still remember.
+apart from the attempt's), so memorySeconds can still grow for a second or two (seen in
+CI: 39338 recorded, 44064 reported later). A step that ended longer ago (before an
+upgrade, or while the control plane was down) gets what the daemons still remember.
 """
 
 from __future__ import annotations

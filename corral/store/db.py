@@ -2,8 +2,8 @@
 
 SQLite (the default, a file in the Corral home) runs in WAL mode with a busy timeout so
 the API threads and the reconciler can write concurrently; within a process its writers
-take turns on a lock (``corral.store.write_lock``) rather than SQLite's sleeping retries. PostgreSQL is selected with
-``CORRAL_DATABASE_URL=postgresql+psycopg://...``.
+take turns on a lock (``corral.store.write_lock``) rather than SQLite's sleeping retries.
+PostgreSQL is selected with ``CORRAL_DATABASE_URL=postgresql+psycopg://...``.
 """
 
 from __future__ import annotations
