@@ -8,10 +8,11 @@ with applications and no ``cost`` yet is asked about (each service's
 still finishing, a history server behind), again every RETRY_SECONDS for up to
 PATIENCE_SECONDS after the step ended, then what is known is recorded (with the
 applications no daemon remembered under ``missing``). Figures are recorded only once two
-asks RETRY_SECONDS apart agree: the RM reports an application FINISHED before its last
-containers' release is counted (the scheduler's container-finished events are handled
-apart from the attempt's), so memorySeconds can still grow for a second or two (seen in
-CI: 39338 recorded, 44064 reported later). A step that ended longer ago (before an
+asks RETRY_SECONDS apart agree: the RM can report an application FINISHED while the
+completions of some of its containers (those its NodeManagers report on their next
+heartbeat, or that the scheduler kills when the attempt is removed) are still to be
+counted, so memorySeconds can still grow (seen in CI: 39338 MiB-s recorded, 44064 in the
+RM's report moments later). A step that ended longer ago (before an
 upgrade, or while the control plane was down) gets what the daemons still remember.
 """
 
