@@ -11,7 +11,7 @@
    Floor: <= 3 %.
 2. Control plane under load: one control plane with 10 clusters of 20 nodes whose 200
    agents are simulated (each long-polls its plan and reports every 2 s with a node
-   measurement, as a real agent does), while 4 readers each GET /clusters/{id} of a random
+   measurement, as a real agent does; AGENT_PROCESSES client processes play them), while 4 readers each GET /clusters/{id} of a random
    cluster every 0.4 s (10 reads/s: a few people and consoles watching clusters):
    latencies seen by the clients over --load-seconds after a warm-up, p50 and p99 of each.
    Floor: p99 < 100 ms for both, on the 2-core machine that also runs the load.
@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ SETTLE_SECONDS = 60.0  # after WAITING: start-up work (class-data, first reports
 LOAD_CLUSTERS, LOAD_NODES = 10, 20  # 200 simulated agents
 REPORT_SECONDS = 2.0  # corral.agent.agent.HEARTBEAT_SECONDS
 READERS, READ_SECONDS = 4, 0.4
+AGENT_PROCESSES = 4  # the simulated agents' client processes
 
 
 # -- 1. cost of monitoring ---------------------------------------------------------------------
@@ -180,7 +183,9 @@ def _report(node_id: str, version: int, components: list[str], previous_cpu: flo
                                                     "free_bytes": 15 * gib, "total_bytes": 16 * gib}]}}
 
 
-async def _agent(url: str, cluster: dict[str, Any], node_id: str, stop: float, latencies: list[float]) -> None:
+async def _agent(url: str, cluster: dict[str, Any], node_id: str, stop: float,
+                 latencies: list[tuple[float, float]]) -> None:
+    """One simulated agent until ``stop`` (epoch seconds); each report's (end time, seconds)."""
     headers = {"Authorization": f"Bearer {cluster['token']}"}
     async with httpx.AsyncClient(base_url=url + "/agent/v1", headers=headers, timeout=60) as http:
         plan = (await http.get(f"/nodes/{node_id}/plan", params={"after": 0, "wait": 0})).json()
@@ -198,18 +203,34 @@ async def _agent(url: str, cluster: dict[str, Any], node_id: str, stop: float, l
         while time.time() < stop:
             t0 = time.perf_counter()
             resp = await http.post(f"/nodes/{node_id}/report", json=_report(node_id, version, components, 0.1))
-            latencies.append(time.perf_counter() - t0)
+            latencies.append((time.time(), time.perf_counter() - t0))
             resp.raise_for_status()
             await asyncio.sleep(REPORT_SECONDS)
         poller.cancel()
 
 
-async def _reader(url: str, ids: list[str], stop: float, latencies: list[float]) -> None:
+def _agents_process(url: str, agents: list[tuple[dict[str, Any], str]], stop: float) -> list[tuple[float, float]]:
+    """A process of its own playing ``agents`` (each a (cluster, node id)) until ``stop``:
+    every report's (end time, seconds)."""
+    # Its own collector must not stop all its agents together and add the pause to every
+    # latency in flight: the instrument's pauses are not the server's (corral.gc_tuning).
+    from corral.gc_tuning import settle_heap  # noqa: PLC0415
+    settle_heap()
+    latencies: list[tuple[float, float]] = []
+
+    async def run() -> None:
+        await asyncio.gather(*(_agent(url, cluster, node, stop, latencies) for cluster, node in agents))
+
+    asyncio.run(run())
+    return latencies
+
+
+async def _reader(url: str, ids: list[str], stop: float, latencies: list[tuple[float, float]]) -> None:
     async with httpx.AsyncClient(base_url=url + "/api/v1", timeout=60) as http:
         while time.time() < stop:
             t0 = time.perf_counter()
             (await http.get(f"/clusters/{random.choice(ids)}")).raise_for_status()
-            latencies.append(time.perf_counter() - t0)
+            latencies.append((time.time(), time.perf_counter() - t0))
             await asyncio.sleep(READ_SECONDS)
 
 
@@ -257,30 +278,30 @@ def control_plane_load(root: Path, seconds: float, warmup: float, database: str 
     seeded = seed_clusters(home)
     server = Server(home, subnet="127.93.0.0/16")
     try:
-        reports: list[float] = []
-        reads: list[float] = []
-        warm_reports: list[float] = []
-        warm_reads: list[float] = []
+        agents = [(c, n) for c in seeded for n in c["nodes"]]
+        started = time.time()
+        measured_from, stop = started + warmup, started + warmup + seconds
         warm: list[dict[str, dict[float, float]]] = []  # the server's histogram when the warm-up ended
+        read_latencies: list[tuple[float, float]] = []
 
-        async def run() -> None:
-            stop = time.time() + warmup + seconds
-            tasks = [asyncio.create_task(_agent(server.url, c, n, stop, warm_reports)) for c in seeded for n in c["nodes"]]
-            tasks += [asyncio.create_task(_reader(server.url, [c["id"] for c in seeded], stop, warm_reads))
-                      for _ in range(READERS)]
+        async def read() -> None:
+            readers = [asyncio.create_task(_reader(server.url, [c["id"] for c in seeded], stop, read_latencies))
+                       for _ in range(READERS)]
             await asyncio.sleep(warmup)
             warm.append(await asyncio.to_thread(_request_histogram, server.url))
-            warm_reports.clear()  # from here on, latencies count
-            warm_reads.clear()
-            await asyncio.gather(*tasks)
-            reports.extend(warm_reports)
-            reads.extend(warm_reads)
+            await asyncio.gather(*readers)
 
-        # This process plays 200 agents at once, each a process of its own on a real
-        # cluster: its own collector must not stop them all together (corral.gc_tuning).
-        from corral.gc_tuning import settle_heap  # noqa: PLC0415
+        # Real agents are processes of their own: the simulated ones are spread over a few,
+        # so no single event loop queues every agent's request behind the others'.
+        from corral.gc_tuning import settle_heap  # noqa: PLC0415 - the readers' process too
         settle_heap()
-        asyncio.run(run())
+        with ProcessPoolExecutor(AGENT_PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_agents_process, server.url, agents[i::AGENT_PROCESSES], stop)
+                       for i in range(AGENT_PROCESSES)]
+            asyncio.run(read())
+            report_latencies = [x for f in futures for x in f.result()]
+        reports = [s for at, s in report_latencies if at >= measured_from]
+        reads = [s for at, s in read_latencies if at >= measured_from]
         after = _request_histogram(server.url)
         figures = {"agent_reports": len(reports), "api_reads": len(reads),
                    "server_reports": _served(warm[0], after, "/agent/v1/nodes/{node_id}/report"),

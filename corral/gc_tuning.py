@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 20_000  # allocations minus frees between young collections (CPython: 700)
+YOUNG_THRESHOLD = 2_000  # allocations minus frees between young collections (CPython: 700)
 MIDDLE_THRESHOLD = 20  # young collections per middle one (CPython: 10)
 OLD_THRESHOLD = 20  # middle collections per full one, at most (CPython: 10)
 

@@ -148,8 +148,11 @@ def serve(settings: Settings) -> None:
     app = create_app(cp)
     settle_heap()  # start-up's objects out of the collector's way: its full passes stalled requests (corral.gc_tuning)
     # No access log; were one turned on it would hold no token: they travel in a header, never a query.
+    # uvloop and httptools (C) rather than asyncio's loop and h11 (pure Python): every
+    # request's parsing and scheduling runs on the one event-loop thread, which hundreds of
+    # agents keep busy (bench/monitoring.py --only load).
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, loop="uvloop", http="httptools")
 
 
 def _refuse(reason: str) -> NoReturn:

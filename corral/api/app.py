@@ -75,6 +75,10 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
         plane: ControlPlane = request.app.state.cp
         return Response(plane.telemetry.render(plane), media_type=CONTENT_TYPE_LATEST)
 
+    # The agents' routes first: most requests are theirs (a report every 2 s per node), and
+    # a request is matched against each route in turn (the prefixes do not overlap).
+    app.include_router(routes_agent.router, prefix="/agent/v1")
+    app.include_router(routes_repository.router, prefix="/agent/v1")
     app.include_router(routes_clusters.router, prefix="/api/v1")
     app.include_router(routes_groups.router, prefix="/api/v1")
     app.include_router(routes_metrics.router, prefix="/api/v1")
@@ -86,8 +90,6 @@ def create_app(cp: ControlPlane | None = None, run_reconciler: bool = True) -> F
     app.include_router(routes_tokens.router, prefix="/api/v1")
     app.include_router(routes_audit.router, prefix="/api/v1")
     app.include_router(routes_hosts.router, prefix="/api/v1")
-    app.include_router(routes_agent.router, prefix="/agent/v1")
-    app.include_router(routes_repository.router, prefix="/agent/v1")
     # Every /api/v1 route but health, and /metrics, by prefix: also routers included after this line.
     app.add_middleware(AccessMiddleware)
     # Added last, so outermost: every request is timed, those AccessMiddleware refuses too.

@@ -15,9 +15,12 @@ from corral.control.context import ControlPlane
 from corral.errors import NotFound
 
 router = APIRouter(tags=["agent"])
+# A waiting long poll re-checks this often without a bump, in case a write forgot to bump.
+RECHECK_SECONDS = 5.0
 
 
-def bearer(authorization: str = Header(default="")) -> str:
+async def bearer(authorization: str = Header(default="")) -> str:
+    """The bearer token (async: no worker thread for a string check, as ``deps.plane``)."""
     if not authorization.startswith("Bearer "):
         raise agents.Unauthorized("missing bearer token")
     return authorization.removeprefix("Bearer ")
@@ -28,19 +31,26 @@ async def node_plan(node_id: str, after: int = 0, wait: float = Query(default=0,
                     token: str = Depends(bearer), cp: ControlPlane = Depends(plane)) -> Response:
     """Long poll: answers as soon as the node's plan is newer than ``after``."""
     deadline = time.monotonic() + wait
+    ask = True
     while True:
-        # The version first: a plan is built only when it is newer (every node's poll wakes
-        # on its cluster's bumps, and on a 5 s cap).
-        cluster_id, version = await run_in_threadpool(agents.plan_version, cp, node_id, token)
-        if version > after:
-            cluster_id, plan = await run_in_threadpool(agents.current_plan, cp, node_id, token)
-            if plan is not None and plan.version > after:
-                return Response(content=plan.model_dump_json(), media_type="application/json")
+        if ask:
+            # The version first: a plan is built only when it is newer.
+            cluster_id, version = await run_in_threadpool(agents.plan_version, cp, node_id, token)
+            if version > after:
+                cluster_id, plan = await run_in_threadpool(agents.current_plan, cp, node_id, token)
+                if plan is not None and plan.version > after:
+                    return Response(content=plan.model_dump_json(), media_type="application/json")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=204)
-        # Woken by a bump; the 5 s cap re-checks in case a write forgot to bump.
-        await cp.notifier.wait(cluster_id, min(remaining, 5.0))
+        # Woken by a bump: the node's own checks again. Without one, the version every
+        # waiting poll shares (one read for all, ``corral.control.plan_versions``) says
+        # whether to.
+        if await cp.notifier.wait(cluster_id, min(remaining, RECHECK_SECONDS)):
+            ask = True
+        else:
+            shared = await cp.plan_versions.version(cluster_id)
+            ask = shared is None or shared > after
 
 
 @router.post("/nodes/{node_id}/report", response_model=ReportAck)

@@ -9,6 +9,7 @@ from corral.control.files import ArtifactStore, LogStore
 from corral.control.heartbeats import Heartbeats
 from corral.control.node_metrics import NodeMetricsBoard
 from corral.control.notifier import Notifier
+from corral.control.plan_versions import PlanVersions
 from corral.control.repository import Repository
 from corral.control.telemetry import Telemetry
 from corral.metrics.history import HistoryStore, Retention
@@ -47,6 +48,8 @@ class ControlPlane:
         self.repository = Repository(self.settings)
         # Every cluster's stored metric history (``corral.reconcile.sampler`` appends).
         self.history = HistoryStore(self.store, Retention.from_env())
+        # Every cluster's plan version, one read shared by the long polls' re-checks.
+        self.plan_versions = PlanVersions(self.store)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ControlPlane":

@@ -42,12 +42,17 @@ class _Stored:
     last_event_seq: int
 
 
+# Built once: a statement built per call leaves a reference cycle (its bound parameter's)
+# for the garbage collector each time, and this one runs for every report and long poll.
+_NODE_AND_PLAN = (select(Node.status, Cluster.id, Cluster.plan_version, Cluster.agent_token)
+                  .join(Cluster, Cluster.id == Node.cluster_id).where(Node.id == bindparam("node_id")))
+
+
 def node_and_plan(store: Store, node_id: str) -> Any:
     """The node's status with its cluster's id, plan version and agent token, in one small
     read (no row objects, nothing else of the cluster); None for an unknown node."""
     with store.session() as s:
-        return s.execute(select(Node.status, Cluster.id, Cluster.plan_version, Cluster.agent_token)
-                         .join(Cluster, Cluster.id == Node.cluster_id).where(Node.id == node_id)).first()
+        return s.execute(_NODE_AND_PLAN, {"node_id": node_id}).first()
 
 
 def digest(report: NodeReport) -> bytes:

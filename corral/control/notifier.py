@@ -46,14 +46,16 @@ class Notifier:
             self._poked, self._poked_all = set(), False
         return every, poked
 
-    async def wait(self, cluster_id: str, timeout: float) -> None:
+    async def wait(self, cluster_id: str, timeout: float) -> bool:
+        """True when woken by a bump of ``cluster_id``; False after ``timeout`` seconds."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiters[cluster_id].add(fut)
         try:
             await asyncio.wait_for(fut, timeout)
+            return True
         except asyncio.TimeoutError:
-            pass
+            return False
         finally:
             with self._lock:
                 self._waiters.get(cluster_id, set()).discard(fut)

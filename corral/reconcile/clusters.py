@@ -24,6 +24,7 @@ from corral.control.context import ControlPlane
 from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
+from corral.errors import NotFound
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
 from corral.reconcile import autoscaling, deadlines, health, idle_watch, replace, resize, sampler, step_cost, step_watch
 from corral.reconcile import steps as step_queue
@@ -70,12 +71,24 @@ class ClusterReconciler:
         self.cluster_id = cluster_id
         self.now = clock()  # epoch seconds: one reading per pass
         self.probes = probes or health.default_probes()  # silent nodes' agent checks, shared by passes
+        self._loaded: tuple[int, Cluster] | None = None  # (the store's write count, what _load read then)
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _load(self) -> Cluster:
+        """The cluster with its nodes and groups, detached. What this pass read before when
+        the pass has written nothing since (``Store.writes``, this thread's writes): a pass
+        asks for it again after each of its watches, to see what they wrote, and loading a
+        cluster of many nodes was most of the work of a pass over a cluster at rest. What
+        other threads write meanwhile, the next pass reads. Callers change rows only in
+        sessions of their own."""
+        count = self.cp.store.writes.value
+        if self._loaded is not None and self._loaded[0] == count:
+            return self._loaded[1]
         with self.cp.store.session() as s:
-            return load_cluster(s, self.cluster_id)
+            cluster = load_cluster(s, self.cluster_id)
+        self._loaded = (count, cluster)
+        return cluster
 
     def _request(self, cluster: Cluster, node: Node) -> NodeRequest:
         return NodeRequest(node_id=node.id, cluster_id=cluster.id, role=node.role, instance_type=node.instance_type,
@@ -356,7 +369,7 @@ class ClusterReconciler:
             return
         self._watch_services(cluster)
         with self.cp.store.session() as s:
-            timed_out = step_watch.enforce_timeouts(s, load_cluster(s, cluster.id), self.now)
+            timed_out = step_watch.enforce_timeouts(s, cluster.id, self.now)
         if timed_out:
             self.cp.notifier.bump(cluster.id)
         self._stop_cancelled_applications(cluster)
@@ -366,7 +379,10 @@ class ClusterReconciler:
         step_cost.record_costs(self.cp, cluster, view, self.now)
         bumped = False
         with self.cp.store.session() as s:
-            c = load_cluster(s, cluster.id)
+            # The row alone (its nodes and groups load if a transition asks for them).
+            c = s.get(Cluster, cluster.id)
+            if c is None:
+                raise NotFound("cluster", cluster.id)
             version = c.plan_version
             active = step_queue.schedule(s, c)
             bumped = c.plan_version != version
@@ -391,9 +407,14 @@ class ClusterReconciler:
         healthy = all(c.ready for c in checks)
         detail = "; ".join(c.detail for c in checks)
         was_healthy = not (cluster.ready_check or "").startswith(DEGRADED)
+        ready_check = detail if healthy else f"{DEGRADED}{detail}"
+        if ready_check == cluster.ready_check:
+            return  # as it was: nothing to write
         with self.cp.store.session() as s:
-            c = load_cluster(s, cluster.id)
-            c.ready_check = detail if healthy else f"{DEGRADED}{detail}"
+            c = s.get(Cluster, cluster.id)
+            if c is None:
+                raise NotFound("cluster", cluster.id)
+            c.ready_check = ready_check
             if was_healthy and not healthy:
                 events.record(s, c.id, "SERVICES_DEGRADED", detail, level="WARN")
             elif healthy and not was_healthy:

@@ -73,7 +73,7 @@ class Reconciler:
         self._last_sweep = 0.0
         self.hosts = HostReconciler(cp, clock=clock)  # host checks and liveness, in a pool of their own
         self.probes = KeyedPool(PROBE_WORKERS, "node-probe")  # silent nodes' agent checks (reconcile.health)
-        self.sampler = MetricsSampler(cp, clock=clock)  # the one metrics sampler, on its own pool
+        self.sampler = MetricsSampler(cp, clock=clock, tick_seconds=INTERVAL)  # the one metrics sampler, on its own pool
         self._at_rest: set[str] = set()  # clusters whose last pass found them at rest (STEADY_PASS_SECONDS)
         self._last_pass: dict[str, float] = {}
         self._poked_while_busy: set[str] = set()

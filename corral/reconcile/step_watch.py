@@ -74,20 +74,22 @@ def timeout_message(step: Step) -> str:
     return message
 
 
-def enforce_timeouts(session: Session, cluster: Cluster, now: float) -> bool:
+def enforce_timeouts(session: Session, cluster_id: str, now: float) -> bool:
     """Cancel the RUNNING steps past their timeout; returns whether any was (plan bumped)."""
     timed_out = False
-    for step in _steps(session, cluster.id, StepState.RUNNING, Step.timeout_seconds.is_not(None)):
+    for step in _steps(session, cluster_id, StepState.RUNNING, Step.timeout_seconds.is_not(None)):
         if step.started_at is None or now < step.started_at + (step.timeout_seconds or 0):
             continue
         StepState(step.status).check_transition(StepState.CANCEL_PENDING)
         step.status = StepState.CANCEL_PENDING.value
         step.failure_code = StepFailureCode.TIMEOUT.value
         step.state_message = timeout_message(step)
-        events.record(session, cluster.id, "STEP_TIMED_OUT", f"step {step.id} '{step.name}': {step.state_message}",
+        events.record(session, cluster_id, "STEP_TIMED_OUT", f"step {step.id} '{step.name}': {step.state_message}",
                       level="WARN", step_id=step.id)
         timed_out = True
     if timed_out:
+        cluster = session.get(Cluster, cluster_id)
+        assert cluster is not None  # its steps were just read in this session
         bump_plan_version(session, cluster)
     return timed_out
 

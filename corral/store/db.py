@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from corral.store import write_lock
+from corral.store.write_count import WriteCount
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,6 +64,7 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.writes = WriteCount(self.engine)  # each thread's writes: when a snapshot it read may be reused
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
