@@ -20,7 +20,7 @@ from corral.jobs.files import LocalFile, node_name
 from corral.jobs.registry import STEP_KINDS
 from corral.jobs.transfer import OBJECT_STORAGE
 from corral.services.base import ClusterView
-from corral.store.models import Cluster, Step, bump_plan_version
+from corral.store.models import Cluster, Step, bump_plan_version, cluster_row
 
 from typing import TYPE_CHECKING
 
@@ -120,17 +120,10 @@ def prepare_steps(cp: "ControlPlane", requests: list[StepRequest], available: li
     return steps, errors
 
 
-def _cluster(session: Session, cluster_id: str) -> Cluster:
-    cluster = session.get(Cluster, cluster_id)
-    if cluster is None:
-        raise NotFound("cluster", cluster_id)
-    return cluster
-
-
 def add_steps(cp: "ControlPlane", cluster_id: str, requests: list[StepRequest], loc_prefix: tuple[str | int, ...] = (),
               secrets: dict[int, dict[str, str]] | None = None) -> list[Step]:
     with cp.store.session() as s:
-        cluster = _cluster(s, cluster_id)
+        cluster = cluster_row(s, cluster_id)
         if ClusterState(cluster.status).is_terminal() or cluster.target == ClusterTarget.TERMINATED.value:
             raise Conflict(f"cluster {cluster_id} is {cluster.status} and takes no more steps")
         available = capabilities(list(cluster.services), cluster.object_storage is not None)
@@ -170,7 +163,7 @@ def list_steps(cp: "ControlPlane", cluster_id: str, states: list[str] | None = N
     """The cluster's steps in queue order, optionally only those in ``states``, after queue
     position ``after_seq`` (the previous page's last), at most ``limit``."""
     with cp.store.session() as s:
-        _cluster(s, cluster_id)
+        cluster_row(s, cluster_id)
         query = select(Step).where(Step.cluster_id == cluster_id)
         if states:
             query = query.where(Step.status.in_(states))
@@ -182,7 +175,7 @@ def list_steps(cp: "ControlPlane", cluster_id: str, states: list[str] | None = N
 
 def get_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:
     with cp.store.session() as s:
-        _cluster(s, cluster_id)
+        cluster_row(s, cluster_id)
         step = s.get(Step, step_id)
         if step is None or step.cluster_id != cluster_id:
             raise NotFound("step", step_id)
@@ -191,7 +184,7 @@ def get_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:
 
 def cancel_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:
     with cp.store.session() as s:
-        _cluster(s, cluster_id)
+        cluster_row(s, cluster_id)
         step = s.get(Step, step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id:
             raise NotFound("step", step_id)
@@ -203,7 +196,7 @@ def cancel_step(cp: "ControlPlane", cluster_id: str, step_id: str) -> Step:
             events.record(s, cluster_id, "STEP_CANCELLED", f"step {step_id} cancelled before it started", step_id=step_id)
         elif state is not StepState.CANCEL_PENDING:
             step.status = StepState.CANCEL_PENDING.value
-            bump_plan_version(s, _cluster(s, cluster_id))
+            bump_plan_version(s, cluster_row(s, cluster_id))
             events.record(s, cluster_id, "STEP_CANCEL_REQUESTED", f"step {step_id}: stopping its processes", step_id=step_id)
     cp.notifier.bump(cluster_id)
     return get_step(cp, cluster_id, step_id)

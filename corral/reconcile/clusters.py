@@ -24,13 +24,12 @@ from corral.control.context import ControlPlane
 from corral.control.views import cluster_view, in_service_view
 from corral.domain.states import (ClusterState, ClusterTarget, NodeState, NodeTarget, StateChangeCode,
                                   StepFailureCode, StepState)
-from corral.errors import NotFound
 from corral.providers.base import Liveness, NodeBroken, NodeRequest, NodeUnreachable
 from corral.reconcile import autoscaling, deadlines, health, idle_watch, replace, resize, sampler, step_cost, step_watch
 from corral.reconcile import steps as step_queue
 from corral.reconcile.workers import KeyedPool
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Node, Step, bump_plan_version
+from corral.store.models import Cluster, Node, Step, bump_plan_version, cluster_row
 
 log = logging.getLogger("corral.reconcile")
 STATE_DEADLINES = {
@@ -379,10 +378,7 @@ class ClusterReconciler:
         step_cost.record_costs(self.cp, cluster, view, self.now)
         bumped = False
         with self.cp.store.session() as s:
-            # The row alone (its nodes and groups load if a transition asks for them).
-            c = s.get(Cluster, cluster.id)
-            if c is None:
-                raise NotFound("cluster", cluster.id)
+            c = cluster_row(s, cluster.id)  # the row alone: nodes and groups load if a transition asks
             version = c.plan_version
             active = step_queue.schedule(s, c)
             bumped = c.plan_version != version
@@ -411,9 +407,7 @@ class ClusterReconciler:
         if ready_check == cluster.ready_check:
             return  # as it was: nothing to write
         with self.cp.store.session() as s:
-            c = s.get(Cluster, cluster.id)
-            if c is None:
-                raise NotFound("cluster", cluster.id)
+            c = cluster_row(s, cluster.id)
             c.ready_check = ready_check
             if was_healthy and not healthy:
                 events.record(s, c.id, "SERVICES_DEGRADED", detail, level="WARN")

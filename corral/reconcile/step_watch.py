@@ -30,7 +30,7 @@ from corral.domain import secrets
 from corral.domain.states import StepFailureCode, StepState
 from corral.services.base import ClusterView, NotYet, StepWork, WaitMemo
 from corral.services.registry import get_service
-from corral.store.models import Cluster, Step, bump_plan_version
+from corral.store.models import Cluster, Step, bump_plan_version, cluster_row
 
 log = logging.getLogger("corral.reconcile")
 WAIT_CHECK_SECONDS = 5.0
@@ -88,9 +88,7 @@ def enforce_timeouts(session: Session, cluster_id: str, now: float) -> bool:
                       level="WARN", step_id=step.id)
         timed_out = True
     if timed_out:
-        cluster = session.get(Cluster, cluster_id)
-        assert cluster is not None  # its steps were just read in this session
-        bump_plan_version(session, cluster)
+        bump_plan_version(session, cluster_row(session, cluster_id))
     return timed_out
 
 

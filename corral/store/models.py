@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
+from corral.errors import NotFound
 from corral.secretbox import EncryptedJSON, EncryptedText
 
 
@@ -75,6 +76,14 @@ class Cluster(Base):
 
     groups: Mapped[list["NodeGroup"]] = relationship(back_populates="cluster", order_by="NodeGroup.id")
     nodes: Mapped[list["Node"]] = relationship(back_populates="cluster", order_by="Node.created_at")
+
+
+def cluster_row(session: Session, cluster_id: str) -> Cluster:
+    """The cluster's row alone (its nodes and groups load when asked for); NotFound when there is none."""
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        raise NotFound("cluster", cluster_id)
+    return cluster
 
 
 def bump_plan_version(session: Session, cluster: Cluster) -> int:
