@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+from corral.store.write_lock import is_write
+
 _WROTE = "corral.wrote"  # in a connection's info between a write and its commit or rollback
 
 
@@ -35,7 +36,7 @@ class WriteCount:
         self._mine.count = self.value + 1
 
     def _on_execute(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip()[:7].upper().startswith(_WRITES):
+        if is_write(statement):
             conn.info[_WROTE] = True
             self._bump()
 

@@ -25,6 +25,13 @@ from sqlalchemy import Engine, event
 
 TIMEOUT = 30.0  # seconds: the busy timeout set on every SQLite connection
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def is_write(statement: str) -> bool:
+    """Whether a SQL statement writes (where pysqlite begins its write transaction)."""
+    return statement.lstrip()[:7].upper().startswith(_WRITES)
+
+
 _LOCKS: dict[str, threading.Lock] = {}  # database file -> its lock: every engine on a file shares SQLite's one
 _LOCKS_GUARD = threading.Lock()
 
@@ -74,5 +81,5 @@ def serialize_writers(engine: Engine) -> None:
     def _before_write(_conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
         dbapi = cursor.connection
         if isinstance(dbapi, WriterConnection) and dbapi.held is None and dbapi.isolation_level is not None \
-                and statement.lstrip()[:7].upper().startswith(_WRITES):
+                and is_write(statement):
             dbapi.take_writer_lock(lock)
