@@ -24,6 +24,7 @@ MAX_MAPS = 20
 # A copy this small runs as one map inside the job's ApplicationMaster (an "uber" job):
 # no task containers to start, which is most of the time a small copy takes.
 UBER_MAX_BYTES = 128 * 1024 * 1024
+UBER_OPTION = "-Dmapreduce.job.ubertask.enable=true"
 # The ``hadoop fs`` calls are metadata operations in a JVM that lives a second or two:
 # C1 and the serial collector, as the daemons use, start it in about half the CPU time.
 FS_CLIENT_ENV = {**os.environ, "HADOOP_CLIENT_OPTS": os.environ.get("HADOOP_CLIENT_OPTS") or DAEMON_JAVA_OPTS}
@@ -90,7 +91,7 @@ def distcp_options(files: int, size: int) -> list[str]:
     maps = max(1, min(MAX_MAPS, files, -(-size // BYTES_PER_MAP)))
     options = ["-m", str(maps)]
     if maps == 1 and size <= UBER_MAX_BYTES:
-        options.insert(0, "-Dmapreduce.job.ubertask.enable=true")
+        options.insert(0, UBER_OPTION)
     return options
 
 
@@ -102,12 +103,21 @@ def run_distcp(t: Transfer, step_id: str) -> int:
     files, size = source_size(t.source_files.uri)
     staging = target.staging(step_id)
     hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)  # a retried step's leftovers
+    options = distcp_options(files, size)
     argv = ["hadoop", "distcp", f"-Dmapreduce.job.name=corral {t.direction} {step_id}",
-            *distcp_options(files, size), t.source_files.uri, staging.uri]
+            *options, t.source_files.uri, staging.uri]
     say(f"{files} files, {size} bytes; running " + " ".join(argv))
     committed = False
     try:
         code = subprocess.run(argv).returncode
+        if code != 0 and UBER_OPTION in options:
+            # An uber job's map has one attempt (JobImpl.makeUberDecision sets
+            # mapreduce.map.maxattempts to 1), so one transient error would fail the copy:
+            # once more as an ordinary job, whose map has its own container and retries.
+            say(f"DistCp as an uber job failed (exit code {code}); once more with the map in a container of its own")
+            hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)
+            argv.remove(UBER_OPTION)
+            code = subprocess.run(argv).returncode
         if code != 0:
             say(f"DistCp failed (exit code {code}); {t.target} is unchanged")
             return code

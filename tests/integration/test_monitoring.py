@@ -147,10 +147,15 @@ def test_prometheus_discovers_and_scrapes_the_cluster(plane: ControlPlaneProcess
                 up.add((labels["instance"], t["discoveredLabels"]["__metrics_path__"]))
         return up
 
+    def plane_job() -> list[dict[str, Any]]:
+        return [t for t in prometheus.targets() if t["labels"]["job"] == "corral-control-plane"]
+
     prometheus_saw = plane.wait_for(lambda: (up := scraped()) >= wanted and up, 90, "Prometheus scraping every target")
     assert prometheus_saw == wanted
-    plane_job = [t for t in prometheus.targets() if t["labels"]["job"] == "corral-control-plane"]
-    assert plane_job and plane_job[0]["health"] == "up", plane_job
+    # a static target, health "unknown" until its first scrape: that may come after the
+    # discovered ones, so wait for it (a down plane stays down and fails here)
+    plane.wait_for(lambda: (job := plane_job()) and all(t["health"] == "up" for t in job), 30,
+                   "Prometheus scraping the control plane")
     core = len([n for n in cluster["nodes"] if n["role"] == "CORE"])
     live = prometheus.query(f'max(fs_namesystem_num_live_data_nodes{{cluster_id="{cid}",component="namenode"}})')
     assert [float(r["value"][1]) for r in live] == [core]

@@ -39,3 +39,44 @@ def test_the_spark_transfer_job_runs_without_a_web_ui(monkeypatch: pytest.Monkey
     (argv,) = seen
     confs = {argv[i + 1] for i, a in enumerate(argv) if a == "--conf"}
     assert {"spark.ui.enabled=false", "spark.yarn.historyServer.allowTracking=true"} <= confs
+
+
+def _distcp_with_exit_codes(monkeypatch: pytest.MonkeyPatch, codes: list[int]) -> tuple[int, list[list[str]], list[tuple[str, ...]]]:
+    """run_distcp of a small import whose DistCp runs exit with ``codes`` in turn."""
+    from corral.jobs import transfer_run
+    runs: list[list[str]] = []
+    fs_calls: list[tuple[str, ...]] = []
+
+    def fake_fs(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        fs_calls.append(args)
+        out = "           1            2              40000 s3a://b/in\n" if args[0] == "-count" else ""
+        return subprocess.CompletedProcess(["hadoop", "fs", *args], 1 if args[0] == "-test" else 0, out, "")
+
+    def fake_run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        runs.append(list(argv))
+        return subprocess.CompletedProcess(argv, codes[len(runs) - 1])
+
+    monkeypatch.setattr(transfer_run, "hadoop_fs", fake_fs)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    code = transfer_run.run_distcp(parse("import", ["--from", "s3a://b/in", "--to", "hdfs:///sales"]), "s-1")
+    return code, runs, fs_calls
+
+
+def test_a_failed_uber_copy_runs_once_more_as_an_ordinary_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An uber job's map has one attempt (JobImpl.makeUberDecision): the retry's has its own."""
+    code, runs, fs_calls = _distcp_with_exit_codes(monkeypatch, [1, 0])
+    assert code == 0
+    first, second = runs
+    assert "-Dmapreduce.job.ubertask.enable=true" in first
+    assert second == [a for a in first if a != "-Dmapreduce.job.ubertask.enable=true"]
+    staging = first[-1]
+    # the first attempt's partial output is removed before the second starts
+    removals = [c for c in fs_calls if c[:1] == ("-rm",) and c[-1] == staging]
+    assert len(removals) >= 2
+    assert ("-mv", staging, "/sales") in fs_calls
+
+
+def test_a_copy_that_fails_twice_reports_the_failure_and_leaves_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, runs, fs_calls = _distcp_with_exit_codes(monkeypatch, [1, 3])
+    assert code == 3 and len(runs) == 2
+    assert not [c for c in fs_calls if c[0] == "-mv"]
