@@ -284,9 +284,12 @@ def test_a_node_holding_the_sql_endpoints_master_leaves_without_waiting_for_the_
                                if n["group"] == "CORE") == 3, 240, "the third CORE node")
     rm = f"http://{shared_cp.cluster(cid)['master_address']}:8088/ws/v1/cluster/apps"
 
+    def endpoints() -> list[dict[str, Any]]:
+        return [a for a in (HTTP.get(f"{rm}?states=RUNNING").json().get("apps") or {}).get("app", [])
+                if a["name"].startswith("Corral SQL endpoint")]
+
     def endpoint() -> dict[str, Any]:
-        (app,) = [a for a in (HTTP.get(f"{rm}?states=RUNNING").json().get("apps") or {}).get("app", [])
-                  if a["name"].startswith("Corral SQL endpoint")]
+        (app,) = endpoints()
         return app
 
     before = endpoint()
@@ -313,8 +316,9 @@ def test_a_node_holding_the_sql_endpoints_master_leaves_without_waiting_for_the_
     released = [e for e in mine if e["code"] == "DECOMMISSION_RELEASED"]
     assert len(released) == 1 and "idle ApplicationMaster" in released[0]["message"], mine
     assert not [e for e in shared_cp.events(cid) if e["code"] == "DECOMMISSION_TIMEOUT"]
-    # Same application, its next attempt on a node in service, still answering.
-    after = endpoint()
+    # Same application, its next attempt on a node in service, still answering. Between
+    # attempts the RM lists the application ACCEPTED, until the new ApplicationMaster registers.
+    (after,) = shared_cp.wait_for(endpoints, 120, "the SQL endpoint's next attempt RUNNING")
     assert after["id"] == before["id"] and after["amHostHttpAddress"].rsplit(":", 1)[0] != am_host, after
     again = run_cli(shared_cp.env, "sql", cid, "-e", "SELECT * FROM t_json ORDER BY id", "-o", "json", timeout=120)
     assert again.returncode == 0 and [r["id"] for r in json.loads(again.stdout)] == [1, 2, 3], again.stdout + again.stderr
