@@ -50,6 +50,11 @@ def last_error(stderr: str) -> str:
     return lines[-1][:500] if lines else "no output"
 
 
+def remove(uri: str, check: bool = True) -> None:
+    """Delete ``uri`` and everything under it, at once (no trash); nothing there is no error."""
+    hadoop_fs("-rm", "-r", "-f", "-skipTrash", uri, check=check)
+
+
 def exists(path: str) -> bool:
     return hadoop_fs("-test", "-e", path, check=False).returncode == 0
 
@@ -70,12 +75,12 @@ def commit_files(staging: FileLocation, target: FileLocation, mode: str) -> None
         if target.parent is not None and not target.parent.is_root:
             hadoop_fs("-mkdir", "-p", target.parent.uri)
     elif commit is FileCommit.REPLACE:
-        hadoop_fs("-rm", "-r", "-f", "-skipTrash", target.uri)
+        remove(target.uri)
     else:
         listing = hadoop_fs("-ls", "-C", staging.uri).stdout.split()
         if listing:
             hadoop_fs("-mv", *listing, target.uri)
-        hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri)
+        remove(staging.uri)
         return
     hadoop_fs("-mv", staging.uri, target.uri)
 
@@ -102,7 +107,7 @@ def run_distcp(t: Transfer, step_id: str) -> int:
         return 1
     files, size = source_size(t.source_files.uri)
     staging = target.staging(step_id)
-    hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)  # a retried step's leftovers
+    remove(staging.uri, check=False)  # a retried step's leftovers
     options = distcp_options(files, size)
     argv = ["hadoop", "distcp", f"-Dmapreduce.job.name=corral {t.direction} {step_id}",
             *options, t.source_files.uri, staging.uri]
@@ -115,7 +120,7 @@ def run_distcp(t: Transfer, step_id: str) -> int:
             # mapreduce.map.maxattempts to 1), so one transient error would fail the copy:
             # once more as an ordinary job, whose map has its own container and retries.
             say(f"DistCp as an uber job failed (exit code {code}); once more with the map in a container of its own")
-            hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)
+            remove(staging.uri, check=False)
             argv.remove(UBER_OPTION)
             code = subprocess.run(argv).returncode
         if code != 0:
@@ -125,7 +130,7 @@ def run_distcp(t: Transfer, step_id: str) -> int:
         committed = True  # the staging directory is gone (renamed, or emptied and removed)
     finally:
         if not committed:
-            hadoop_fs("-rm", "-r", "-f", "-skipTrash", staging.uri, check=False)
+            remove(staging.uri, check=False)
     say(f"copied {t.source} to {t.target}")
     return 0
 
